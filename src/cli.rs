@@ -1,0 +1,316 @@
+//! The command-line verbs of the DESIGN.md contract.
+//!
+//! Which config is used: `--config PATH` (or `$TMUXD_CONFIG`), else
+//! `~/.config/tmuxd/config.toml`, else `/etc/tmuxd/config.toml`, else the
+//! embedded default. Verbs that change sessions (`new`, `kill`, `send`) go
+//! through the running daemon's control socket, so it supervises what they
+//! create; with no daemon running they act on tmux directly and the next
+//! `serve` adopts the result. `sessions` and `attach` always read tmux
+//! directly, so they work with the daemon down.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, HostDefaults};
+use crate::control::{self, Request};
+use crate::names::SessionId;
+use crate::session::{iso8601, SessionError, SessionInfo, UserServer};
+use crate::tmux::Command as TmuxCommand;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tmuxd",
+    version,
+    about = "Persistent per-user tmux sessions for AI agent CLIs"
+)]
+pub struct Cli {
+    /// Config file (default: ~/.config/tmuxd/config.toml, then
+    /// /etc/tmuxd/config.toml, then the embedded default).
+    #[arg(long, global = true, env = "TMUXD_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Verb {
+    /// Run the daemon: adopt or create every user's sessions and keep
+    /// their agents running.
+    Serve,
+    /// Check the config; print every problem with its key.
+    CheckConfig,
+    /// Print the documented example config.
+    DefaultConfig,
+    /// List sessions (works with the daemon down).
+    Sessions {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a session USER/SESSION running the user's agent.
+    New { id: SessionId },
+    /// Kill a session (not USER/main).
+    Kill { id: SessionId },
+    /// Type TEXT into a session's agent, then press Enter.
+    Send {
+        id: SessionId,
+        text: String,
+        /// Type the text without pressing Enter.
+        #[arg(long)]
+        no_enter: bool,
+    },
+    /// Attach this terminal to a session with tmux.
+    Attach {
+        id: SessionId,
+        /// Attach read-only (keystrokes are ignored).
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+/// A CLI failure: bad input (exit 2) or something failing (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    BadInput(String),
+    Failed(anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::BadInput(m) => f.write_str(m),
+            CliError::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::BadInput(e.to_string())
+    }
+}
+
+impl From<SessionError> for CliError {
+    fn from(e: SessionError) -> Self {
+        if e.is_bad_input() {
+            CliError::BadInput(e.to_string())
+        } else {
+            CliError::Failed(e.into())
+        }
+    }
+}
+
+/// Finds and loads the config (see the module docs for the order).
+pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    let host = HostDefaults::detect();
+    if let Some(path) = explicit {
+        return Config::load(path, &host);
+    }
+    let user_file = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| host.home.join(".config"))
+        .join("tmuxd/config.toml");
+    for path in [user_file, PathBuf::from("/etc/tmuxd/config.toml")] {
+        if path.exists() {
+            return Config::load(&path, &host);
+        }
+    }
+    Ok(Config::embedded(&host))
+}
+
+/// Runs one verb.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Verb::DefaultConfig = cli.verb {
+        print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    let config = load_config(cli.config.as_ref())?;
+    match cli.verb {
+        Verb::DefaultConfig => unreachable!("handled above"),
+        Verb::CheckConfig => {
+            config.check_host()?;
+            println!(
+                "{}: OK ({} user{})",
+                config.origin,
+                config.users.len(),
+                if config.users.len() == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Verb::Serve => {
+            config.check_host()?;
+            runtime(true)?
+                .block_on(crate::daemon::serve(config))
+                .map_err(CliError::Failed)
+        }
+        Verb::Attach { id, read_only } => attach(&config, &id, read_only),
+        verb => runtime(false)?.block_on(client_verb(&config, verb)),
+    }
+}
+
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+fn server_for(config: &Config, id: &SessionId) -> Result<UserServer, CliError> {
+    let user = config
+        .user(&id.user)
+        .ok_or_else(|| CliError::BadInput(format!("no such user {}", id.user)))?;
+    Ok(UserServer::new(config, user))
+}
+
+async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
+    match verb {
+        Verb::Sessions { json } => {
+            let mut all = Vec::new();
+            for user in &config.users {
+                all.extend(UserServer::new(config, user).list().await?);
+            }
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.into()))?;
+                println!("{text}");
+            } else {
+                print!("{}", sessions_table(&all));
+            }
+            Ok(())
+        }
+        Verb::New { id } => {
+            let server = server_for(config, &id)?;
+            let request = Request::New { id: id.to_string() };
+            if !via_daemon(config, &request).await? {
+                server.create(&id.session).await?;
+                eprintln!("tmuxd: the daemon is not running; created {id} directly (the next `tmuxd serve` adopts it)");
+            }
+            println!("created {id}");
+            Ok(())
+        }
+        Verb::Kill { id } => {
+            let server = server_for(config, &id)?;
+            let request = Request::Kill { id: id.to_string() };
+            if !via_daemon(config, &request).await? {
+                server.kill(&id.session).await?;
+            }
+            println!("killed {id}");
+            Ok(())
+        }
+        Verb::Send { id, text, no_enter } => {
+            let server = server_for(config, &id)?;
+            crate::session::check_typed_text(&text)?;
+            let request = Request::Send {
+                id: id.to_string(),
+                text: text.clone(),
+                enter: !no_enter,
+            };
+            if !via_daemon(config, &request).await? {
+                server.send(&id.session, &text, !no_enter).await?;
+            }
+            Ok(())
+        }
+        Verb::Serve | Verb::CheckConfig | Verb::DefaultConfig | Verb::Attach { .. } => {
+            unreachable!("handled in run")
+        }
+    }
+}
+
+/// Sends `request` to the daemon. False when no daemon is running.
+async fn via_daemon(config: &Config, request: &Request) -> Result<bool, CliError> {
+    let path = config.control_socket();
+    match control::request(&path, request).await {
+        Ok(None) => Ok(false),
+        Ok(Some(r)) if r.ok => Ok(true),
+        Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
+        Ok(Some(r)) => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
+        Err(e) => Err(CliError::Failed(anyhow::anyhow!(
+            "cannot talk to the daemon at {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliError> {
+    let server = server_for(config, id)?;
+    let exists = runtime(false)?
+        .block_on(server.tmux.has_session(&id.session))
+        .map_err(SessionError::from)?;
+    if !exists {
+        return Err(SessionError::NoSuchSession(id.clone()).into());
+    }
+    let err = server
+        .tmux
+        .std_command(&[TmuxCommand::attach(&id.session, read_only)])
+        .exec();
+    Err(CliError::Failed(anyhow::anyhow!("cannot run tmux: {err}")))
+}
+
+fn sessions_table(list: &[SessionInfo]) -> String {
+    let rows: Vec<[String; 7]> = list
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                format!("{:?}", s.state).to_lowercase(),
+                s.agent_pid.map_or("-".into(), |p| p.to_string()),
+                s.created.map_or("-".into(), iso8601),
+                s.last_exit.map_or("-".into(), |e| e.describe()),
+                s.attached_clients.to_string(),
+                s.socket.display().to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "STATE",
+        "PID",
+        "CREATED",
+        "LAST EXIT",
+        "CLIENTS",
+        "SOCKET",
+    ]
+    .map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

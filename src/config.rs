@@ -1,0 +1,646 @@
+//! Configuration: the TOML file, its validation, and the embedded default.
+//!
+//! Parsing is split from the file system so tests feed it a `&str`:
+//! [`Config::parse`] checks syntax, types, unknown keys and every rule that
+//! needs only the text; [`Config::check_host`] checks what needs the machine
+//! (directories exist, Unix users exist). Every error names the exact key
+//! (`users[1].command`) and the reason.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::names::Name;
+
+/// The documented example, printed by `tmuxd default-config`.
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+/// Longest Unix socket path the kernel accepts (`sun_path` minus the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A configuration error: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file, or "embedded default config".
+    pub origin: String,
+    /// The key path, e.g. `users[1].command`; `(file)` for whole-file problems.
+    pub key: String,
+    pub reason: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the config came from (a path, or the embedded default).
+    pub origin: String,
+    /// Persistent state (transcripts, mail state).
+    pub state_dir: PathBuf,
+    /// Sockets: the daemon's control socket and one 0700 directory per user.
+    pub runtime_dir: PathBuf,
+    pub restart: RestartPolicy,
+    pub web: WebConfig,
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+/// One user: a tmux server of their own, session `main` running `command`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub name: Name,
+    /// The agent's argv (the user's own, else `[agent] command`).
+    pub command: Vec<String>,
+    pub workdir: PathBuf,
+    pub unix_user: Option<String>,
+    pub emails: Vec<String>,
+}
+
+/// When an agent that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Whatever the exit status.
+    Always,
+    /// Only after a non-zero status or a signal.
+    OnFailure,
+    /// Never; the pane stays dead until `tmuxd kill` and `tmuxd new`.
+    Never,
+}
+
+/// Restart with exponential backoff: the first restart waits
+/// `initial_delay`, each quick failure doubles it up to `max_delay`, and a run
+/// that lasted `reset_after` starts again from `initial_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub mode: RestartMode,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub reset_after: Duration,
+}
+
+impl RestartPolicy {
+    /// The delay before restart number `failures` (1-based) in a row.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let shift = failures.saturating_sub(1).min(20);
+        self.initial_delay
+            .saturating_mul(1u32 << shift)
+            .min(self.max_delay)
+    }
+
+    /// Whether an agent that ended with `status` (None: killed by a signal)
+    /// should be restarted.
+    pub fn wants_restart(&self, status: Option<i32>) -> bool {
+        match self.mode {
+            RestartMode::Always => true,
+            RestartMode::OnFailure => status != Some(0),
+            RestartMode::Never => false,
+        }
+    }
+}
+
+// ---- the file format (serde) -------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    agent: RawAgent,
+    #[serde(default)]
+    web: RawWeb,
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    state_dir: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    command: Option<Vec<String>>,
+    restart: Option<RestartMode>,
+    restart_delay_ms: Option<u64>,
+    restart_max_delay_ms: Option<u64>,
+    restart_reset_after_s: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    command: Option<Vec<String>>,
+    workdir: Option<PathBuf>,
+    unix_user: Option<String>,
+    #[serde(default)]
+    emails: Vec<String>,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:7681";
+
+/// Facts about the environment the defaults depend on; a parameter so tests
+/// can fix them.
+#[derive(Debug, Clone)]
+pub struct HostDefaults {
+    /// `$XDG_STATE_HOME/tmuxd` or `~/.local/state/tmuxd`.
+    pub state_dir: PathBuf,
+    /// `claude` when on PATH, else the login shell.
+    pub agent: Vec<String>,
+    /// The daemon user's home, the default workdir.
+    pub home: PathBuf,
+    /// The login user's name.
+    pub login: String,
+}
+
+impl HostDefaults {
+    pub fn detect() -> HostDefaults {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| passwd_home(nix::unistd::getuid()))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let state_dir = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".local/state"))
+            .join("tmuxd");
+        let agent = if find_in_path("claude").is_some() {
+            vec!["claude".to_owned()]
+        } else {
+            let shell = std::env::var("SHELL")
+                .ok()
+                .filter(|s| s.starts_with('/'))
+                .unwrap_or_else(|| "/bin/sh".to_owned());
+            vec![shell]
+        };
+        let login = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "user".to_owned());
+        HostDefaults {
+            state_dir,
+            agent,
+            home,
+            login,
+        }
+    }
+}
+
+fn passwd_home(uid: nix::unistd::Uid) -> Option<PathBuf> {
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+}
+
+/// The first executable `name` on PATH.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+impl Config {
+    /// The embedded default: one user named after the login user, running
+    /// `claude` if it is on PATH, else the login shell.
+    pub fn embedded(host: &HostDefaults) -> Config {
+        let state_dir = host.state_dir.clone();
+        Config {
+            origin: "embedded default config".to_owned(),
+            runtime_dir: state_dir.join("run"),
+            state_dir,
+            restart: default_restart(),
+            web: WebConfig {
+                listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            },
+            users: vec![UserConfig {
+                name: Name::sanitize(&host.login),
+                command: host.agent.clone(),
+                workdir: host.home.clone(),
+                unix_user: None,
+                emails: Vec::new(),
+            }],
+        }
+    }
+
+    /// Loads `path`: read, parse, validate (no host checks).
+    pub fn load(path: &Path, host: &HostDefaults) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            key: "(file)".to_owned(),
+            reason: format!("cannot read: {}", io_reason(&e)),
+        })?;
+        Config::parse(&text, &origin, host)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str, origin: &str, host: &HostDefaults) -> Result<Config, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            err(
+                "(syntax)",
+                format!("{} {}", e.message(), line_of(text, e.span())),
+            )
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let reason = format!("{} {}", inner.message(), line_of(text, inner.span()));
+            err(&key, reason.trim_end().to_owned())
+        })?;
+
+        let state_dir = raw.daemon.state_dir.unwrap_or(host.state_dir.clone());
+        if !state_dir.is_absolute() {
+            return Err(err("daemon.state_dir", "must be an absolute path".into()));
+        }
+        let runtime_dir = raw
+            .daemon
+            .runtime_dir
+            .unwrap_or_else(|| state_dir.join("run"));
+        if !runtime_dir.is_absolute() {
+            return Err(err("daemon.runtime_dir", "must be an absolute path".into()));
+        }
+
+        let agent_command = raw.agent.command.unwrap_or(host.agent.clone());
+        check_argv(&agent_command).map_err(|r| err("agent.command", r))?;
+
+        let mut restart = default_restart();
+        if let Some(mode) = raw.agent.restart {
+            restart.mode = mode;
+        }
+        if let Some(ms) = raw.agent.restart_delay_ms {
+            if ms == 0 {
+                return Err(err("agent.restart_delay_ms", "must be at least 1".into()));
+            }
+            restart.initial_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = raw.agent.restart_max_delay_ms {
+            restart.max_delay = Duration::from_millis(ms);
+        }
+        if restart.max_delay < restart.initial_delay {
+            return Err(err(
+                "agent.restart_max_delay_ms",
+                "must not be less than agent.restart_delay_ms".into(),
+            ));
+        }
+        if let Some(s) = raw.agent.restart_reset_after_s {
+            restart.reset_after = Duration::from_secs(s);
+        }
+
+        let listen = raw.web.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            err(
+                "web.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:7681"),
+            )
+        })?;
+
+        if raw.users.is_empty() {
+            return Err(err(
+                "users",
+                "at least one [[users]] entry is required".into(),
+            ));
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut users = Vec::with_capacity(raw.users.len());
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let key = |k: &str| format!("users[{i}].{k}");
+            let name = Name::new(&u.name).map_err(|e| err(&key("name"), e.to_string()))?;
+            if let Some(first) = seen.insert(u.name.clone(), i) {
+                return Err(err(
+                    &key("name"),
+                    format!("duplicate user {:?} (also users[{first}])", u.name),
+                ));
+            }
+            let command = match u.command {
+                Some(c) => {
+                    check_argv(&c).map_err(|r| err(&key("command"), r))?;
+                    c
+                }
+                None => agent_command.clone(),
+            };
+            let workdir = u.workdir.unwrap_or(host.home.clone());
+            if !workdir.is_absolute() {
+                return Err(err(&key("workdir"), "must be an absolute path".into()));
+            }
+            if let Some(unix_user) = &u.unix_user {
+                if unix_user.is_empty() || unix_user.contains(['\0', ':', '/']) {
+                    return Err(err(
+                        &key("unix_user"),
+                        format!("{unix_user:?} is not a Unix user name"),
+                    ));
+                }
+            }
+            for (j, email) in u.emails.iter().enumerate() {
+                if !is_plausible_email(email) {
+                    return Err(err(
+                        &format!("users[{i}].emails[{j}]"),
+                        format!("{email:?} is not an email address"),
+                    ));
+                }
+            }
+            let emails = u.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
+            users.push(UserConfig {
+                name,
+                command,
+                workdir,
+                unix_user: u.unix_user,
+                emails,
+            });
+        }
+
+        let config = Config {
+            origin: origin.to_owned(),
+            state_dir,
+            runtime_dir,
+            restart,
+            web: WebConfig { listen },
+            users,
+        };
+        for user in &config.users {
+            let sock = config.tmux_socket(&user.name);
+            if sock.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(err(
+                    "daemon.runtime_dir",
+                    format!(
+                        "socket path {} is longer than {MAX_SOCKET_PATH} bytes; choose a shorter directory",
+                        sock.display()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Checks what needs the machine: each workdir is a directory and each
+    /// `unix_user` exists.
+    pub fn check_host(&self) -> Result<(), ConfigError> {
+        for (i, u) in self.users.iter().enumerate() {
+            let err = |k: &str, reason: String| ConfigError {
+                origin: self.origin.clone(),
+                key: format!("users[{i}].{k}"),
+                reason,
+            };
+            match std::fs::metadata(&u.workdir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(err(
+                        "workdir",
+                        format!("{} is not a directory", u.workdir.display()),
+                    ))
+                }
+                Err(e) => {
+                    return Err(err(
+                        "workdir",
+                        format!("{}: {}", u.workdir.display(), io_reason(&e)),
+                    ))
+                }
+            }
+            if let Some(unix_user) = &u.unix_user {
+                match nix::unistd::User::from_name(unix_user) {
+                    Ok(Some(_)) => {}
+                    _ => return Err(err("unix_user", format!("no such Unix user {unix_user:?}"))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, name: &Name) -> Option<&UserConfig> {
+        self.users.iter().find(|u| &u.name == name)
+    }
+
+    /// The 0700 directory holding a user's tmux socket.
+    pub fn user_socket_dir(&self, user: &Name) -> PathBuf {
+        self.runtime_dir.join(user.as_str())
+    }
+
+    /// A user's tmux socket, for `tmux -S PATH attach`.
+    pub fn tmux_socket(&self, user: &Name) -> PathBuf {
+        self.user_socket_dir(user).join("tmux")
+    }
+
+    /// The daemon's control socket, used by the CLI.
+    pub fn control_socket(&self) -> PathBuf {
+        self.runtime_dir.join("tmuxd.sock")
+    }
+}
+
+fn default_restart() -> RestartPolicy {
+    RestartPolicy {
+        mode: RestartMode::Always,
+        initial_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(60),
+        reset_after: Duration::from_secs(60),
+    }
+}
+
+fn check_argv(argv: &[String]) -> Result<(), String> {
+    match argv.first() {
+        None => Err("must name a program: an argv list like [\"claude\"]".into()),
+        Some(p) if p.is_empty() => Err("the program name is empty".into()),
+        Some(_) if argv.iter().any(|a| a.contains('\0')) => {
+            Err("arguments must not contain NUL".into())
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn is_plausible_email(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !s.contains(['<', '>', ',', ';'])
+        }
+        None => false,
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("(line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// An io error's reason without the "(os error N)" suffix.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostDefaults {
+        HostDefaults {
+            state_dir: "/var/lib/tmuxd".into(),
+            agent: vec!["/bin/sh".into()],
+            home: "/home/test".into(),
+            login: "test".into(),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "t.toml", &host())
+    }
+
+    fn key_of(text: &str) -> String {
+        let e = parse(text).unwrap_err();
+        assert!(e.to_string().starts_with("t.toml: "), "{e}");
+        e.key
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let c = Config::parse(EXAMPLE, "example", &host()).unwrap();
+        assert!(c.users.len() >= 2);
+        assert_eq!(c.web.listen.to_string(), "127.0.0.1:7681");
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[[users]]\nname = \"alice\"\n").unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/tmuxd"));
+        assert_eq!(c.runtime_dir, PathBuf::from("/var/lib/tmuxd/run"));
+        assert_eq!(c.users[0].command, vec!["/bin/sh"]);
+        assert_eq!(c.users[0].workdir, PathBuf::from("/home/test"));
+        assert_eq!(
+            c.tmux_socket(&c.users[0].name),
+            PathBuf::from("/var/lib/tmuxd/run/alice/tmux")
+        );
+        assert_eq!(c.restart.mode, RestartMode::Always);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[[users]]\nname = \"alice\"\nnmae = 1\n", "users[0].nmae"),
+            ("[daemon]\nstate_dri = \"/x\"\n", "daemon.state_dri"),
+            ("bogus = 1\n[[users]]\nname = \"a\"\n", "bogus"),
+            (
+                "[[users]]\nname = \"alice\"\ncommand = \"claude\"\n",
+                "users[0].command",
+            ),
+            ("[[users]]\nname = 7\n", "users[0].name"),
+            ("[[users]]\nname = \"Alice\"\n", "users[0].name"),
+            (
+                "[[users]]\nname = \"a\"\n[[users]]\nname = \"b\"\n[[users]]\nname = \"a\"\n",
+                "users[2].name",
+            ),
+            (
+                "[[users]]\nname = \"a\"\ncommand = []\n",
+                "users[0].command",
+            ),
+            (
+                "[[users]]\nname = \"a\"\nworkdir = \"rel\"\n",
+                "users[0].workdir",
+            ),
+            (
+                "[[users]]\nname = \"a\"\nemails = [\"nope\"]\n",
+                "users[0].emails[0]",
+            ),
+            (
+                "[web]\nlisten = \"localhost\"\n[[users]]\nname = \"a\"\n",
+                "web.listen",
+            ),
+            (
+                "[agent]\nrestart = \"sometimes\"\n[[users]]\nname = \"a\"\n",
+                "agent.restart",
+            ),
+            (
+                "[agent]\nrestart_delay_ms = -1\n[[users]]\nname = \"a\"\n",
+                "agent.restart_delay_ms",
+            ),
+            (
+                "[daemon]\nstate_dir = \"x\"\n[[users]]\nname = \"a\"\n",
+                "daemon.state_dir",
+            ),
+            ("users = 3\n", "users"),
+            ("", "users"),
+            ("[[users]\n", "(syntax)"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(key_of(text), key, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_user_names_the_first() {
+        let e = parse("[[users]]\nname = \"a\"\n[[users]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.reason.contains("users[0]"), "{e}");
+    }
+
+    #[test]
+    fn overlong_socket_path_is_refused() {
+        let dir = format!("/{}", "d".repeat(100));
+        let text = format!("[daemon]\nruntime_dir = \"{dir}\"\n[[users]]\nname = \"alice\"\n");
+        assert_eq!(key_of(&text), "daemon.runtime_dir");
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RestartPolicy {
+            mode: RestartMode::OnFailure,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            reset_after: Duration::from_secs(10),
+        };
+        let d: Vec<u128> = (1..=6).map(|n| p.delay(n).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.delay(u32::MAX).as_millis(), 1000);
+        assert!(p.wants_restart(Some(1)) && p.wants_restart(None));
+        assert!(!p.wants_restart(Some(0)));
+    }
+
+    #[test]
+    fn embedded_default_sanitizes_login() {
+        let mut h = host();
+        h.login = "John.Doe".into();
+        let c = Config::embedded(&h);
+        assert_eq!(c.users[0].name.as_str(), "john-doe");
+        assert_eq!(c.web.listen.ip().to_string(), "127.0.0.1");
+    }
+}

@@ -1,0 +1,271 @@
+//! The daemon's control socket (`RUNTIME_DIR/tmuxd.sock`) and the CLI's
+//! client for it.
+//!
+//! The protocol is one JSON request line and one JSON response line per
+//! connection. The socket is 0600 and the daemon also checks the peer's
+//! credentials: only its own uid and root may talk to it. When no daemon
+//! listens, the CLI acts on tmux directly (see `cli`).
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::names::SessionId;
+use crate::session::SessionError;
+use crate::supervisor::Supervisor;
+
+/// Longest request line accepted (typed text included).
+const MAX_REQUEST: u64 = 4 * 1024 * 1024;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    New {
+        id: String,
+    },
+    Kill {
+        id: String,
+    },
+    Send {
+        id: String,
+        text: String,
+        enter: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    /// The request was wrong (exit 2), rather than something failing.
+    #[serde(default)]
+    pub bad_input: bool,
+    pub message: String,
+}
+
+impl Response {
+    fn ok(message: impl Into<String>) -> Response {
+        Response {
+            ok: true,
+            bad_input: false,
+            message: message.into(),
+        }
+    }
+    fn from_error(e: &SessionError) -> Response {
+        if e.is_bad_input() {
+            Response {
+                ok: false,
+                bad_input: true,
+                message: e.to_string(),
+            }
+        } else {
+            // The detail goes to the log, not to the caller.
+            tracing::error!(error = %e, "control request failed");
+            Response {
+                ok: false,
+                bad_input: false,
+                message: "internal error; see the daemon's log".into(),
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("another tmuxd is already running (its control socket {0} answers)")]
+    AlreadyRunning(PathBuf),
+    #[error("control socket {0}: {1}")]
+    Io(PathBuf, String),
+}
+
+/// The bound control socket.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds `path`, replacing a stale socket but refusing when another
+    /// daemon answers on it.
+    pub async fn bind(path: &Path) -> Result<ControlServer, ControlError> {
+        let ioe = |e: io::Error| ControlError::Io(path.to_owned(), crate::config::io_reason(&e));
+        if path.exists() {
+            match UnixStream::connect(path).await {
+                Ok(_) => return Err(ControlError::AlreadyRunning(path.to_owned())),
+                Err(_) => std::fs::remove_file(path).map_err(ioe)?,
+            }
+        }
+        let listener = UnixListener::bind(path).map_err(ioe)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(ioe)?;
+        Ok(ControlServer {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Serves requests until `cancel`; then removes the socket file.
+    pub async fn run(
+        self,
+        supervisor: Supervisor,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        let me = nix::unistd::geteuid().as_raw();
+        loop {
+            let stream = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::error!(error = %e, "control socket accept failed");
+                        // Back off so a persistent error (EMFILE) cannot spin.
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                            _ = cancel.cancelled() => break,
+                        }
+                    }
+                },
+                _ = cancel.cancelled() => break,
+            };
+            let allowed = stream
+                .peer_cred()
+                .map(|c| c.uid() == me || c.uid() == 0)
+                .unwrap_or(false);
+            if !allowed {
+                tracing::warn!("control connection from another uid refused");
+                continue;
+            }
+            let supervisor = supervisor.clone();
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    r = serve_one(stream, &supervisor) => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "control connection ended");
+                        }
+                    }
+                    _ = cancel.cancelled() => {}
+                }
+            });
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn serve_one(stream: UnixStream, supervisor: &Supervisor) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))??;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => handle(request, supervisor).await,
+        Err(_) if !line.ends_with('\n') => Response {
+            ok: false,
+            bad_input: true,
+            message: format!("request longer than {MAX_REQUEST} bytes or incomplete"),
+        },
+        Err(e) => Response {
+            ok: false,
+            bad_input: true,
+            message: format!("malformed request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).map_err(io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+async fn handle(request: Request, supervisor: &Supervisor) -> Response {
+    let parse = |id: &str| {
+        id.parse::<SessionId>()
+            .map_err(|e| SessionError::BadInput(e.to_string()))
+    };
+    let result = match &request {
+        Request::New { id } => match parse(id) {
+            Ok(id) => supervisor
+                .create(&id)
+                .await
+                .map(|_| format!("created {id}")),
+            Err(e) => Err(e),
+        },
+        Request::Kill { id } => match parse(id) {
+            Ok(id) => supervisor.kill(&id).await.map(|_| format!("killed {id}")),
+            Err(e) => Err(e),
+        },
+        Request::Send { id, text, enter } => match parse(id) {
+            Ok(id) => match supervisor.server(&id.user) {
+                Ok(server) => server
+                    .send(&id.session, text, *enter)
+                    .await
+                    .map(|_| String::new()),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(message) => Response::ok(message),
+        Err(e) => Response::from_error(&e),
+    }
+}
+
+/// Sends `request` to the daemon. `Ok(None)` when no daemon is running.
+pub async fn request(path: &Path, request: &Request) -> io::Result<Option<Response>> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    let mut answer = String::new();
+    // Creating a session waits for tmux; a minute is generous.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        BufReader::new(read.take(MAX_REQUEST)).read_line(&mut answer),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the daemon did not answer"))??;
+    serde_json::from_str(&answer)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r = Request::Send {
+            id: "alice/main".into(),
+            text: "ls;".into(),
+            enter: true,
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"op":"send","id":"alice/main","text":"ls;","enter":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"rm","id":"x"}"#).is_err());
+    }
+}

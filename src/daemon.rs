@@ -1,0 +1,78 @@
+//! `tmuxd serve`: start-up, adoption, signals and shutdown.
+//!
+//! Start-up creates the state and runtime directories, binds the control
+//! socket (refusing if another daemon answers on it), adopts every user's
+//! sessions and creates missing `main`s. SIGTERM and SIGINT cancel every
+//! task and wait for them (bounded); tmux servers and agents are never
+//! touched, so they outlive the daemon and the next start adopts them.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::control::ControlServer;
+use crate::supervisor::Supervisor;
+
+/// How long shutdown waits for tasks to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    make_dir(&config.state_dir, 0o700)?;
+    make_dir(&config.runtime_dir, 0o755)?;
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    // Install handlers before doing work, so an early SIGTERM is graceful.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+    let control = ControlServer::bind(&config.control_socket()).await?;
+    let supervisor = Supervisor::new(&config, cancel.clone(), tracker.clone());
+    let report = supervisor.start().await;
+    tracker.spawn(control.run(supervisor.clone(), cancel.clone(), tracker.clone()));
+    tracing::info!(
+        users = config.users.len(),
+        created = report.created,
+        adopted = report.adopted,
+        failed_users = report.failed_users,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        config = %config.origin,
+        "ready"
+    );
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = sighup.recv() => {
+                tracing::warn!("SIGHUP: configuration reload is not supported by this version; restart the daemon to apply changes");
+            }
+        }
+    }
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    tracing::info!("stopped; tmux sessions keep running");
+    Ok(())
+}
+
+fn make_dir(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("cannot create directory {}", path.display()))
+}

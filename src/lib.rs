@@ -1,0 +1,25 @@
+//! tmuxd keeps one persistent tmux session per user running an AI agent CLI,
+//! reachable with `tmux attach` and the `tmuxd` CLI.
+//!
+//! Modules, one concern each:
+//! - [`names`]: the allow-list for user and session names, and session ids;
+//! - [`config`]: the TOML file, its validation and the embedded default;
+//! - [`tmux`]: a typed layer over the `tmux` command line (exact targets,
+//!   argv only, no shell strings);
+//! - [`session`]: what a managed session is: creating, adopting, listing,
+//!   typing into, killing;
+//! - [`pidfd`]: waiting for a process that is not our child to exit;
+//! - [`supervisor`]: the daemon's per-session watchers that restart agents;
+//! - [`control`]: the daemon's control socket and the CLI's client for it;
+//! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
+//! - [`cli`]: the command-line verbs.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod names;
+pub mod pidfd;
+pub mod session;
+pub mod supervisor;
+pub mod tmux;

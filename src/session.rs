@@ -1,0 +1,624 @@
+//! Managed sessions: creating, respawning, listing, typing into, killing.
+//!
+//! A managed session is an ordinary tmux session on the user's own socket
+//! whose agent pane tmuxd started. Everything tmuxd knows about it lives in
+//! tmux itself, as session user options (`@tmuxd_pane`, `@tmuxd_last_exit`,
+//! ...), so the CLI can list sessions with the daemon down and a restarted
+//! daemon adopts them without a database.
+//!
+//! The agent pane runs a fixed launcher, `sh -c LAUNCHER GATE TMUX ARGV...`:
+//! it waits on a tmux channel (the gate) so tmuxd can finish setting the
+//! pane up (options now, the transcript pipe later) before the agent prints
+//! its first byte, then `exec`s the agent, so the pane pid is the agent pid.
+//! User text never enters the script: the agent argv is passed as positional
+//! parameters.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::{Config, UserConfig};
+use crate::names::{Name, SessionId};
+use crate::tmux::{Command, PaneId, SpecialKey, Tmux, TmuxError};
+
+/// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
+/// the rest the agent argv.
+const LAUNCHER: &str = r#"gate=$0; tmux=$1; shift
+"$tmux" wait-for "$gate" 2>/dev/null
+command -v "$1" >/dev/null 2>&1 || {
+  printf '\ntmuxd: cannot start the agent: %s: command not found\n' "$1"
+  exit 127
+}
+exec "$@""#;
+
+/// Text longer than this is typed through a paste buffer: `send-keys`
+/// fails with "command too long" near 16 KiB of arguments.
+const SEND_KEYS_MAX: usize = 8 * 1024;
+
+const OPT_PANE: &str = "@tmuxd_pane";
+const OPT_GATE: &str = "@tmuxd_gate";
+const OPT_STARTED: &str = "@tmuxd_started";
+const OPT_LAST_EXIT: &str = "@tmuxd_last_exit";
+const OPT_RESTARTS: &str = "@tmuxd_restarts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no such session {0}")]
+    NoSuchSession(SessionId),
+    #[error("no such user {0}")]
+    NoSuchUser(Name),
+    #[error("session {0} already exists")]
+    AlreadyExists(SessionId),
+    #[error("the agent of {0} is not running")]
+    AgentNotRunning(SessionId),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl SessionError {
+    /// Whether the caller asked for something wrong (exit 2), as opposed
+    /// to something failing.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, SessionError::Tmux(_) | SessionError::Io(_))
+    }
+}
+
+/// How a session's agent is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Waiting on its gate: tmuxd is setting the pane up.
+    Starting,
+    Running,
+    /// The agent exited; the pane shows why until it is restarted.
+    Exited,
+    /// No such session on the server (or no server): `main` is recreated
+    /// by the daemon.
+    Stopped,
+}
+
+/// How an agent ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ExitInfo {
+    /// Exit status, when it exited.
+    pub status: Option<i32>,
+    /// Signal number, when it was killed.
+    pub signal: Option<i32>,
+    /// Unix time, when known.
+    pub at: Option<u64>,
+}
+
+impl ExitInfo {
+    fn encode(&self) -> String {
+        let what = match (self.status, self.signal) {
+            (_, Some(sig)) => format!("signal {sig}"),
+            (Some(st), None) => format!("status {st}"),
+            (None, None) => "unknown".to_owned(),
+        };
+        format!("{what} at {}", self.at.unwrap_or(0))
+    }
+
+    fn decode(s: &str) -> Option<ExitInfo> {
+        let mut it = s.split(' ');
+        let (kind, value, _, at) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        let value = value.parse().ok();
+        let at = at.parse().ok().filter(|t| *t != 0);
+        match kind {
+            "status" => Some(ExitInfo {
+                status: value,
+                signal: None,
+                at,
+            }),
+            "signal" => Some(ExitInfo {
+                status: None,
+                signal: value,
+                at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Human-readable: `status 127 (command not found) at 2026-...`.
+    pub fn describe(&self) -> String {
+        let mut s = match (self.status, self.signal) {
+            (_, Some(sig)) => format!("signal {sig}"),
+            (Some(127), None) => "status 127 (command not found)".to_owned(),
+            (Some(126), None) => "status 126 (not executable)".to_owned(),
+            (Some(st), None) => format!("status {st}"),
+            (None, None) => "unknown".to_owned(),
+        };
+        if let Some(at) = self.at {
+            s.push_str(" at ");
+            s.push_str(&iso8601(at));
+        }
+        s
+    }
+}
+
+/// One session as `tmuxd sessions` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub state: State,
+    pub agent_pid: Option<u32>,
+    /// Unix time the session was created.
+    pub created: Option<u64>,
+    /// Unix time the current agent was started.
+    pub agent_started: Option<u64>,
+    pub last_exit: Option<ExitInfo>,
+    pub restarts: u32,
+    pub attached_clients: u32,
+    pub socket: PathBuf,
+    #[serde(skip)]
+    pub pane: Option<PaneId>,
+    #[serde(skip)]
+    pub gate: Option<String>,
+}
+
+/// A user's tmux server and the sessions tmuxd manages on it.
+#[derive(Clone, Debug)]
+pub struct UserServer {
+    pub user: UserConfig,
+    pub tmux: Tmux,
+    socket_dir: PathBuf,
+    tmux_bin: PathBuf,
+}
+
+impl UserServer {
+    pub fn new(config: &Config, user: &UserConfig) -> UserServer {
+        UserServer {
+            user: user.clone(),
+            tmux: Tmux::new(config.tmux_socket(&user.name)),
+            socket_dir: config.user_socket_dir(&user.name),
+            tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
+        }
+    }
+
+    pub fn id(&self, session: &Name) -> SessionId {
+        SessionId::new(self.user.name.clone(), session.clone())
+    }
+
+    /// Creates the user's socket directory (0700, ours), or checks an
+    /// existing one: a directory someone else owns is refused.
+    pub fn ensure_socket_dir(&self) -> Result<(), SessionError> {
+        let dir = &self.socket_dir;
+        if let Some(parent) = dir.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| io_err("cannot create", parent, &e))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("cannot create", dir, &e)),
+        }
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| io_err("cannot inspect", dir, &e))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if !meta.is_dir() || meta.uid() != me {
+            return Err(SessionError::Io(format!(
+                "socket directory {} is not a directory owned by uid {me}; refusing to use it",
+                dir.display()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "socket directory was not private; setting 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io_err("cannot chmod", dir, &e))?;
+        }
+        Ok(())
+    }
+
+    fn launcher_argv(&self, gate: &str, agent: &[String]) -> Vec<String> {
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            LAUNCHER.to_owned(),
+            gate.to_owned(),
+            self.tmux_bin.to_string_lossy().into_owned(),
+        ];
+        argv.extend(agent.iter().cloned());
+        argv
+    }
+
+    /// Creates session `name` running the user's agent, and opens its gate.
+    pub async fn create(&self, name: &Name) -> Result<SessionInfo, SessionError> {
+        self.ensure_socket_dir()?;
+        if self.tmux.has_session(name).await? {
+            return Err(SessionError::AlreadyExists(self.id(name)));
+        }
+        let gate = new_gate();
+        let argv = self.launcher_argv(&gate, &self.user.command);
+        let now = unix_now().to_string();
+        let result = self
+            .tmux
+            .run(&[
+                Command::new_session(name, &self.user.workdir, "#{pane_id}", &argv),
+                // Keep the pane when the agent exits: its status stays
+                // readable and its last words stay on screen.
+                Command::set_session_window_option(name, "remain-on-exit", "on"),
+                Command::set_session_option_format(name, OPT_PANE, "#{pane_id}"),
+                Command::set_session_option(name, OPT_GATE, &gate),
+                Command::set_session_option(name, OPT_STARTED, &now),
+            ])
+            .await;
+        match result {
+            Ok(_) => {}
+            // Lost a race with another creator.
+            Err(TmuxError::Failed { stderr, .. }) if stderr.starts_with("duplicate session") => {
+                return Err(SessionError::AlreadyExists(self.id(name)))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.open_gate(name, &gate).await?;
+        self.info(name).await
+    }
+
+    /// Lets a waiting agent start: the pane is set up.
+    pub async fn open_gate(&self, name: &Name, gate: &str) -> Result<(), SessionError> {
+        self.tmux
+            .run(&[
+                Command::signal_channel(gate),
+                Command::unset_session_option(name, OPT_GATE),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Records how the agent of `name` ended (kept across restarts).
+    pub async fn record_exit(&self, name: &Name, exit: &ExitInfo) -> Result<(), SessionError> {
+        self.tmux
+            .run(&[Command::set_session_option(
+                name,
+                OPT_LAST_EXIT,
+                &exit.encode(),
+            )])
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the agent again in the dead pane of `info`.
+    pub async fn respawn(&self, info: &SessionInfo) -> Result<(), SessionError> {
+        let name = self.session_name(info)?;
+        let pane = info
+            .pane
+            .as_ref()
+            .ok_or_else(|| SessionError::NoSuchSession(self.id(&name)))?;
+        let gate = new_gate();
+        let argv = self.launcher_argv(&gate, &self.user.command);
+        self.tmux
+            .run(&[
+                Command::set_session_option(&name, OPT_GATE, &gate),
+                Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
+                Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),
+                Command::respawn_pane(pane, &self.user.workdir, &argv),
+            ])
+            .await?;
+        self.open_gate(&name, &gate).await
+    }
+
+    fn session_name(&self, info: &SessionInfo) -> Result<Name, SessionError> {
+        let id: SessionId = info
+            .id
+            .parse()
+            .map_err(|_| SessionError::Io(format!("bad session id {}", info.id)))?;
+        Ok(id.session)
+    }
+
+    /// Every managed session on the user's server. `main` is always listed,
+    /// as `stopped` when it does not exist.
+    pub async fn list(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}";
+        const PANE_FMT: &str =
+            "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}";
+        let out = match self
+            .tmux
+            .run(&[
+                Command::list_sessions(SESSION_FMT),
+                Command::list_all_panes(PANE_FMT),
+            ])
+            .await
+        {
+            Ok(out) => out,
+            Err(TmuxError::NoServer(_)) => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut list = parse_listing(&out, &self.user.name, self.tmux.socket());
+        if !list.iter().any(|s| s.id.ends_with("/main")) {
+            list.insert(0, self.stopped(&Name::main()));
+        }
+        Ok(list)
+    }
+
+    fn stopped(&self, name: &Name) -> SessionInfo {
+        SessionInfo {
+            id: self.id(name).to_string(),
+            state: State::Stopped,
+            agent_pid: None,
+            created: None,
+            agent_started: None,
+            last_exit: None,
+            restarts: 0,
+            attached_clients: 0,
+            socket: self.tmux.socket().to_owned(),
+            pane: None,
+            gate: None,
+        }
+    }
+
+    /// One managed session; `NoSuchSession` if it does not exist.
+    pub async fn info(&self, name: &Name) -> Result<SessionInfo, SessionError> {
+        let id = self.id(name).to_string();
+        self.list()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id && s.state != State::Stopped)
+            .ok_or_else(|| SessionError::NoSuchSession(self.id(name)))
+    }
+
+    /// Types `text` into the agent pane, then Enter if `enter`, in one tmux
+    /// invocation. Long text goes through a paste buffer.
+    pub async fn send(&self, name: &Name, text: &str, enter: bool) -> Result<(), SessionError> {
+        check_typed_text(text)?;
+        let info = self.info(name).await?;
+        let pane = match (&info.pane, info.state) {
+            (Some(p), State::Running | State::Starting) => p.clone(),
+            _ => return Err(SessionError::AgentNotRunning(self.id(name))),
+        };
+        let mut commands = Vec::new();
+        let input = if text.len() <= SEND_KEYS_MAX {
+            if !text.is_empty() {
+                commands.push(Command::send_text(&pane, text));
+            }
+            None
+        } else {
+            let buffer = format!("tmuxd-send-{}", new_gate());
+            commands.push(Command::load_buffer_stdin(&buffer));
+            commands.push(Command::paste_buffer(&buffer, &pane));
+            Some(text.as_bytes())
+        };
+        if enter {
+            commands.push(Command::send_key(&pane, SpecialKey::Enter));
+        }
+        if commands.is_empty() {
+            return Err(SessionError::BadInput(
+                "nothing to send: the text is empty".into(),
+            ));
+        }
+        self.tmux.run_with_input(&commands, input).await?;
+        Ok(())
+    }
+
+    /// Kills session `name` (its agent gets SIGHUP). `main` is refused:
+    /// the daemon would only create it again.
+    pub async fn kill(&self, name: &Name) -> Result<(), SessionError> {
+        let id = self.id(name);
+        if id.is_main() {
+            return Err(SessionError::BadInput(format!(
+                "{id} is the user's main session and is always kept running; remove the user from the config to end it"
+            )));
+        }
+        match self.tmux.run(&[Command::kill_session(name)]).await {
+            Ok(_) => Ok(()),
+            Err(TmuxError::NoServer(_) | TmuxError::NotFound(_)) => {
+                Err(SessionError::NoSuchSession(self.id(name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Refuses text that must not be typed: control characters other than tab
+/// and newline (they would be keystrokes, e.g. escape sequences).
+pub fn check_typed_text(text: &str) -> Result<(), SessionError> {
+    if let Some((i, c)) = text
+        .char_indices()
+        .find(|(_, c)| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        return Err(SessionError::BadInput(format!(
+            "the text contains the control character {c:?} at byte {i}; only printable text, tabs and newlines can be typed"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
+    struct Pane {
+        pid: Option<u32>,
+        dead: bool,
+        status: Option<i32>,
+        signal: Option<i32>,
+        time: Option<u64>,
+    }
+    let mut panes = std::collections::HashMap::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() == 7 && f[0] == "P" {
+            panes.insert(
+                f[1].to_owned(),
+                Pane {
+                    pid: f[2].parse().ok(),
+                    dead: f[3] == "1",
+                    status: f[4].parse().ok(),
+                    signal: f[5].parse().ok(),
+                    time: f[6].parse().ok(),
+                },
+            );
+        }
+    }
+    let mut list = Vec::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 9 || f[0] != "S" {
+            continue;
+        }
+        // Only sessions tmuxd made (they carry the pane option) with valid
+        // names; others on the socket are the user's own business.
+        let (Ok(session), Some(pane_id)) = (Name::new(f[1]), PaneId::parse(f[4])) else {
+            continue;
+        };
+        let pane = panes.get(pane_id.as_str());
+        let gate = Some(f[5].to_owned()).filter(|g| !g.is_empty());
+        let recorded = ExitInfo::decode(f[7]);
+        let (state, last_exit) = match pane {
+            None => (State::Exited, recorded),
+            Some(p) if p.dead => (
+                State::Exited,
+                // The pane's own status is the newest truth; the daemon may
+                // not have recorded it yet (or be down).
+                Some(ExitInfo {
+                    status: p.status,
+                    signal: p.signal,
+                    at: p.time,
+                }),
+            ),
+            Some(_) if gate.is_some() => (State::Starting, recorded),
+            Some(_) => (State::Running, recorded),
+        };
+        list.push(SessionInfo {
+            id: SessionId::new(user.clone(), session).to_string(),
+            state,
+            agent_pid: pane.filter(|p| !p.dead).and_then(|p| p.pid),
+            created: f[2].parse().ok(),
+            agent_started: f[6].parse().ok(),
+            last_exit,
+            restarts: f[8].parse().unwrap_or(0),
+            attached_clients: f[3].parse().unwrap_or(0),
+            socket: socket.to_owned(),
+            pane: Some(pane_id),
+            gate,
+        });
+    }
+    list.sort_by(|a, b| (!a.id.ends_with("/main"), &a.id).cmp(&(!b.id.ends_with("/main"), &b.id)));
+    list
+}
+
+/// A gate channel name, unique on this machine: stale signals for old
+/// gates can never open a new one.
+fn new_gate() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "tmuxd-go-{}-{}-{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn io_err(what: &str, path: &Path, e: &std::io::Error) -> SessionError {
+    SessionError::Io(format!(
+        "{what} {}: {}",
+        path.display(),
+        crate::config::io_reason(e)
+    ))
+}
+
+/// `2026-11-21T06:30:00Z` for a Unix time.
+pub fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_242_527), "2026-11-21T06:28:47Z");
+    }
+
+    #[test]
+    fn exit_info_round_trips() {
+        for e in [
+            ExitInfo {
+                status: Some(127),
+                signal: None,
+                at: Some(5),
+            },
+            ExitInfo {
+                status: None,
+                signal: Some(9),
+                at: Some(7),
+            },
+        ] {
+            assert_eq!(ExitInfo::decode(&e.encode()), Some(e));
+        }
+        assert_eq!(ExitInfo::decode("garbage"), None);
+        let e = ExitInfo {
+            status: Some(127),
+            signal: None,
+            at: Some(0),
+        };
+        assert!(e.describe().contains("command not found"));
+    }
+
+    #[test]
+    fn typed_text_refuses_control_characters() {
+        assert!(check_typed_text("echo hi\tthere\nnext").is_ok());
+        for bad in ["\x1b[31m", "a\x03", "\r", "\u{7f}", "x\u{9b}y"] {
+            let e = check_typed_text(bad).unwrap_err();
+            assert!(e.is_bad_input() && e.to_string().contains("control character"));
+        }
+    }
+
+    #[test]
+    fn listing_parses_states() {
+        let user = Name::new("alice").unwrap();
+        let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\n\
+                   S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\n\
+                   S\tdead\t300\t0\t%2\t\t301\t\t\n\
+                   S\tmine\t400\t0\t\t\t\t\t\n\
+                   P\t%0\t42\t0\t\t\t\n\
+                   P\t%1\t43\t0\t\t\t\n\
+                   P\t%2\t44\t1\t127\t\t305\n";
+        let l = parse_listing(out, &user, Path::new("/s"));
+        let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
+        assert_eq!(
+            (l[0].state, l[0].agent_pid, l[0].restarts),
+            (State::Running, Some(42), 2)
+        );
+        assert_eq!(l[0].last_exit.unwrap().status, Some(1));
+        assert_eq!((l[1].state, l[1].agent_pid), (State::Exited, None));
+        assert_eq!(l[1].last_exit.unwrap().status, Some(127));
+        assert_eq!(l[2].state, State::Starting);
+    }
+}

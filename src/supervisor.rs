@@ -1,0 +1,313 @@
+//! The daemon's supervision of sessions: adopting what exists, creating
+//! `main`, and one watcher task per managed session that restarts its agent.
+//!
+//! A watcher sleeps on the agent's pidfd (no polling); when the agent exits
+//! it records the status in tmux, waits out the backoff of the user's
+//! restart policy and respawns the pane. A watcher whose session disappears
+//! ends, except for `main`, which is created again (with the same backoff).
+//! Every watcher stops on the shared cancellation token; tmux and the agents
+//! keep running.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, RestartPolicy};
+use crate::names::{Name, SessionId};
+use crate::pidfd::PidFd;
+use crate::session::{SessionError, SessionInfo, State, UserServer};
+
+/// What start-up found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StartReport {
+    pub created: usize,
+    pub adopted: usize,
+    pub failed_users: usize,
+}
+
+/// The supervisor: per-user servers and the set of watched sessions.
+/// Cloneable handle; all clones share state.
+#[derive(Clone)]
+pub struct Supervisor(Arc<Inner>);
+
+struct Inner {
+    servers: HashMap<Name, UserServer>,
+    restart: RestartPolicy,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// Sessions that have a watcher. A std mutex: it is never held across
+    /// an `.await`.
+    watched: Mutex<HashSet<SessionId>>,
+}
+
+impl Supervisor {
+    pub fn new(config: &Config, cancel: CancellationToken, tracker: TaskTracker) -> Supervisor {
+        let servers = config
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), UserServer::new(config, u)))
+            .collect();
+        Supervisor(Arc::new(Inner {
+            servers,
+            restart: config.restart,
+            cancel,
+            tracker,
+            watched: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    pub fn server(&self, user: &Name) -> Result<&UserServer, SessionError> {
+        self.0
+            .servers
+            .get(user)
+            .ok_or_else(|| SessionError::NoSuchUser(user.clone()))
+    }
+
+    /// Adopts every user's existing sessions and creates missing `main`s,
+    /// all users at once. A user that fails is logged and retried by its
+    /// watcher; the others are served regardless.
+    pub async fn start(&self) -> StartReport {
+        let mut set = tokio::task::JoinSet::new();
+        for server in self.0.servers.values() {
+            let this = self.clone();
+            let server = server.clone();
+            set.spawn(async move { this.start_user(&server).await });
+        }
+        let mut report = StartReport::default();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok((created, adopted))) => {
+                    report.created += created;
+                    report.adopted += adopted;
+                }
+                Ok(Err(())) | Err(_) => report.failed_users += 1,
+            }
+        }
+        report
+    }
+
+    async fn start_user(&self, server: &UserServer) -> Result<(usize, usize), ()> {
+        let user = server.user.name.clone();
+        let main_id = server.id(&Name::main());
+        let mut result = Ok((0, 0));
+        let listed = match server.ensure_socket_dir() {
+            Ok(()) => server.list().await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(list) => {
+                let mut adopted = 0;
+                for info in list.iter().filter(|s| s.state != State::Stopped) {
+                    if let Ok(id) = info.id.parse::<SessionId>() {
+                        tracing::info!(session = %id, state = ?info.state, pid = ?info.agent_pid, "adopted session");
+                        self.watch(id);
+                        adopted += 1;
+                    }
+                }
+                let mut created = 0;
+                if !self.is_watched(&main_id) {
+                    match server.create(&Name::main()).await {
+                        Ok(info) => {
+                            tracing::info!(session = %main_id, pid = ?info.agent_pid, "created session");
+                            created = 1;
+                        }
+                        Err(e) => {
+                            tracing::error!(user = %user, error = %e, "cannot create the main session");
+                            result = Err(());
+                        }
+                    }
+                    // Its watcher retries creation if that failed.
+                    self.watch(main_id);
+                }
+                result.map(|_| (created, adopted))
+            }
+            Err(e) => {
+                tracing::error!(user = %user, error = %e, "cannot adopt sessions");
+                self.watch(main_id);
+                Err(())
+            }
+        }
+    }
+
+    fn is_watched(&self, id: &SessionId) -> bool {
+        self.0.watched.lock().expect("watched lock").contains(id)
+    }
+
+    /// Starts a watcher for `id` unless one runs already.
+    pub fn watch(&self, id: SessionId) {
+        if !self
+            .0
+            .watched
+            .lock()
+            .expect("watched lock")
+            .insert(id.clone())
+        {
+            return;
+        }
+        let this = self.clone();
+        self.0.tracker.spawn(async move {
+            this.watch_session(&id).await;
+            this.0.watched.lock().expect("watched lock").remove(&id);
+        });
+    }
+
+    /// Creates `id` and watches it.
+    pub async fn create(&self, id: &SessionId) -> Result<SessionInfo, SessionError> {
+        let info = self.server(&id.user)?.create(&id.session).await?;
+        tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
+        self.watch(id.clone());
+        Ok(info)
+    }
+
+    /// Kills `id`; its watcher sees the agent go and ends.
+    pub async fn kill(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.server(&id.user)?.kill(&id.session).await?;
+        tracing::info!(session = %id, "killed session");
+        Ok(())
+    }
+
+    async fn watch_session(&self, id: &SessionId) {
+        let Ok(server) = self.server(&id.user) else {
+            return;
+        };
+        let cancel = &self.0.cancel;
+        let policy = self.0.restart;
+        // Restarts in a row without a run of `reset_after`.
+        let mut failures: u32 = 0;
+        while !cancel.is_cancelled() {
+            let info = match server.info(&id.session).await {
+                Ok(info) => info,
+                Err(SessionError::NoSuchSession(_)) if id.is_main() => {
+                    if failures > 0 {
+                        let delay = policy.delay(failures);
+                        tracing::warn!(session = %id, delay_ms = delay.as_millis() as u64, "main session is gone; recreating");
+                        if !self.pause(delay).await {
+                            return;
+                        }
+                    }
+                    failures += 1;
+                    match server.create(&id.session).await {
+                        Ok(info) => {
+                            tracing::info!(session = %id, pid = ?info.agent_pid, "created session")
+                        }
+                        Err(SessionError::AlreadyExists(_)) => {}
+                        Err(e) => {
+                            tracing::error!(session = %id, error = %e, "cannot create session")
+                        }
+                    }
+                    continue;
+                }
+                Err(SessionError::NoSuchSession(_)) => {
+                    tracing::info!(session = %id, "session ended");
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(session = %id, error = %e, "cannot inspect session");
+                    if !self.pause(policy.delay(failures)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            match info.state {
+                State::Starting | State::Running => {
+                    if let Some(gate) = &info.gate {
+                        // A daemon died between creating the pane and
+                        // opening its gate: open it now.
+                        if let Err(e) = server.open_gate(&id.session, gate).await {
+                            tracing::error!(session = %id, error = %e, "cannot open gate");
+                        }
+                    }
+                    if let Some(pid) = info.agent_pid {
+                        if !self.until_exit(server, id, pid).await {
+                            return;
+                        }
+                    }
+                }
+                State::Exited => {
+                    let exit = info.last_exit.unwrap_or(crate::session::ExitInfo {
+                        status: None,
+                        signal: None,
+                        at: Some(crate::session::unix_now()),
+                    });
+                    if let Err(e) = server.record_exit(&id.session, &exit).await {
+                        tracing::error!(session = %id, error = %e, "cannot record agent exit");
+                    }
+                    let ran_for = exit
+                        .at
+                        .zip(info.agent_started)
+                        .map(|(end, start)| end.saturating_sub(start))
+                        .unwrap_or(0);
+                    if ran_for >= policy.reset_after.as_secs() {
+                        failures = 0;
+                    }
+                    if !policy.wants_restart(exit.status) {
+                        tracing::warn!(session = %id, exit = %exit.describe(), "agent exited; restart policy says no restart");
+                        return;
+                    }
+                    failures += 1;
+                    let delay = policy.delay(failures);
+                    tracing::warn!(session = %id, exit = %exit.describe(), ran_for_s = ran_for, delay_ms = delay.as_millis() as u64, "agent exited; restarting");
+                    if !self.pause(delay).await {
+                        return;
+                    }
+                    if let Err(e) = server.respawn(&info).await {
+                        tracing::error!(session = %id, error = %e, "cannot restart agent");
+                    }
+                }
+                State::Stopped => return,
+            }
+        }
+    }
+
+    /// Sleeps on the agent's pidfd until it exits. False on shutdown.
+    async fn until_exit(&self, server: &UserServer, id: &SessionId, pid: u32) -> bool {
+        let fd = match PidFd::open(pid) {
+            Ok(fd) => fd,
+            // Already gone: the caller looks again.
+            Err(_) => return self.settle(server, id, pid).await,
+        };
+        // The pid might have been reused before we opened it; if the pane
+        // still shows it alive now, the pidfd is the agent's.
+        match server.info(&id.session).await {
+            Ok(again) if again.agent_pid == Some(pid) => {}
+            _ => return true,
+        }
+        tokio::select! {
+            r = fd.exited() => {
+                if let Err(e) = r {
+                    tracing::error!(session = %id, error = %e, "pidfd wait failed");
+                }
+            }
+            _ = self.0.cancel.cancelled() => return false,
+        }
+        self.settle(server, id, pid).await
+    }
+
+    /// After the agent's exit, waits (bounded) for tmux to reap it and mark
+    /// the pane dead, so the next look sees the exit.
+    async fn settle(&self, server: &UserServer, id: &SessionId, pid: u32) -> bool {
+        for _ in 0..100 {
+            match server.info(&id.session).await {
+                Ok(info) if info.agent_pid == Some(pid) => {}
+                _ => return true,
+            }
+            if !self.pause(Duration::from_millis(10)).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sleeps `d` unless shut down first. False on shutdown.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.0.cancel.cancelled() => false,
+        }
+    }
+}

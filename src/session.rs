@@ -9,9 +9,15 @@
 //! The agent pane runs a fixed launcher, `sh -c LAUNCHER GATE TMUX ARGV...`:
 //! it waits on a tmux channel (the gate) so tmuxd can finish setting the
 //! pane up (options now, the transcript pipe later) before the agent prints
-//! its first byte, then `exec`s the agent, so the pane pid is the agent pid.
-//! User text never enters the script: the agent argv is passed as positional
-//! parameters.
+//! its first byte, runs the agent, and records its exit status in the
+//! session (`@tmuxd_last_exit`) before it ends itself. tmux 3.3a does not
+//! reliably report the status of a respawned pane (`respawn-pane` clears
+//! `PANE_STATUSREADY` but not `PANE_EXITED`, so the pane can be marked dead
+//! before its status is collected), so the launcher stays the agent's
+//! parent instead of `exec`ing it. It traps INT, QUIT and TSTP with a no-op
+//! handler so Ctrl-C reaches only the agent (handlers, unlike ignored
+//! signals, are reset for the program it runs). User text never enters the
+//! script: the agent argv is passed as positional parameters.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -25,14 +31,22 @@ use crate::names::{Name, SessionId};
 use crate::tmux::{Command, PaneId, SpecialKey, Tmux, TmuxError};
 
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
-/// the rest the agent argv.
+/// the rest the agent argv. A status above 128 is how sh reports a signal.
 const LAUNCHER: &str = r#"gate=$0; tmux=$1; shift
 "$tmux" wait-for "$gate" 2>/dev/null
-command -v "$1" >/dev/null 2>&1 || {
+if command -v "$1" >/dev/null 2>&1; then
+  trap : INT QUIT TSTP
+  "$@"
+  st=$?
+  trap - INT QUIT TSTP
+else
   printf '\ntmuxd: cannot start the agent: %s: command not found\n' "$1"
-  exit 127
-}
-exec "$@""#;
+  st=127
+fi
+if [ "$st" -gt 128 ] && [ "$st" -le 192 ]; then what="signal $((st - 128))"; else what="status $st"; fi
+"$tmux" set-option -t "$TMUX_PANE" @tmuxd_last_exit "$what at $(date +%s)" 2>/dev/null
+printf '\n[tmuxd] the agent exited (%s)\n' "$what"
+exit "$st""#;
 
 /// Text longer than this is typed through a paste buffer: `send-keys`
 /// fails with "command too long" near 16 KiB of arguments.
@@ -147,7 +161,11 @@ impl ExitInfo {
 pub struct SessionInfo {
     pub id: String,
     pub state: State,
+    /// The agent process (the launcher's child).
     pub agent_pid: Option<u32>,
+    /// The pane's process, the launcher: it ends after the agent, once the
+    /// exit is recorded. The daemon watches this one.
+    pub launcher_pid: Option<u32>,
     /// Unix time the session was created.
     pub created: Option<u64>,
     /// Unix time the current agent was started.
@@ -343,6 +361,7 @@ impl UserServer {
             id: self.id(name).to_string(),
             state: State::Stopped,
             agent_pid: None,
+            launcher_pid: None,
             created: None,
             agent_started: None,
             last_exit: None,
@@ -467,28 +486,35 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
         };
         let pane = panes.get(pane_id.as_str());
         let gate = Some(f[5].to_owned()).filter(|g| !g.is_empty());
+        let agent_started: Option<u64> = f[6].parse().ok();
+        // The launcher's record, if it is about the current agent.
         let recorded = ExitInfo::decode(f[7]);
+        let current = recorded.filter(|e| e.at >= agent_started);
         let (state, last_exit) = match pane {
             None => (State::Exited, recorded),
-            Some(p) if p.dead => (
-                State::Exited,
-                // The pane's own status is the newest truth; the daemon may
-                // not have recorded it yet (or be down).
-                Some(ExitInfo {
+            Some(p) if p.dead => {
+                let from_pane = ExitInfo {
                     status: p.status,
                     signal: p.signal,
                     at: p.time,
-                }),
-            ),
+                };
+                let known = from_pane.status.is_some() || from_pane.signal.is_some();
+                (
+                    State::Exited,
+                    current.or(known.then_some(from_pane)).or(recorded),
+                )
+            }
             Some(_) if gate.is_some() => (State::Starting, recorded),
             Some(_) => (State::Running, recorded),
         };
+        let launcher_pid = pane.filter(|p| !p.dead).and_then(|p| p.pid);
         list.push(SessionInfo {
             id: SessionId::new(user.clone(), session).to_string(),
             state,
-            agent_pid: pane.filter(|p| !p.dead).and_then(|p| p.pid),
+            agent_pid: launcher_pid.and_then(first_child),
+            launcher_pid,
             created: f[2].parse().ok(),
-            agent_started: f[6].parse().ok(),
+            agent_started,
             last_exit,
             restarts: f[8].parse().unwrap_or(0),
             attached_clients: f[3].parse().unwrap_or(0),
@@ -499,6 +525,12 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
     }
     list.sort_by(|a, b| (!a.id.ends_with("/main"), &a.id).cmp(&(!b.id.ends_with("/main"), &b.id)));
     list
+}
+
+/// The first child of `pid` (the agent, for a launcher), from /proc.
+fn first_child(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
 }
 
 /// A gate channel name, unique on this machine: stale signals for old
@@ -613,11 +645,11 @@ mod tests {
         let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
         assert_eq!(
-            (l[0].state, l[0].agent_pid, l[0].restarts),
+            (l[0].state, l[0].launcher_pid, l[0].restarts),
             (State::Running, Some(42), 2)
         );
         assert_eq!(l[0].last_exit.unwrap().status, Some(1));
-        assert_eq!((l[1].state, l[1].agent_pid), (State::Exited, None));
+        assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
         assert_eq!(l[1].last_exit.unwrap().status, Some(127));
         assert_eq!(l[2].state, State::Starting);
     }

@@ -222,7 +222,7 @@ impl Supervisor {
                             tracing::error!(session = %id, error = %e, "cannot open gate");
                         }
                     }
-                    if let Some(pid) = info.agent_pid {
+                    if let Some(pid) = info.launcher_pid {
                         if !self.until_exit(server, id, pid).await {
                             return;
                         }
@@ -274,7 +274,7 @@ impl Supervisor {
         // The pid might have been reused before we opened it; if the pane
         // still shows it alive now, the pidfd is the agent's.
         match server.info(&id.session).await {
-            Ok(again) if again.agent_pid == Some(pid) => {}
+            Ok(again) if again.launcher_pid == Some(pid) => {}
             _ => return true,
         }
         tokio::select! {
@@ -288,12 +288,12 @@ impl Supervisor {
         self.settle(server, id, pid).await
     }
 
-    /// After the agent's exit, waits (bounded) for tmux to reap it and mark
-    /// the pane dead, so the next look sees the exit.
+    /// After the launcher's exit, waits (bounded) until tmux has noticed
+    /// and marked the pane dead, so the next look sees the exit.
     async fn settle(&self, server: &UserServer, id: &SessionId, pid: u32) -> bool {
         for _ in 0..100 {
             match server.info(&id.session).await {
-                Ok(info) if info.agent_pid == Some(pid) => {}
+                Ok(info) if info.launcher_pid == Some(pid) => {}
                 _ => return true,
             }
             if !self.pause(Duration::from_millis(10)).await {

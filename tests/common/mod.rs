@@ -1,0 +1,270 @@
+//! Test helpers: a private directory, config and tmux sockets per test, the
+//! real `tmuxd` binary, and cleanup of everything a test started.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tmuxd");
+
+/// Fails (never skips) when a tool the tests need is missing.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is required for this test but is not on PATH (.ci/run installs it)"
+    );
+}
+
+/// Waits until `f` returns Some, checking every 20 ms, at most `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private test environment: a short directory under /tmp (socket paths
+/// are limited to 107 bytes), a config, and the daemons it started.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    daemons: Vec<Child>,
+    /// Extra directories prepended to PATH for the binary.
+    pub path_prefix: Option<PathBuf>,
+}
+
+impl Env {
+    /// An environment whose config is `body` with `{dir}` replaced by the
+    /// test directory; a `[daemon]` section pointing into it is prepended.
+    pub fn new(body: &str) -> Env {
+        require("tmux");
+        let dir = tempfile::Builder::new()
+            .prefix("tmuxd-t")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let d = dir.path().display().to_string();
+        let config = dir.path().join("tmuxd.toml");
+        let text = format!(
+            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n\n{}",
+            body.replace("{dir}", &d)
+        );
+        std::fs::write(&config, text).unwrap();
+        Env {
+            dir,
+            config,
+            daemons: Vec::new(),
+            path_prefix: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self, user: &str) -> PathBuf {
+        self.path().join("run").join(user).join("tmux")
+    }
+
+    /// A `tmuxd --config CONFIG ARGS` command with a private HOME.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&self.config).args(args);
+        c.env("HOME", self.path())
+            .env_remove("TMUX")
+            .env_remove("TMUXD_CONFIG");
+        if let Some(prefix) = &self.path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", prefix.display()));
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run tmuxd")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmuxd {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Starts `tmuxd serve` and waits for its "ready" log line.
+    pub fn serve(&mut self) -> Daemon {
+        let mut child = self
+            .cmd(&["serve"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let pid = child.id();
+        self.daemons.push(child);
+        let d = Daemon { pid, log };
+        d.wait_log(30, " ready ");
+        d
+    }
+
+    /// Session JSON for `id`, as `tmuxd sessions --json` prints it.
+    pub fn session(&self, id: &str) -> Option<serde_json::Value> {
+        let out = self.ok(&["sessions", "--json"]);
+        let all: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        all.into_iter().find(|s| s["id"] == id)
+    }
+
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["sessions", "--json"])).unwrap()
+    }
+
+    /// The visible text of the user's pane `target` (e.g. `=main:`).
+    pub fn pane_text(&self, user: &str, session: &str) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket(user))
+            .args([
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                "-",
+                "-t",
+                &format!("={session}:"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Raw tmux on a user's socket.
+    pub fn tmux(&self, user: &str, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket(user))
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap()
+    }
+
+    pub fn wait_pane(&self, user: &str, session: &str, needle: &str) {
+        wait_for(15, &format!("{needle:?} in {user}/{session}"), || {
+            self.pane_text(user, session).contains(needle).then_some(())
+        });
+    }
+
+    /// SIGKILLs every daemon this environment started.
+    pub fn kill_daemons(&mut self) {
+        for mut c in self.daemons.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Reaps a daemon that was stopped by a signal; returns its status.
+    pub fn reap(&mut self, pid: u32) -> std::process::ExitStatus {
+        let i = self
+            .daemons
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("our daemon");
+        let mut c = self.daemons.remove(i);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "daemon {pid} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_daemons();
+        // Only the tmux servers on sockets this test created.
+        if let Ok(users) = std::fs::read_dir(self.path().join("run")) {
+            for u in users.flatten() {
+                let sock = u.path().join("tmux");
+                if sock.exists() {
+                    let _ = Command::new("tmux")
+                        .arg("-S")
+                        .arg(&sock)
+                        .arg("kill-server")
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+/// A running `tmuxd serve`.
+pub struct Daemon {
+    pub pid: u32,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn wait_log(&self, secs: u64, needle: &str) {
+        wait_for(secs, &format!("{needle:?} in the daemon log"), || {
+            self.log().contains(needle).then_some(())
+        });
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig).unwrap();
+    }
+}
+
+/// Whether process `pid` exists.
+pub fn alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A short random token for unique markers.
+pub fn marker() -> String {
+    use std::time::SystemTime;
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}", n ^ (std::process::id() as u128) << 64)
+}

@@ -160,6 +160,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Verb::Serve => {
             config.check_host()?;
+            crate::tmux::check_version().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
             runtime(true)?
                 .block_on(crate::daemon::serve(config))
                 .map_err(CliError::Failed)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what tmuxd and its tests need on Debian/Ubuntu, when missing:
+# tmux (the daemon's only runtime dependency) and util-linux's `script`
+# (gives `tmuxd attach` a terminal in the tests). Idempotent.
+set -euo pipefail
+
+missing=()
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+sudo=()
+if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
+echo "scripts/deps.sh: installing ${missing[*]}" >&2
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -428,9 +428,20 @@ impl Config {
                 }
             }
             if let Some(unix_user) = &u.unix_user {
-                match nix::unistd::User::from_name(unix_user) {
-                    Ok(Some(_)) => {}
+                let target = match nix::unistd::User::from_name(unix_user) {
+                    Ok(Some(target)) => target,
                     _ => return Err(err("unix_user", format!("no such Unix user {unix_user:?}"))),
+                };
+                // Never run an agent under another identity than the config
+                // asks for: until per-user isolation exists, only the
+                // daemon's own user can be named here.
+                if target.uid != nix::unistd::geteuid() {
+                    return Err(err(
+                        "unix_user",
+                        format!(
+                            "{unix_user:?} is not the user running tmuxd; running agents as another Unix user is not supported by this version"
+                        ),
+                    ));
                 }
             }
         }

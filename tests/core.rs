@@ -496,3 +496,30 @@ fn ctrl_c_reaches_the_agent_and_the_launcher_survives() {
     assert_eq!(after["agent_pid"], before["agent_pid"]);
     assert_eq!(after["restarts"], 0);
 }
+
+#[test]
+fn unix_user_other_than_the_daemon_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    // `nobody` exists on every Debian system and is never the test runner.
+    std::fs::write(
+        &path,
+        format!(
+            "[[users]]\nname = \"a\"\nworkdir = \"{}\"\nunix_user = \"nobody\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("users[0].unix_user: \"nobody\" is not the user running tmuxd"),
+        "{err}"
+    );
+}

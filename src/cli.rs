@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::auth::{token_path, Role, TokenStore};
 use crate::config::{Config, ConfigError, HostDefaults};
 use crate::control::{self, Request};
-use crate::names::SessionId;
+use crate::names::{Name, SessionId};
 use crate::session::{iso8601, SessionError, SessionInfo, UserServer};
 use crate::tmux::Command as TmuxCommand;
 
@@ -69,6 +70,22 @@ pub enum Verb {
         /// Type the text without pressing Enter.
         #[arg(long)]
         no_enter: bool,
+    },
+    /// Issue a login token for USER (printed once; only its hash is kept),
+    /// or list or revoke tokens.
+    Token {
+        /// The user the token logs in as.
+        #[arg(required_unless_present_any = ["list", "revoke"])]
+        user: Option<Name>,
+        /// What the token allows.
+        #[arg(long, value_enum, default_value_t = Role::User)]
+        role: Role,
+        /// List tokens (id, user, role, created); never the secrets.
+        #[arg(long, conflicts_with_all = ["user", "revoke"])]
+        list: bool,
+        /// Revoke the token with this id.
+        #[arg(long, value_name = "ID", conflicts_with = "user")]
+        revoke: Option<String>,
     },
     /// Attach this terminal to a session with tmux.
     Attach {
@@ -166,6 +183,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(CliError::Failed)
         }
         Verb::Attach { id, read_only } => attach(&config, &id, read_only),
+        Verb::Token {
+            user,
+            role,
+            list,
+            revoke,
+        } => token(&config, user, role, list, revoke),
         verb => runtime(false)?.block_on(client_verb(&config, verb)),
     }
 }
@@ -236,7 +259,11 @@ async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Verb::Serve | Verb::CheckConfig | Verb::DefaultConfig | Verb::Attach { .. } => {
+        Verb::Serve
+        | Verb::CheckConfig
+        | Verb::DefaultConfig
+        | Verb::Attach { .. }
+        | Verb::Token { .. } => {
             unreachable!("handled in run")
         }
     }
@@ -270,6 +297,51 @@ fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliErr
         .std_command(&[TmuxCommand::attach(&id.session, read_only)])
         .exec();
     Err(CliError::Failed(anyhow::anyhow!("cannot run tmux: {err}")))
+}
+
+fn token(
+    config: &Config,
+    user: Option<Name>,
+    role: Role,
+    list: bool,
+    revoke: Option<String>,
+) -> Result<(), CliError> {
+    let store = TokenStore::new(token_path(&config.state_dir));
+    let failed = |e: crate::auth::TokenError| CliError::Failed(e.into());
+    if list {
+        for (id, user, role, created) in store.list().map_err(failed)? {
+            println!(
+                "{id}  {user:<16} {:<10} {}",
+                role.as_str(),
+                iso8601(created)
+            );
+        }
+        return Ok(());
+    }
+    if let Some(id) = revoke {
+        return match store.revoke(&id) {
+            Ok(()) => {
+                println!("revoked {id}");
+                Ok(())
+            }
+            Err(e @ crate::auth::TokenError::NoSuchToken(_)) => {
+                Err(CliError::BadInput(e.to_string()))
+            }
+            Err(e) => Err(failed(e)),
+        };
+    }
+    let user = user.expect("clap requires USER here");
+    if config.user(&user).is_none() {
+        return Err(CliError::BadInput(format!("no such user {user}")));
+    }
+    let issued = store.issue(&user, role).map_err(failed)?;
+    eprintln!(
+        "tmuxd: token {} for {user} ({}); it is shown only now, store it safely",
+        issued.id,
+        role.as_str()
+    );
+    println!("{}", issued.token);
+    Ok(())
 }
 
 fn sessions_table(list: &[SessionInfo]) -> String {

@@ -46,9 +46,15 @@ pub struct Config {
     pub users: Vec<UserConfig>,
 }
 
+/// The browser terminal and HTTP API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// A TLS-terminating proxy is in front: the page is https, cookies are
+    /// `Secure`, and a non-loopback `listen` is allowed.
+    pub tls_proxy: bool,
+    /// Origins allowed besides the server's own (`https://host[:port]`).
+    pub origins: Vec<String>,
 }
 
 /// One user: a tmux server of their own, session `main` running `command`.
@@ -141,6 +147,10 @@ struct RawAgent {
 #[serde(deny_unknown_fields)]
 struct RawWeb {
     listen: Option<String>,
+    #[serde(default)]
+    tls_proxy: bool,
+    #[serde(default)]
+    origins: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +248,8 @@ impl Config {
             restart: default_restart(),
             web: WebConfig {
                 listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+                tls_proxy: false,
+                origins: Vec::new(),
             },
             users: vec![UserConfig {
                 name: Name::sanitize(&host.login),
@@ -326,6 +338,28 @@ impl Config {
             )
         })?;
 
+        if !listen.ip().is_loopback() && !raw.web.tls_proxy {
+            return Err(err(
+                "web.listen",
+                format!(
+                    "{listen} is not a loopback address, and tmuxd serves plain HTTP: put a TLS-terminating proxy in front and set web.tls_proxy = true, or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        for (i, origin) in raw.web.origins.iter().enumerate() {
+            if !is_origin(origin) {
+                return Err(err(
+                    &format!("web.origins[{i}]"),
+                    format!("{origin:?} is not an origin like https://tmuxd.example.com"),
+                ));
+            }
+        }
+        let web = WebConfig {
+            listen,
+            tls_proxy: raw.web.tls_proxy,
+            origins: raw.web.origins,
+        };
+
         if raw.users.is_empty() {
             return Err(err(
                 "users",
@@ -385,7 +419,7 @@ impl Config {
             state_dir,
             runtime_dir,
             restart,
-            web: WebConfig { listen },
+            web,
             users,
         };
         for user in &config.users {
@@ -485,6 +519,22 @@ fn check_argv(argv: &[String]) -> Result<(), String> {
             Err("arguments must not contain NUL".into())
         }
         Some(_) => Ok(()),
+    }
+}
+
+/// `scheme://host[:port]`, nothing after.
+fn is_origin(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(host) => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        }
+        None => false,
     }
 }
 
@@ -622,6 +672,16 @@ mod tests {
     fn duplicate_user_names_the_first() {
         let e = parse("[[users]]\nname = \"a\"\n[[users]]\nname = \"a\"\n").unwrap_err();
         assert!(e.reason.contains("users[0]"), "{e}");
+    }
+
+    #[test]
+    fn public_listen_needs_a_tls_proxy() {
+        let text = "[web]\nlisten = \"0.0.0.0:443\"\ntls_proxy = true\norigins = [\"https://t.example.com\"]\n[[users]]\nname = \"a\"\n";
+        let c = parse(text).unwrap();
+        assert!(c.web.tls_proxy);
+        assert_eq!(c.web.origins, ["https://t.example.com"]);
+        let e = parse("[web]\nlisten = \"0.0.0.0:80\"\n[[users]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.reason.contains("tls_proxy"), "{e}");
     }
 
     #[test]

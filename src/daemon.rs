@@ -7,6 +7,7 @@
 //! touched, so they outlive the daemon and the next start adopts them.
 
 use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -35,9 +36,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let control = ControlServer::bind(&config.control_socket()).await?;
+    let listener = crate::web::bind(&config).await?;
+    let web_addr = listener.local_addr().context("web listener address")?;
     let supervisor = Supervisor::new(&config, cancel.clone(), tracker.clone());
     let report = supervisor.start().await;
     tracker.spawn(control.run(supervisor.clone(), cancel.clone(), tracker.clone()));
+    let config = Arc::new(config);
+    let web = crate::web::AppState::new(
+        config.clone(),
+        supervisor.clone(),
+        cancel.clone(),
+        tracker.clone(),
+    );
+    tracker.spawn(crate::web::serve(listener, web));
+    tracing::info!(
+        url = %format!("http://{web_addr}/"),
+        "web terminal listening"
+    );
     tracing::info!(
         users = config.users.len(),
         created = report.created,

@@ -1,5 +1,5 @@
 //! tmuxd keeps one persistent tmux session per user running an AI agent CLI,
-//! reachable with `tmux attach` and the `tmuxd` CLI.
+//! reachable from a browser terminal, with `tmux attach` and the `tmuxd` CLI.
 //!
 //! Modules, one concern each:
 //! - [`names`]: the allow-list for user and session names, and session ids;
@@ -11,15 +11,21 @@
 //! - [`pidfd`]: waiting for a process that is not our child to exit;
 //! - [`supervisor`]: the daemon's per-session watchers that restart agents;
 //! - [`control`]: the daemon's control socket and the CLI's client for it;
+//! - [`auth`]: login tokens, roles and the failed-login limiter;
+//! - [`relay`]: one viewer's PTY running `tmux attach`;
+//! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
 //! - [`cli`]: the command-line verbs.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod names;
 pub mod pidfd;
+pub mod relay;
 pub mod session;
 pub mod supervisor;
 pub mod tmux;
+pub mod web;

@@ -170,6 +170,8 @@ pub struct SessionInfo {
     pub created: Option<u64>,
     /// Unix time the current agent was started.
     pub agent_started: Option<u64>,
+    /// Unix time of the session's last activity (tmux's own record).
+    pub last_activity: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub restarts: u32,
     pub attached_clients: u32,
@@ -334,7 +336,7 @@ impl UserServer {
     /// Every managed session on the user's server. `main` is always listed,
     /// as `stopped` when it does not exist.
     pub async fn list(&self) -> Result<Vec<SessionInfo>, SessionError> {
-        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}";
+        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}\t#{session_activity}";
         const PANE_FMT: &str =
             "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}";
         let out = match self
@@ -364,6 +366,7 @@ impl UserServer {
             launcher_pid: None,
             created: None,
             agent_started: None,
+            last_activity: None,
             last_exit: None,
             restarts: 0,
             attached_clients: 0,
@@ -476,7 +479,7 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
     let mut list = Vec::new();
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 9 || f[0] != "S" {
+        if f.len() != 10 || f[0] != "S" {
             continue;
         }
         // Only sessions tmuxd made (they carry the pane option) with valid
@@ -515,6 +518,7 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
             launcher_pid,
             created: f[2].parse().ok(),
             agent_started,
+            last_activity: f[9].parse().ok(),
             last_exit,
             restarts: f[8].parse().unwrap_or(0),
             attached_clients: f[3].parse().unwrap_or(0),
@@ -634,10 +638,10 @@ mod tests {
     #[test]
     fn listing_parses_states() {
         let user = Name::new("alice").unwrap();
-        let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\n\
-                   S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\n\
-                   S\tdead\t300\t0\t%2\t\t301\t\t\n\
-                   S\tmine\t400\t0\t\t\t\t\t\n\
+        let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\t150\n\
+                   S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\n\
+                   S\tdead\t300\t0\t%2\t\t301\t\t\t350\n\
+                   S\tmine\t400\t0\t\t\t\t\t\t450\n\
                    P\t%0\t42\t0\t\t\t\n\
                    P\t%1\t43\t0\t\t\t\n\
                    P\t%2\t44\t1\t127\t\t305\n";
@@ -649,6 +653,7 @@ mod tests {
             (State::Running, Some(42), 2)
         );
         assert_eq!(l[0].last_exit.unwrap().status, Some(1));
+        assert_eq!(l[0].last_activity, Some(150));
         assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
         assert_eq!(l[1].last_exit.unwrap().status, Some(127));
         assert_eq!(l[2].state, State::Starting);

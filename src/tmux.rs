@@ -19,7 +19,7 @@ use crate::names::Name;
 
 /// Environment variables of the daemon that must not leak into tmux servers
 /// (and so into agents): systemd's service plumbing and tmux's own.
-const SCRUBBED_ENV: &[&str] = &[
+pub const SCRUBBED_ENV: &[&str] = &[
     "TMUX",
     "TMUX_PANE",
     "NOTIFY_SOCKET",
@@ -309,13 +309,23 @@ impl Tmux {
         &self.socket
     }
 
+    /// The whole argv: `tmux -S SOCKET ARGS`.
+    pub fn argv(&self, commands: &[Command]) -> Vec<OsString> {
+        let mut argv = vec![
+            OsString::from("tmux"),
+            "-S".into(),
+            self.socket.clone().into(),
+        ];
+        argv.extend(invocation_args(commands));
+        argv
+    }
+
     /// A `std` command running `tmux -S SOCKET ARGS`, with the environment
     /// scrubbed (it may start the server, whose environment agents inherit).
     pub fn std_command(&self, commands: &[Command]) -> std::process::Command {
-        let mut cmd = std::process::Command::new("tmux");
-        cmd.arg("-S")
-            .arg(&self.socket)
-            .args(invocation_args(commands));
+        let argv = self.argv(commands);
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }

@@ -60,9 +60,15 @@ impl Env {
             .expect("temp dir");
         let d = dir.path().display().to_string();
         let config = dir.path().join("tmuxd.toml");
+        let body = body.replace("{dir}", &d);
+        // A free port per test unless the test configures [web] itself.
+        let web = if body.contains("[web]") {
+            ""
+        } else {
+            "[web]\nlisten = \"127.0.0.1:0\"\n\n"
+        };
         let text = format!(
-            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n\n{}",
-            body.replace("{dir}", &d)
+            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n\n{web}{body}"
         );
         std::fs::write(&config, text).unwrap();
         Env {
@@ -97,6 +103,11 @@ impl Env {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run tmuxd")
+    }
+
+    /// Issues a login token for `user` with `role` (user, admin, read-only).
+    pub fn token(&self, user: &str, role: &str) -> String {
+        self.ok(&["token", user, "--role", role]).trim().to_owned()
     }
 
     /// Runs and asserts success; returns stdout.
@@ -247,6 +258,26 @@ impl Daemon {
         wait_for(secs, &format!("{needle:?} in the daemon log"), || {
             self.log().contains(needle).then_some(())
         });
+    }
+
+    /// The web server's base URL, `http://127.0.0.1:PORT`, from the log.
+    pub fn url(&self) -> String {
+        self.wait_log(10, "web terminal listening");
+        let log = self.log();
+        let start = log.find("url=http://").expect("url in log") + 4;
+        let rest = &log[start..];
+        let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+        rest[..end].trim_end_matches('/').to_owned()
+    }
+
+    /// Daemon RSS in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {

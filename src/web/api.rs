@@ -1,0 +1,262 @@
+//! The JSON HTTP API: login, the caller's identity, and sessions (list,
+//! create, delete, type into). Errors answer fixed text; details are logged.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{client_addr, ApiError, AppState, Auth, COOKIE};
+use crate::auth::{Identity, Role};
+use crate::names::{Name, SessionId};
+use crate::session::{ExitInfo, SessionError, SessionInfo, State as SessionState};
+
+/// A session as the API shows it.
+#[derive(Serialize)]
+pub struct SessionView {
+    id: String,
+    user: String,
+    session: String,
+    state: SessionState,
+    agent_pid: Option<u32>,
+    viewers: usize,
+    attached_clients: u32,
+    created: Option<u64>,
+    last_activity: Option<u64>,
+    restarts: u32,
+    last_exit: Option<ExitInfo>,
+}
+
+fn view(state: &AppState, info: SessionInfo) -> SessionView {
+    let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
+    SessionView {
+        user: user.to_owned(),
+        session: session.to_owned(),
+        state: info.state,
+        agent_pid: info.agent_pid,
+        viewers: state.viewer_count(&info.id),
+        attached_clients: info.attached_clients,
+        created: info.created,
+        last_activity: info.last_activity,
+        restarts: info.restarts,
+        last_exit: info.last_exit,
+        id: info.id,
+    }
+}
+
+/// Maps session errors to answers. Another user's session is answered
+/// exactly like one that does not exist.
+fn session_error(e: SessionError) -> ApiError {
+    match e {
+        SessionError::NoSuchSession(id) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no such session {id}"))
+        }
+        SessionError::NoSuchUser(u) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no such session {u}/main"))
+        }
+        SessionError::AlreadyExists(id) => {
+            ApiError::new(StatusCode::CONFLICT, format!("session {id} already exists"))
+        }
+        SessionError::AgentNotRunning(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the agent of {id} is not running"),
+        ),
+        SessionError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+        e @ (SessionError::Tmux(_) | SessionError::Io(_)) => ApiError::internal(e),
+    }
+}
+
+/// Parses URL names; tmux is never called with a bad one.
+fn path_id(user: &str, session: &str) -> Result<SessionId, ApiError> {
+    let user =
+        Name::new(user).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let session =
+        Name::new(session).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(SessionId::new(user, session))
+}
+
+/// Checks that `identity` may act on `id` (`write`: type, create, kill).
+pub fn authorize(identity: &Identity, id: &SessionId, write: bool) -> Result<(), ApiError> {
+    if !identity.can_view(&id.user) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such session {id}"),
+        ));
+    }
+    if write && !identity.can_write(&id.user) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this token is read-only",
+        ));
+    }
+    Ok(())
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: {}", e.body_text()),
+        )
+    })
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    token: String,
+}
+
+fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.config.web.tls_proxy {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+/// Turns a token into the login cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let addr = client_addr(&parts.headers, peer, &state);
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    let body: LoginBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?;
+    let identity = state.authenticate(body.token.trim(), addr)?;
+    tracing::info!(user = %identity.user, role = ?identity.role, %addr, "logged in");
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    // The cookie carries the token itself: tokens are stored hashed, so
+    // there is nothing else to look up, and logins survive restarts.
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        login_cookie(&state, body.token.trim(), 30 * 86_400),
+    );
+    Ok(r)
+}
+
+pub async fn logout(State(state): State<AppState>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, login_cookie(&state, "", 0));
+    r
+}
+
+#[derive(Serialize)]
+pub struct Me {
+    user: String,
+    role: Role,
+}
+
+pub async fn me(Auth(identity): Auth) -> Json<Me> {
+    Json(Me {
+        user: identity.user.to_string(),
+        role: identity.role,
+    })
+}
+
+/// The caller's sessions (every user's for an admin).
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let mut out = Vec::new();
+    for user in state
+        .config
+        .users
+        .iter()
+        .filter(|u| identity.can_view(&u.name))
+    {
+        let server = state.supervisor.server(&user.name).map_err(session_error)?;
+        let sessions = server.list().await.map_err(session_error)?;
+        out.extend(sessions.into_iter().map(|s| view(&state, s)));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// `USER/SESSION`, or just `SESSION` for the caller's own user.
+    id: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = json_body(body)?;
+    let raw = if body.id.contains('/') {
+        body.id.clone()
+    } else {
+        format!("{}/{}", identity.user, body.id)
+    };
+    let id: SessionId = raw.parse().map_err(|e: crate::names::NameError| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })?;
+    authorize(&identity, &id, true)?;
+    let info = state.supervisor.create(&id).await.map_err(session_error)?;
+    tracing::info!(session = %id, by = %identity.user, "session created over HTTP");
+    Ok((StatusCode::CREATED, Json(view(&state, info))).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path((user, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&user, &session)?;
+    authorize(&identity, &id, true)?;
+    state.supervisor.kill(&id).await.map_err(session_error)?;
+    tracing::info!(session = %id, by = %identity.user, "session killed over HTTP");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputBody {
+    text: String,
+    #[serde(default = "yes")]
+    enter: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn input(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path((user, session)): Path<(String, String)>,
+    body: Result<Json<InputBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&user, &session)?;
+    authorize(&identity, &id, true)?;
+    let body = json_body(body)?;
+    let server = state.supervisor.server(&id.user).map_err(session_error)?;
+    server
+        .send(&id.session, &body.text, body.enter)
+        .await
+        .map_err(session_error)?;
+    tracing::info!(session = %id, by = %identity.user, bytes = body.text.len(), "input over HTTP");
+    Ok(StatusCode::NO_CONTENT)
+}

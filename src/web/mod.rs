@@ -1,0 +1,358 @@
+//! The browser terminal and HTTP API (axum): shared state, authentication
+//! (an extractor), the Origin check, security headers, and the server.
+//!
+//! Submodules: `api` (JSON endpoints), `terminal` (the WebSocket terminal),
+//! `assets` (the embedded page).
+
+mod api;
+mod assets;
+mod terminal;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{token_path, Identity, LoginLimiter, TokenStore};
+use crate::config::Config;
+use crate::supervisor::Supervisor;
+
+/// The login cookie's name.
+pub const COOKIE: &str = "tmuxd_token";
+
+/// Shared state of the web server; cloneable handle.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub supervisor: Supervisor,
+    pub tokens: TokenStore,
+    pub limiter: LoginLimiter,
+    /// Open terminals per session id. std mutex: never held across `.await`.
+    viewers: Mutex<HashMap<String, usize>>,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        supervisor: Supervisor,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> AppState {
+        AppState(Arc::new(Inner {
+            tokens: TokenStore::new(token_path(&config.state_dir)),
+            // 5 failures per user and 20 per address per minute.
+            limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
+            config,
+            supervisor,
+            viewers: Mutex::new(HashMap::new()),
+            cancel,
+            tracker,
+        }))
+    }
+
+    pub fn viewer_count(&self, id: &str) -> usize {
+        self.viewers
+            .lock()
+            .expect("viewers lock")
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts a viewer of `id` until the guard is dropped.
+    fn add_viewer(&self, id: &str) -> ViewerGuard {
+        *self
+            .viewers
+            .lock()
+            .expect("viewers lock")
+            .entry(id.to_owned())
+            .or_default() += 1;
+        ViewerGuard {
+            state: self.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// Checks `token` from `addr`, applying the failed-login limits.
+    pub fn authenticate(&self, token: &str, addr: IpAddr) -> Result<Identity, ApiError> {
+        let claimed = crate::auth::token_user(token);
+        if let Err(wait) = self.limiter.check(claimed.as_ref(), addr) {
+            tracing::warn!(%addr, user = ?claimed.as_ref().map(|u| u.as_str()), "login rate limit hit");
+            return Err(ApiError::too_many(wait));
+        }
+        match self.tokens.verify(token) {
+            Some(identity) => Ok(identity),
+            None => {
+                self.limiter.record_failure(claimed.as_ref(), addr);
+                tracing::warn!(%addr, user = ?claimed.as_ref().map(|u| u.as_str()), "authentication failed");
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+
+    /// Whether `origin` may make state-changing requests and open terminals:
+    /// the server's own origin (scheme + Host) or a configured one.
+    fn origin_allowed(&self, origin: &str, headers: &HeaderMap) -> bool {
+        let scheme = if self.config.web.tls_proxy {
+            "https"
+        } else {
+            "http"
+        };
+        let own = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|host| format!("{scheme}://{host}"));
+        own.iter()
+            .chain(self.config.web.origins.iter())
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+struct ViewerGuard {
+    state: AppState,
+    id: String,
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        let mut map = self.state.viewers.lock().expect("viewers lock");
+        if let Some(n) = map.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// An API error: status and a fixed, user-facing message as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "not authenticated")
+    }
+    fn too_many(wait: Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(wait),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins; try again later",
+            )
+        }
+    }
+    /// Logs `detail` and answers a fixed text.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs().max(1).to_string();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs).expect("digits"),
+            );
+        }
+        r
+    }
+}
+
+/// How a request authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthVia {
+    Bearer,
+    Cookie,
+}
+
+/// The authenticated caller: `Authorization: Bearer TOKEN` or the cookie.
+pub struct Auth(pub Identity);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (token, _) = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let addr = client_addr(&parts.headers, peer, state);
+        state.authenticate(&token, addr).map(Auth)
+    }
+}
+
+/// The token a request carries, and how.
+pub fn presented_token(headers: &HeaderMap) -> Option<(String, AuthVia)> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v
+            .strip_prefix("Bearer ")
+            .map(|t| (t.trim().to_owned(), AuthVia::Bearer));
+    }
+    cookie(headers, COOKIE).map(|t| (t, AuthVia::Cookie))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The client's address: the peer, or behind a TLS proxy on loopback the
+/// last address the proxy appended to `X-Forwarded-For`.
+pub fn client_addr(headers: &HeaderMap, peer: Option<SocketAddr>, state: &AppState) -> IpAddr {
+    let peer = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if state.config.web.tls_proxy && peer.is_loopback() {
+        if let Some(forwarded) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return forwarded;
+        }
+    }
+    peer
+}
+
+/// Refuses cross-origin state changes and WebSocket upgrades (403) before
+/// any handler runs, and adds security headers to every response.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let changes_state = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if is_upgrade || changes_state {
+        match headers
+            .get(header::ORIGIN)
+            .map(|o| o.to_str().unwrap_or(""))
+        {
+            Some(origin) if !state.origin_allowed(origin, headers) => {
+                tracing::warn!(origin, path = %request.uri().path(), "foreign origin refused");
+                return ApiError::new(StatusCode::FORBIDDEN, "origin not allowed").into_response();
+            }
+            Some(_) => {}
+            // Browsers always send Origin on these; a cookie without one
+            // is not a request our page made.
+            None if changes_state
+                && presented_token(headers).is_some_and(|(_, via)| via == AuthVia::Cookie) =>
+            {
+                return ApiError::new(StatusCode::FORBIDDEN, "origin required").into_response();
+            }
+            None => {}
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/app.js", get(assets::script))
+        .route("/assets/app.css", get(assets::style))
+        .route("/healthz", get(api::healthz))
+        .route("/api/login", post(api::login))
+        .route("/api/logout", post(api::logout))
+        .route("/api/me", get(api::me))
+        .route("/api/sessions", get(api::list).post(api::create))
+        .route(
+            "/api/sessions/{user}/{session}",
+            axum::routing::delete(api::delete),
+        )
+        .route("/api/sessions/{user}/{session}/input", post(api::input))
+        .route("/ws/sessions/{user}/{session}", get(terminal::upgrade))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Binds `[web] listen`.
+pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.web.listen))
+}
+
+/// Serves until `state.cancel`; open terminals get a close frame.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
+    let cancel = state.cancel.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "web server failed");
+    }
+}

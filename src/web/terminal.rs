@@ -1,0 +1,263 @@
+//! The WebSocket terminal, `GET /ws/sessions/{user}/{session}`.
+//!
+//! Binary frames carry raw terminal bytes both ways; text frames carry JSON
+//! control (`resize` from the client; `hello` and `exit` from the server).
+//! The Origin check (403) runs before the upgrade (see `web::guard`);
+//! authentication and authorization answer with close codes after it:
+//! 4401 not authenticated, 4404 no such session (also for another user's
+//! session, so existence does not leak), 1009 frame too large, 1008 bad
+//! control message, 1001 server shutting down.
+
+use std::net::SocketAddr;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{presented_token, AppState};
+use crate::auth::{Identity, Role};
+use crate::names::{Name, SessionId};
+use crate::relay::{valid_size, ViewerPty};
+use crate::session::State as SessionState;
+
+/// Largest frame or message accepted from a viewer.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Largest chunk of terminal output per frame.
+const READ_CHUNK: usize = 32 * 1024;
+
+#[derive(Deserialize)]
+pub struct TerminalQuery {
+    cols: Option<u32>,
+    rows: Option<u32>,
+    /// Ask for a read-only view even with a writing token.
+    #[serde(default)]
+    read_only: bool,
+}
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path((user, session)): Path<(String, String)>,
+    Query(query): Query<TerminalQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    // Bad names never reach tmux, nor the upgrade.
+    let (Ok(user), Ok(session)) = (Name::new(&user), Name::new(&session)) else {
+        return (StatusCode::NOT_FOUND, "no such session").into_response();
+    };
+    let id = SessionId::new(user, session);
+    let addr = super::client_addr(&headers, Some(peer), &state);
+    let auth = match presented_token(&headers) {
+        Some((token, _)) => state.authenticate(&token, addr).ok(),
+        None => None,
+    };
+    ws.max_frame_size(MAX_FRAME)
+        .max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| async move {
+            let tracker = state.tracker.clone();
+            // Tracked, so shutdown waits for the close frame to go out.
+            let _ = tracker
+                .spawn(viewer(socket, state, id, auth, query, addr))
+                .await;
+        })
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_owned()),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn viewer(
+    mut socket: WebSocket,
+    state: AppState,
+    id: SessionId,
+    auth: Option<Identity>,
+    query: TerminalQuery,
+    addr: std::net::IpAddr,
+) {
+    let Some(identity) = auth else {
+        return close(&mut socket, 4401, "not authenticated").await;
+    };
+    if !identity.can_view(&id.user) {
+        return close(&mut socket, 4404, "no such session").await;
+    }
+    let Ok(server) = state.supervisor.server(&id.user) else {
+        return close(&mut socket, 4404, "no such session").await;
+    };
+    match server.info(&id.session).await {
+        Ok(info) if info.state != SessionState::Stopped => {}
+        _ => return close(&mut socket, 4404, "no such session").await,
+    }
+    let read_only = query.read_only || identity.role == Role::ReadOnly;
+    let (cols, rows) = query
+        .cols
+        .zip(query.rows)
+        .and_then(|(c, r)| valid_size(c, r))
+        .unwrap_or((80, 24));
+    let pty = match ViewerPty::spawn(&server.tmux, &id.session, read_only, cols, rows) {
+        Ok(pty) => pty,
+        Err(e) => {
+            tracing::error!(session = %id, error = %e, "cannot start a viewer terminal");
+            return close(&mut socket, 1011, "internal error").await;
+        }
+    };
+    let _counted = state.add_viewer(&id.to_string());
+    tracing::info!(session = %id, user = %identity.user, read_only, %addr, "viewer attached");
+    let hello = serde_json::json!({
+        "type": "hello",
+        "session": id.to_string(),
+        "user": identity.user.to_string(),
+        "read_only": read_only,
+    });
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let reason = relay(&mut socket, &pty, &state, &id, read_only).await;
+    tracing::info!(session = %id, user = %identity.user, reason, "viewer detached");
+}
+
+/// Moves bytes between the WebSocket and the PTY until one side ends.
+/// Returns why it ended.
+async fn relay(
+    socket: &mut WebSocket,
+    pty: &ViewerPty,
+    state: &AppState,
+    id: &SessionId,
+    read_only: bool,
+) -> &'static str {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        tokio::select! {
+            n = pty.read(&mut buf) => match n {
+                Ok(0) | Err(_) => {
+                    let exit = serde_json::json!({"type": "exit", "reason": "the session ended or was detached"});
+                    let _ = socket.send(Message::Text(exit.to_string().into())).await;
+                    close(socket, 1000, "session ended").await;
+                    return "tmux client exited";
+                }
+                Ok(n) => {
+                    let frame = Message::Binary(buf[..n].to_vec().into());
+                    // A slow viewer blocks only this loop (and so its own
+                    // tmux client); shutdown still gets through.
+                    tokio::select! {
+                        r = socket.send(frame) => if r.is_err() { return "send failed" },
+                        _ = state.cancel.cancelled() => return "shutdown",
+                    }
+                }
+            },
+            msg = socket.recv() => match msg {
+                None => return "viewer closed",
+                Some(Err(e)) => {
+                    if is_too_large(&e) {
+                        close(socket, 1009, "frame too large").await;
+                        return "frame too large";
+                    }
+                    return "receive failed";
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    if read_only {
+                        continue;
+                    }
+                    if pty.write_all(&bytes).await.is_err() {
+                        return "write failed";
+                    }
+                }
+                Some(Ok(Message::Text(text))) => match control(&text) {
+                    Ok(Control::Resize(cols, rows)) => match valid_size(cols, rows) {
+                        Some((c, r)) => {
+                            if let Err(e) = pty.resize(c, r) {
+                                tracing::warn!(session = %id, error = %e, "resize failed");
+                            }
+                        }
+                        None => tracing::warn!(session = %id, cols, rows, "resize to an unusable size ignored"),
+                    },
+                    Err(reason) => {
+                        close(socket, 1008, reason).await;
+                        return "bad control message";
+                    }
+                },
+                Some(Ok(Message::Close(_))) => return "viewer closed",
+                Some(Ok(_)) => {} // ping/pong: axum answers pings itself
+            },
+            _ = state.cancel.cancelled() => {
+                close(socket, 1001, "server shutting down").await;
+                return "shutdown";
+            }
+        }
+    }
+}
+
+enum Control {
+    Resize(u32, u32),
+}
+
+/// Parses a control message; `Err` holds the close reason.
+fn control(text: &str) -> Result<Control, &'static str> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| "malformed control message")?;
+    match value.get("type").and_then(|t| t.as_str()) {
+        Some("resize") => {
+            let dim = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(|v| v.as_u64())
+                    .and_then(|v| u32::try_from(v).ok())
+            };
+            match (dim("cols"), dim("rows")) {
+                (Some(c), Some(r)) => Ok(Control::Resize(c, r)),
+                _ => Err("malformed control message"),
+            }
+        }
+        Some(_) => Err("unknown control message type"),
+        None => Err("malformed control message"),
+    }
+}
+
+/// Whether a receive error is tungstenite's "message/frame too large".
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(t) = err.downcast_ref::<tungstenite::Error>() {
+            return matches!(t, tungstenite::Error::Capacity(_));
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages() {
+        assert!(matches!(
+            control(r#"{"type":"resize","cols":80,"rows":24}"#),
+            Ok(Control::Resize(80, 24))
+        ));
+        assert_eq!(control("not json").err(), Some("malformed control message"));
+        assert_eq!(
+            control(r#"{"type":"resize","cols":"x"}"#).err(),
+            Some("malformed control message")
+        );
+        assert_eq!(
+            control(r#"{"type":"nuke"}"#).err(),
+            Some("unknown control message type")
+        );
+        assert_eq!(control(r#"[1,2]"#).err(), Some("malformed control message"));
+        assert_eq!(
+            control(r#"{"type":"resize","cols":99999999999,"rows":1}"#).err(),
+            Some("malformed control message")
+        );
+    }
+}

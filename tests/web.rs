@@ -1,0 +1,813 @@
+//! The browser terminal's server side: WebSocket terminals (tokio-tungstenite)
+//! and the HTTP API, against the real daemon and real tmux.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{marker, wait_for, Env};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SHELL_AGENT: &str = "[agent]\ncommand = [\"sh\"]\n";
+
+fn env() -> Env {
+    Env::new(&format!(
+        "{SHELL_AGENT}[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n"
+    ))
+}
+
+/// Opens a terminal; `Err` holds the HTTP status when the upgrade is refused.
+async fn connect(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, u16> {
+    let url = format!("{}{path}", base.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connect {path}: {e}"),
+    }
+}
+
+/// Reads until the server closes; returns the close code and reason.
+async fn close_of(ws: &mut Ws) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next())
+            .await
+            .expect("close within 10 s")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string()),
+            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("websocket error before close: {e}"),
+        }
+    }
+}
+
+/// Reads terminal output until `needle` shows up; returns the bytes read.
+async fn read_until(ws: &mut Ws, needle: &str, secs: u64) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    loop {
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            return seen;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => panic!(
+                "{needle:?} not seen in {secs}s; got {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                seen.extend_from_slice(&b);
+                // Keep memory small on floods: the needle is short.
+                if seen.len() > 1 << 20 {
+                    seen.drain(..seen.len() - 4096);
+                }
+            }
+            Ok(Some(Ok(Message::Text(_))))
+            | Ok(Some(Ok(Message::Ping(_))))
+            | Ok(Some(Ok(Message::Pong(_)))) => {}
+            Ok(other) => panic!("unexpected {other:?} waiting for {needle:?}"),
+        }
+    }
+}
+
+/// The first text frame: the server's hello.
+async fn hello(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("hello")
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Binary(_))) => continue,
+            other => panic!("expected hello, got {other:?}"),
+        }
+    }
+}
+
+async fn type_line(ws: &mut Ws, line: &str) {
+    ws.send(Message::Binary(format!("{line}\r").into_bytes().into()))
+        .await
+        .unwrap();
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// (status, body) of an HTTP request with optional bearer token and JSON.
+fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let agent = http();
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            r.call().unwrap()
+        }
+        (m, body) => {
+            let mut r = match m {
+                "POST" => agent.post(url),
+                "DELETE" => return delete(url, token),
+                _ => unreachable!(),
+            };
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            match body {
+                Some(b) => r.send_json(b).unwrap(),
+                None => r.send_empty().unwrap(),
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn delete(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut r = http().delete(url);
+    if let Some(t) = token {
+        r = r.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = r.call().unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_auth_matrix() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let bob = env.token("bob", "user");
+    let admin = env.token("bob", "admin");
+    let d = env.serve();
+    let base = d.url();
+    let wrong = format!("alice.{}", "A".repeat(43));
+
+    for (token, path, expected) in [
+        (None, "/ws/sessions/alice/main", 4401),
+        (Some(wrong.as_str()), "/ws/sessions/alice/main", 4401),
+        (Some("garbage"), "/ws/sessions/alice/main", 4401),
+        // Another user's session answers exactly like a missing one.
+        (Some(bob.as_str()), "/ws/sessions/alice/main", 4404),
+        (Some(alice.as_str()), "/ws/sessions/alice/nope", 4404),
+        (Some(alice.as_str()), "/ws/sessions/carol/main", 4404),
+    ] {
+        let mut ws = connect(&base, path, token, None).await.expect("upgrade");
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!(code, expected, "{path} with {token:?}: {reason}");
+    }
+    let (_, reason_missing) = close_of(
+        &mut connect(&base, "/ws/sessions/alice/nope", Some(&alice), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (_, reason_foreign) = close_of(
+        &mut connect(&base, "/ws/sessions/alice/main", Some(&bob), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reason_missing, reason_foreign, "no existence leak");
+
+    // Owner and admin get a terminal.
+    for token in [&alice, &admin] {
+        let mut ws = connect(&base, "/ws/sessions/alice/main", Some(token), None)
+            .await
+            .unwrap();
+        let h = hello(&mut ws).await;
+        assert_eq!(h["type"], "hello");
+        assert_eq!(h["session"], "alice/main");
+        assert_eq!(h["read_only"], false);
+    }
+    // Bad names never reach the upgrade (or tmux).
+    for path in [
+        "/ws/sessions/alice/a.b",
+        "/ws/sessions/Alice/main",
+        "/ws/sessions/alice/%23%7Bpid%7D",
+    ] {
+        assert_eq!(
+            connect(&base, path, Some(&alice), None).await.err(),
+            Some(404),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_origin_matrix() {
+    let mut env = Env::new(&format!(
+        "{SHELL_AGENT}[web]\nlisten = \"127.0.0.1:0\"\norigins = [\"https://tmuxd.example.com\"]\n[[users]]\nname = \"alice\"\n"
+    ));
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let own = base.clone();
+    let path = "/ws/sessions/alice/main";
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1:1",
+        "https://tmuxd.example.com.evil.io",
+    ] {
+        assert_eq!(
+            connect(&base, path, Some(&alice), Some(origin)).await.err(),
+            Some(403),
+            "{origin}"
+        );
+    }
+    // Refused before authentication: no token needed to be told 403.
+    assert_eq!(
+        connect(&base, path, None, Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    for origin in [Some(own.as_str()), Some("https://tmuxd.example.com"), None] {
+        let mut ws = connect(&base, path, Some(&alice), origin)
+            .await
+            .unwrap_or_else(|s| panic!("{origin:?}: {s}"));
+        assert_eq!(hello(&mut ws).await["type"], "hello");
+    }
+    // The same rule guards state-changing HTTP requests.
+    let (status, _) = {
+        let mut resp = http()
+            .post(&format!("{base}/api/sessions/alice/main/input"))
+            .header("Authorization", &format!("Bearer {alice}"))
+            .header("Origin", "http://evil.example")
+            .send_json(serde_json::json!({"text": "x"}))
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_viewers_see_the_same_output_and_closing_one_leaves_the_session() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let path = "/ws/sessions/alice/main";
+    let mut a = connect(&base, path, Some(&alice), None).await.unwrap();
+    let mut b = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut a).await;
+    hello(&mut b).await;
+    let m = marker();
+    type_line(&mut a, &format!("echo out-$((6*7))-{m}")).await;
+    let needle = format!("out-42-{m}");
+    read_until(&mut a, &needle, 10).await;
+    read_until(&mut b, &needle, 10).await;
+    let pid = env.session("alice/main").unwrap()["agent_pid"].clone();
+    // The API counts both viewers.
+    let (_, body) = call("GET", &format!("{base}/api/sessions"), Some(&alice), None);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["viewers"], 2, "{list}");
+
+    a.close(None).await.unwrap();
+    drop(a);
+    let m2 = marker();
+    type_line(&mut b, &format!("echo still-$((1+1))-{m2}")).await;
+    read_until(&mut b, &format!("still-2-{m2}"), 10).await;
+    let s = env.session("alice/main").unwrap();
+    assert_eq!(
+        (s["state"].as_str(), &s["agent_pid"]),
+        (Some("running"), &pid)
+    );
+    wait_for(10, "viewer count back to 1", || {
+        let (_, body) = call("GET", &format!("{base}/api/sessions"), Some(&alice), None);
+        let list: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (list[0]["viewers"] == 1).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_repaints_the_screen() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let path = "/ws/sessions/alice/main";
+    let mut ws = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut ws).await;
+    let m = marker();
+    type_line(&mut ws, &format!("echo paint-$((2+3))-{m}")).await;
+    read_until(&mut ws, &format!("paint-5-{m}"), 10).await;
+    drop(ws);
+    // A new viewer gets the current screen without anything new printed.
+    let mut again = connect(&base, path, Some(&alice), None).await.unwrap();
+    read_until(&mut again, &format!("paint-5-{m}"), 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_viewer_does_not_stop_a_20mb_flood_and_memory_stays_bounded() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let path = "/ws/sessions/alice/main";
+    // A viewer that never reads again after its hello.
+    let mut stalled = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut stalled).await;
+    let mut reader = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut reader).await;
+    let rss_before = d.rss_kib();
+
+    let m = marker();
+    type_line(
+        &mut reader,
+        &format!("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 20000000; echo; echo flood-$((40+2))-{m}"),
+    )
+    .await;
+    let needle = format!("flood-42-{m}");
+    let sampler = {
+        let pid = d.pid;
+        tokio::task::spawn_blocking(move || {
+            let mut max = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && common::alive(pid as u64) {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    max = max.max(kib);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                if max > 0 && std::path::Path::new(&format!("/tmp/.stop-{pid}")).exists() {
+                    break;
+                }
+            }
+            max
+        })
+    };
+    read_until(&mut reader, &needle, 60).await;
+    std::fs::write(format!("/tmp/.stop-{}", d.pid), "").unwrap();
+    let rss_max = sampler.await.unwrap();
+    let _ = std::fs::remove_file(format!("/tmp/.stop-{}", d.pid));
+    // The stalled viewer held no 20 MB queue: the daemon grew by far less
+    // than the flood.
+    assert!(
+        rss_max < rss_before + 16 * 1024,
+        "daemon RSS grew from {rss_before} KiB to {rss_max} KiB during a 20 MB flood"
+    );
+    // The stalled viewer is still connected and catches up with the screen.
+    read_until(&mut stalled, &needle, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_and_control_messages_close_with_the_right_code() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let path = "/ws/sessions/alice/main";
+
+    let mut ws = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut ws).await;
+    ws.send(Message::Binary(vec![b'x'; 100 * 1024].into()))
+        .await
+        .unwrap();
+    assert_eq!(close_of(&mut ws).await.0, 1009);
+
+    for (text, reason) in [
+        ("{not json", "malformed control message"),
+        (
+            r#"{"type":"resize","cols":"wide"}"#,
+            "malformed control message",
+        ),
+        (
+            r#"{"type":"launch-missiles"}"#,
+            "unknown control message type",
+        ),
+    ] {
+        let mut ws = connect(&base, path, Some(&alice), None).await.unwrap();
+        hello(&mut ws).await;
+        ws.send(Message::Text(text.into())).await.unwrap();
+        let (code, got) = close_of(&mut ws).await;
+        assert_eq!(
+            (code, got.as_str()),
+            (u16::from(CloseCode::Policy), reason),
+            "{text}"
+        );
+    }
+
+    // Absurd sizes are ignored; the terminal keeps working.
+    let mut ws = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut ws).await;
+    for (c, r) in [(0, 24), (80, 0), (100_000, 50)] {
+        ws.send(Message::Text(
+            format!(r#"{{"type":"resize","cols":{c},"rows":{r}}}"#).into(),
+        ))
+        .await
+        .unwrap();
+    }
+    ws.send(Message::Text(
+        r#"{"type":"resize","cols":100,"rows":30}"#.into(),
+    ))
+    .await
+    .unwrap();
+    // tmux applies the valid size (one row is its status line).
+    wait_for(10, "pane resized to 100x29", || {
+        let out = env.tmux(
+            "alice",
+            &[
+                "display-message",
+                "-p",
+                "-t",
+                "=main:",
+                "#{pane_width}x#{pane_height}",
+            ],
+        );
+        (String::from_utf8_lossy(&out.stdout).trim() == "100x29").then_some(())
+    });
+    let m = marker();
+    type_line(&mut ws, &format!("echo alive-$((5*5))-{m}")).await;
+    read_until(&mut ws, &format!("alive-25-{m}"), 10).await;
+    assert!(d.log().contains("resize to an unusable size ignored"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_viewers_keystrokes_change_nothing() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let ro = env.token("alice", "read-only");
+    let d = env.serve();
+    let base = d.url();
+    let path = "/ws/sessions/alice/main";
+    let mut viewer = connect(&base, path, Some(&ro), None).await.unwrap();
+    assert_eq!(hello(&mut viewer).await["read_only"], true);
+    let m = marker();
+    type_line(&mut viewer, &format!("echo ro-typed-{m}")).await;
+    // A writer asks for read-only too.
+    let mut asked = connect(&base, &format!("{path}?read_only=true"), Some(&alice), None)
+        .await
+        .unwrap();
+    assert_eq!(hello(&mut asked).await["read_only"], true);
+    type_line(&mut asked, &format!("echo ro-asked-{m}")).await;
+    // Then a writer types; once its line shows, the earlier ones would have.
+    let mut writer = connect(&base, path, Some(&alice), None).await.unwrap();
+    hello(&mut writer).await;
+    type_line(&mut writer, &format!("echo writer-$((3*3))-{m}")).await;
+    read_until(&mut viewer, &format!("writer-9-{m}"), 10).await;
+    let pane = env.pane_text("alice", "main");
+    assert!(pane.contains(&format!("writer-9-{m}")), "{pane}");
+    assert!(
+        !pane.contains(&format!("ro-typed-{m}")),
+        "read-only keystrokes were typed:\n{pane}"
+    );
+    assert!(
+        !pane.contains(&format!("ro-asked-{m}")),
+        "read-only keystrokes were typed:\n{pane}"
+    );
+    // Read-only tokens cannot type through the API either.
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/api/sessions/alice/main/input"),
+        Some(&ro),
+        Some(serde_json::json!({"text": "echo no"})),
+    );
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_sessions_auth_and_isolation() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let bob = env.token("bob", "user");
+    let admin = env.token("bob", "admin");
+    let d = env.serve();
+    let base = d.url();
+    let api = |p: &str| format!("{base}{p}");
+
+    assert_eq!(call("GET", &api("/api/sessions"), None, None).0, 401);
+    assert_eq!(
+        call("GET", &api("/api/sessions"), Some("alice.nope"), None).0,
+        401
+    );
+    let (status, body) = call("GET", &api("/api/sessions"), Some(&alice), None);
+    assert_eq!(status, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["alice/main"]
+    );
+    let (_, body) = call("GET", &api("/api/sessions"), Some(&admin), None);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        call("GET", &api("/api/me"), Some(&admin), None).1,
+        r#"{"user":"bob","role":"admin"}"#
+    );
+
+    // Create, type into, and delete a session.
+    let (status, body) = call(
+        "POST",
+        &api("/api/sessions"),
+        Some(&alice),
+        Some(serde_json::json!({"id": "docs"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains(r#""id":"alice/docs""#), "{body}");
+    assert_eq!(
+        call(
+            "POST",
+            &api("/api/sessions"),
+            Some(&alice),
+            Some(serde_json::json!({"id": "docs"}))
+        )
+        .0,
+        409
+    );
+    let m = marker();
+    let (status, body) = call(
+        "POST",
+        &api("/api/sessions/alice/docs/input"),
+        Some(&alice),
+        Some(serde_json::json!({"text": format!("echo api-{m}")})),
+    );
+    assert_eq!(status, 204, "{body}");
+    env.wait_pane("alice", "docs", &format!("api-{m}"));
+    assert_eq!(
+        call(
+            "DELETE",
+            &api("/api/sessions/alice/docs"),
+            Some(&alice),
+            None
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            "DELETE",
+            &api("/api/sessions/alice/docs"),
+            Some(&alice),
+            None
+        )
+        .0,
+        404
+    );
+    let (status, body) = call(
+        "DELETE",
+        &api("/api/sessions/alice/main"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // Bob cannot see, type into or kill Alice's sessions: the same 404 as
+    // for sessions that do not exist. An admin can.
+    let input = serde_json::json!({"text": "echo x"});
+    let (s1, b1) = call(
+        "POST",
+        &api("/api/sessions/alice/main/input"),
+        Some(&bob),
+        Some(input.clone()),
+    );
+    let (s2, b2) = call(
+        "POST",
+        &api("/api/sessions/bob/nope/input"),
+        Some(&bob),
+        Some(input.clone()),
+    );
+    assert_eq!((s1, s2), (404, 404));
+    assert_eq!(b1.replace("alice/main", "X"), b2.replace("bob/nope", "X"));
+    assert_eq!(
+        call(
+            "POST",
+            &api("/api/sessions"),
+            Some(&bob),
+            Some(serde_json::json!({"id": "alice/x"}))
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &api("/api/sessions/alice/main/input"),
+            Some(&admin),
+            Some(input.clone())
+        )
+        .0,
+        204
+    );
+
+    // Bad input is refused with a message naming it; tmux is never asked.
+    let (status, body) = call(
+        "POST",
+        &api("/api/sessions"),
+        Some(&alice),
+        Some(serde_json::json!({"id": "a.b"})),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("a.b"), "{body}");
+    let (status, _) = call(
+        "POST",
+        &api("/api/sessions/alice/%23%7Bpid%7D/input"),
+        Some(&alice),
+        Some(input.clone()),
+    );
+    assert_eq!(status, 400);
+    let (status, body) = call(
+        "POST",
+        &api("/api/sessions/alice/main/input"),
+        Some(&alice),
+        Some(serde_json::json!({"text": "\u{1b}[2J"})),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("control character"), "{body}");
+    let (status, body) = call(
+        "POST",
+        &api("/api/sessions/alice/main/input"),
+        Some(&alice),
+        Some(serde_json::json!({"txt": 1})),
+    );
+    assert_eq!(status, 400, "{body}");
+    // No token or secret in the log.
+    let log = d.log();
+    for t in [&alice, &bob, &admin] {
+        let secret = t.split('.').nth(1).unwrap();
+        assert!(!log.contains(secret), "a token reached the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_cookie_and_rate_limit() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let agent = http();
+
+    let mut resp = agent
+        .post(&format!("{base}/api/login"))
+        .send_json(serde_json::json!({"token": alice}))
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        204,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    // The cookie authenticates reads...
+    let mut me = agent
+        .get(&format!("{base}/api/me"))
+        .header("Cookie", &pair)
+        .call()
+        .unwrap();
+    assert_eq!(
+        me.body_mut().read_to_string().unwrap(),
+        r#"{"user":"alice","role":"user"}"#
+    );
+    // ...and state changes only with our Origin (CSRF).
+    let input = serde_json::json!({"text": "echo c"});
+    let url = format!("{base}/api/sessions/alice/main/input");
+    let no_origin = agent
+        .post(&url)
+        .header("Cookie", &pair)
+        .send_json(input.clone())
+        .unwrap();
+    assert_eq!(no_origin.status().as_u16(), 403);
+    let with_origin = agent
+        .post(&url)
+        .header("Cookie", &pair)
+        .header("Origin", &base)
+        .send_json(input.clone())
+        .unwrap();
+    assert_eq!(with_origin.status().as_u16(), 204);
+    // The cookie opens a terminal too.
+    let mut req = format!("{}/ws/sessions/alice/main", base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("Cookie", pair.parse().unwrap());
+    req.headers_mut().insert("Origin", base.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(hello(&mut ws).await["user"], "alice");
+
+    // Failed logins for a user are limited (5 a minute), then refused
+    // even with the right token.
+    for _ in 0..5 {
+        let bad = format!("alice.{}", "B".repeat(43));
+        let r = agent
+            .post(&format!("{base}/api/login"))
+            .send_json(serde_json::json!({"token": bad}))
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let r = agent
+        .post(&format!("{base}/api/login"))
+        .send_json(serde_json::json!({"token": alice}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_is_served_with_security_headers() {
+    let mut env = env();
+    let d = env.serve();
+    let base = d.url();
+    for (path, ctype) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let mut r = http().get(&format!("{base}{path}")).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(ctype),
+            "{path}"
+        );
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        let body = r.body_mut().read_to_string().unwrap();
+        assert!(!body.is_empty());
+    }
+    // The bundle is the real xterm.js, embedded (no CDN).
+    let js = http()
+        .get(&format!("{base}/assets/app.js"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(js.contains("xterm"), "xterm.js is in the bundle");
+    assert!(!js.contains("cdn.jsdelivr") && !js.contains("unpkg.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_viewers_a_close_frame() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let mut ws = connect(&base, "/ws/sessions/alice/main", Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    let pid = env.session("alice/main").unwrap()["agent_pid"]
+        .as_u64()
+        .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(close_of(&mut ws).await.0, 1001);
+    assert!(env.reap(d.pid).success());
+    assert!(common::alive(pid), "the agent keeps running");
+}

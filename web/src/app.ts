@@ -1,0 +1,425 @@
+// The tmuxd page: login, a dashboard of sessions, and a terminal per session.
+// Routes live in the URL hash: #/login, #/ (dashboard), #/s/USER/SESSION.
+import "./style.css";
+import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+import { ClipboardAddon } from "@xterm/addon-clipboard";
+import { WebLinksAddon } from "@xterm/addon-web-links";
+
+type Me = { user: string; role: "user" | "admin" | "read-only" };
+type Session = {
+  id: string;
+  state: string;
+  agent_pid: number | null;
+  viewers: number;
+  attached_clients: number;
+  last_activity: number | null;
+  created: number | null;
+  restarts: number;
+  last_exit: { status: number | null; signal: number | null; at: number | null } | null;
+};
+
+const app = document.getElementById("app")!;
+let cleanup: (() => void) | null = null;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | ((e: Event) => void)> = {},
+  ...children: (Node | string | null)[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null) el.append(c);
+  return el;
+}
+
+async function api(method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function errorText(r: Response): Promise<string> {
+  try {
+    const j = await r.json();
+    return j.error || r.statusText;
+  } catch {
+    return r.statusText || `HTTP ${r.status}`;
+  }
+}
+
+function ago(unix: number | null): string {
+  if (!unix) return "never";
+  const s = Math.max(0, Math.round(Date.now() / 1000 - unix));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+function brand(): HTMLElement {
+  return h("div", { class: "brand" }, h("span", { class: "logo" }, ">_"), "tmuxd");
+}
+
+// ---- login ---------------------------------------------------------------
+
+function loginView(message = ""): void {
+  const token = h("input", {
+    type: "password",
+    name: "token",
+    id: "token",
+    placeholder: "alice.…",
+    autocomplete: "current-password",
+    "aria-label": "Login token",
+  });
+  const err = h("div", { class: "error", id: "login-error" }, message);
+  const submit = h("button", { class: "primary", type: "submit", id: "login-submit" }, "Sign in");
+  const form = h(
+    "form",
+    {
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        submit.disabled = true;
+        err.textContent = "";
+        const r = await api("POST", "/api/login", { token: token.value.trim() });
+        submit.disabled = false;
+        if (r.ok) {
+          location.hash = "#/";
+        } else {
+          err.textContent = await errorText(r);
+          token.select();
+        }
+      },
+    },
+    token,
+    submit,
+    err,
+  );
+  app.replaceChildren(
+    h(
+      "div",
+      { class: "login" },
+      h(
+        "div",
+        { class: "login-card" },
+        brand(),
+        h("h1", {}, "Sign in to your sessions"),
+        h("p", {}, "Paste the login token you got from ", h("code", {}, "tmuxd token USER"), "."),
+        form,
+      ),
+    ),
+  );
+  token.focus();
+}
+
+// ---- dashboard -----------------------------------------------------------
+
+async function dashboardView(me: Me): Promise<void> {
+  const list = h("div", { class: "sessions", id: "sessions" });
+  const err = h("div", { class: "error" });
+  const canWrite = me.role !== "read-only";
+  const name = h("input", { placeholder: "new session name", id: "new-name", "aria-label": "New session name" });
+  const newForm = h(
+    "form",
+    {
+      class: "new-form",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const r = await api("POST", "/api/sessions", { id: `${me.user}/${name.value.trim()}` });
+        if (r.ok) {
+          name.value = "";
+          refresh();
+        } else err.textContent = await errorText(r);
+      },
+    },
+    name,
+    h("button", { class: "primary", type: "submit" }, "New session"),
+  );
+  const logout = h(
+    "button",
+    {
+      onclick: async () => {
+        await api("POST", "/api/logout");
+        location.hash = "#/login";
+      },
+    },
+    "Sign out",
+  );
+  app.replaceChildren(
+    h(
+      "div",
+      {},
+      h(
+        "header",
+        { class: "topbar" },
+        brand(),
+        h("div", { class: "who" }, h("span", {}, me.user), h("span", { class: "role" }, me.role), logout),
+      ),
+      h(
+        "main",
+        { class: "dash" },
+        h(
+          "div",
+          { class: "dash-head" },
+          h(
+            "div",
+            {},
+            h("h2", {}, "Sessions"),
+            h("div", { class: "sub" }, "Each session is a tmux session running your agent. Open one to attach."),
+          ),
+          canWrite ? newForm : null,
+        ),
+        err,
+        list,
+      ),
+    ),
+  );
+
+  async function refresh(): Promise<void> {
+    const r = await api("GET", "/api/sessions");
+    if (r.status === 401) {
+      location.hash = "#/login";
+      return;
+    }
+    if (!r.ok) {
+      err.textContent = await errorText(r);
+      return;
+    }
+    const sessions: Session[] = await r.json();
+    if (sessions.length === 0) {
+      list.replaceChildren(h("div", { class: "empty" }, "No sessions yet."));
+      return;
+    }
+    list.replaceChildren(...sessions.map((s) => card(s)));
+  }
+
+  function card(s: Session): HTMLElement {
+    const [, session] = s.id.split("/");
+    const exit = s.last_exit
+      ? s.last_exit.signal !== null
+        ? `last exit: signal ${s.last_exit.signal}`
+        : `last exit: status ${s.last_exit.status}`
+      : null;
+    const actions = h(
+      "div",
+      { class: "actions" },
+      h("button", { class: "primary", onclick: () => (location.hash = `#/s/${s.id}`) }, "Open"),
+    );
+    if (canWrite && session !== "main") {
+      actions.append(
+        h(
+          "button",
+          {
+            class: "danger",
+            onclick: async () => {
+              if (!confirm(`Kill ${s.id}? Its agent is stopped.`)) return;
+              const r = await api("DELETE", `/api/sessions/${s.id}`);
+              if (!r.ok) err.textContent = await errorText(r);
+              refresh();
+            },
+          },
+          "Kill",
+        ),
+      );
+    }
+    return h(
+      "div",
+      { class: "card", "data-session": s.id },
+      h(
+        "div",
+        {},
+        h("div", {}, h("span", { class: "id" }, s.id), h("span", { class: `state ${s.state}` }, s.state)),
+        h(
+          "div",
+          { class: "meta" },
+          h("span", {}, `${s.viewers} viewer${s.viewers === 1 ? "" : "s"}`),
+          h("span", {}, `${s.attached_clients} attached`),
+          h("span", {}, `active ${ago(s.last_activity)}`),
+          s.restarts ? h("span", {}, `${s.restarts} restart${s.restarts === 1 ? "" : "s"}`) : null,
+          exit ? h("span", {}, exit) : null,
+        ),
+      ),
+      actions,
+    );
+  }
+
+  await refresh();
+  // Live state while the page is visible; paused in background tabs.
+  const timer = window.setInterval(() => {
+    if (document.visibilityState === "visible") refresh();
+  }, 3000);
+  cleanup = () => window.clearInterval(timer);
+}
+
+// ---- terminal ------------------------------------------------------------
+
+function terminalView(id: string): void {
+  const conn = h("span", { class: "conn connecting", id: "conn" }, "connecting");
+  const ro = h("span", { class: "badge-ro", id: "read-only", hidden: "" }, "READ-ONLY");
+  const host = h("div", { class: "term-host", id: "terminal" });
+  const banner = h("div", { class: "banner", hidden: "" });
+  app.replaceChildren(
+    h(
+      "div",
+      { class: "term-view" },
+      h(
+        "div",
+        { class: "term-bar" },
+        h("a", { class: "back", href: "#/" }, "← Sessions"),
+        h("span", { class: "title" }, id),
+        ro,
+        h("span", { class: "spacer" }),
+        conn,
+      ),
+      host,
+      banner,
+    ),
+  );
+
+  const term = new Terminal({
+    cursorBlink: true,
+    fontFamily: 'ui-monospace, "JetBrains Mono", "Cascadia Mono", Menlo, Consolas, monospace',
+    fontSize: 14,
+    scrollback: 5000,
+    theme: { background: "#000000" },
+  });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.loadAddon(new ClipboardAddon());
+  term.loadAddon(new WebLinksAddon());
+  term.open(host);
+  fit.fit();
+  term.focus();
+  (window as unknown as { tmuxdTerm: Terminal }).tmuxdTerm = term;
+
+  const enc = new TextEncoder();
+  let ws: WebSocket | null = null;
+  let readOnly = false;
+  let closed = false;
+  let retry = 0;
+  let retryTimer = 0;
+
+  function setConn(state: "connecting" | "connected" | "offline", text: string): void {
+    conn.className = `conn ${state}`;
+    conn.textContent = text;
+  }
+  function sendControl(msg: object): void {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+  }
+  function connect(): void {
+    if (closed || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    window.clearTimeout(retryTimer);
+    setConn("connecting", "connecting");
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const sock = new WebSocket(`${proto}//${location.host}/ws/sessions/${id}?cols=${term.cols}&rows=${term.rows}`);
+    sock.binaryType = "arraybuffer";
+    ws = sock;
+    sock.onopen = () => {
+      retry = 0;
+      banner.hidden = true;
+      term.reset();
+      setConn("connected", "connected");
+      sendControl({ type: "resize", cols: term.cols, rows: term.rows });
+    };
+    sock.onmessage = (ev) => {
+      if (typeof ev.data === "string") {
+        const msg = JSON.parse(ev.data);
+        if (msg.type === "hello") {
+          readOnly = !!msg.read_only;
+          ro.hidden = !readOnly;
+        } else if (msg.type === "exit") {
+          banner.textContent = `Session ended: ${msg.reason}`;
+          banner.hidden = false;
+        }
+      } else {
+        term.write(new Uint8Array(ev.data));
+      }
+    };
+    sock.onclose = (ev) => {
+      if (ws !== sock) return;
+      ws = null;
+      if (ev.code === 4401) {
+        location.hash = "#/login";
+        return;
+      }
+      if (ev.code === 4404 || ev.code === 4403) {
+        setConn("offline", "no such session");
+        banner.textContent = "This session does not exist (or is not yours).";
+        banner.hidden = false;
+        return;
+      }
+      if (closed) return;
+      const delay = Math.min(10000, 500 * 2 ** retry++);
+      setConn("offline", `reconnecting in ${Math.round(delay / 1000)}s`);
+      retryTimer = window.setTimeout(connect, delay);
+    };
+  }
+
+  term.onData((d) => {
+    if (!readOnly && ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+  });
+  term.onBinary((d) => {
+    if (readOnly || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const bytes = new Uint8Array(d.length);
+    for (let i = 0; i < d.length; i++) bytes[i] = d.charCodeAt(i) & 0xff;
+    ws.send(bytes);
+  });
+  term.onResize(({ cols, rows }) => sendControl({ type: "resize", cols, rows }));
+  const onResize = () => fit.fit();
+  const onShow = () => {
+    if (document.visibilityState === "visible") {
+      retry = 0;
+      connect();
+    }
+  };
+  window.addEventListener("resize", onResize);
+  window.addEventListener("pageshow", onShow);
+  document.addEventListener("visibilitychange", onShow);
+  window.addEventListener("online", onShow);
+  connect();
+
+  cleanup = () => {
+    closed = true;
+    window.clearTimeout(retryTimer);
+    window.removeEventListener("resize", onResize);
+    window.removeEventListener("pageshow", onShow);
+    document.removeEventListener("visibilitychange", onShow);
+    window.removeEventListener("online", onShow);
+    ws?.close(1000);
+    term.dispose();
+  };
+}
+
+// ---- routing -------------------------------------------------------------
+
+async function route(): Promise<void> {
+  cleanup?.();
+  cleanup = null;
+  const hash = location.hash || "#/";
+  if (hash === "#/login") {
+    loginView();
+    return;
+  }
+  const r = await api("GET", "/api/me");
+  if (r.status === 401) {
+    location.hash = "#/login";
+    return;
+  }
+  if (!r.ok) {
+    loginView(await errorText(r));
+    return;
+  }
+  const me: Me = await r.json();
+  const m = hash.match(/^#\/s\/([a-z0-9][a-z0-9_-]{0,31})\/([a-z0-9][a-z0-9_-]{0,31})$/);
+  if (m) terminalView(`${m[1]}/${m[2]}`);
+  else await dashboardView(me);
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,259 @@
+//! The page in a real headless browser: Debian's chromium driven through
+//! chromedriver (W3C WebDriver over HTTP), against the real daemon.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{marker, wait_for, Env};
+use serde_json::{json, Value};
+
+/// A chromedriver process, killed on drop.
+struct Driver {
+    child: Child,
+    base: String,
+    _profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        common::require("chromium");
+        common::require("chromedriver");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for(20, "chromedriver ready", || {
+            let mut r = http().get(&format!("{base}/status")).call().ok()?;
+            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        });
+        Driver {
+            child,
+            base,
+            _profiles: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A new browser window with its own profile.
+    fn browser(&self) -> Browser {
+        let profile = tempfile::tempdir_in(self._profiles.path()).unwrap().keep();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1200,800",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }}});
+        let v = post(&format!("{}/session", self.base), caps);
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_owned();
+        Browser {
+            url: format!("{}/session/{id}", self.base),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser {
+    url: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http().delete(&self.url).call();
+    }
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn post(url: &str, body: Value) -> Value {
+    let mut r = http()
+        .post(url)
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+impl Browser {
+    fn go(&self, url: &str) {
+        post(&format!("{}/url", self.url), json!({ "url": url }));
+    }
+
+    fn refresh(&self) {
+        post(&format!("{}/refresh", self.url), json!({}));
+    }
+
+    fn script(&self, script: &str) -> Value {
+        post(
+            &format!("{}/execute/sync", self.url),
+            json!({"script": script, "args": []}),
+        )["value"]
+            .clone()
+    }
+
+    /// Waits for an element and returns its WebDriver id.
+    fn find(&self, css: &str) -> String {
+        wait_for(20, &format!("element {css}"), || {
+            let v = post(
+                &format!("{}/element", self.url),
+                json!({"using": "css selector", "value": css}),
+            );
+            v["value"][ELEMENT].as_str().map(str::to_owned)
+        })
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        post(&format!("{}/element/{id}/click", self.url), json!({}));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        post(
+            &format!("{}/element/{id}/value", self.url),
+            json!({ "text": text }),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let v = self.script(&format!(
+            "const e = document.querySelector({css:?}); return e ? e.innerText : '';"
+        ));
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Whether the element is shown (present, not hidden, laid out).
+    fn visible(&self, css: &str) -> bool {
+        self.script(&format!(
+            "const e = document.querySelector({css:?}); return !!e && !e.hidden && e.offsetParent !== null;"
+        ))
+        .as_bool()
+        .unwrap_or(false)
+    }
+
+    /// What the terminal renders on screen (the DOM renderer's rows).
+    fn screen(&self) -> String {
+        self.text(".xterm-rows")
+    }
+
+    fn wait_screen(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never rendered; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_connected(&self) {
+        wait_for(20, "connection indicator says connected", || {
+            (self.text("#conn") == "connected").then_some(())
+        });
+    }
+
+    fn login_and_open(&self, base: &str, token: &str, session: &str) {
+        self.go(&format!("{base}/"));
+        self.type_into("#token", token);
+        self.click("#login-submit");
+        self.click(&format!("[data-session={session:?}] button.primary"));
+        self.wait_connected();
+    }
+}
+
+/// The W3C WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Enter, as WebDriver spells it.
+const ENTER: &str = "\u{E007}";
+
+#[test]
+fn log_in_type_reload_and_read_only_in_a_real_browser() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let token = env.token("alice", "user");
+    let ro_token = env.token("alice", "read-only");
+    let d = env.serve();
+    let base = d.url();
+    let driver = Driver::start();
+
+    // Log in, open alice/main, type, see it rendered.
+    let b = driver.browser();
+    b.login_and_open(&base, &token, "alice/main");
+    let m = marker();
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("echo hello-$((6*7))-{m}{ENTER}"),
+    );
+    b.wait_screen(&format!("hello-42-{m}"));
+    assert!(!b.visible("#read-only"), "no read-only badge for a writer");
+
+    // Reload: the screen comes back (tmux repaints on attach).
+    b.refresh();
+    b.wait_connected();
+    b.wait_screen(&format!("hello-42-{m}"));
+
+    // A read-only viewer sees the badge, and its keystrokes change nothing.
+    let ro = driver.browser();
+    ro.login_and_open(&base, &ro_token, "alice/main");
+    wait_for(10, "the read-only badge", || {
+        ro.visible("#read-only").then_some(())
+    });
+    assert_eq!(ro.text("#read-only"), "READ-ONLY");
+    ro.type_into(
+        ".xterm-helper-textarea",
+        &format!("echo ro-typed-{m}{ENTER}"),
+    );
+    env.ok(&["send", "alice", &format!("echo after-$((1+1))-{m}")]);
+    ro.wait_screen(&format!("after-2-{m}"));
+    b.wait_screen(&format!("after-2-{m}"));
+    let pane = env.pane_text("alice", "main");
+    assert!(pane.contains(&format!("after-2-{m}")), "{pane}");
+    assert!(
+        !pane.contains(&format!("ro-typed-{m}")),
+        "read-only keystrokes were typed:\n{pane}"
+    );
+
+    // The dashboard shows the session and its live viewer count.
+    b.go(&format!("{base}/#/"));
+    let card = b.find("[data-session=\"alice/main\"]");
+    assert!(!card.is_empty());
+    wait_for(20, "dashboard shows the session running", || {
+        let text = b.text("[data-session=\"alice/main\"]");
+        (text.contains("running") && text.contains("1 viewer")).then_some(())
+    });
+}

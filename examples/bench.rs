@@ -1,0 +1,433 @@
+//! Browser-terminal benchmark: tmuxd's WebSocket terminal against a direct
+//! `tmux attach` in a local PTY (the reference), measured in the same run.
+//!
+//! Run with `scripts/bench.sh` (release build). It starts the real daemon
+//! on a private directory and port, and measures:
+//! - keystroke echo latency p50/p99 over 500 keys;
+//! - time for a 50 MB flood to reach the viewer (end marker), with 1, 10
+//!   and 50 viewers (all must see the marker);
+//! - daemon CPU and wakeups over 30 s with 50 idle viewers.
+//!
+//! Each figure is printed beside the reference and as a ratio.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use portable_pty::{CommandBuilder, PtySize};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEYS: usize = 500;
+const FLOOD_BYTES: usize = 50_000_000;
+const IDLE_SECS: u64 = 30;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Daemon {
+    child: Child,
+    /// Kept for the daemon's lifetime; removed on drop.
+    _dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+fn tmuxd_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/release/examples/bench -> target/release/tmuxd
+    exe.parent().unwrap().parent().unwrap().join("tmuxd")
+}
+
+fn start_daemon() -> Daemon {
+    let bin = tmuxd_bin();
+    assert!(
+        bin.exists(),
+        "{} is missing: build with `cargo build --release --bins --examples`",
+        bin.display()
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("tmuxd-b")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path().display();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"{d}/s\"\nruntime_dir = \"{d}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let token = run(&["token", "bench"]);
+    let log = dir.path().join("log");
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("HOME", dir.path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(i) = text.find("url=http://") {
+            let rest = &text[i + 4..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            if text.contains(" ready ") {
+                break rest[..end].trim_end_matches('/').to_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let socket = dir.path().join("r/bench/tmux");
+    Daemon {
+        child,
+        _dir: dir,
+        url,
+        token,
+        socket,
+    }
+}
+
+/// A terminal client: the WebSocket viewer or the reference PTY.
+enum Viewer {
+    Ws(Box<Ws>),
+    Pty {
+        output: mpsc::Receiver<Vec<u8>>,
+        input: Box<dyn Write + Send>,
+        child: Box<dyn portable_pty::Child + Send + Sync>,
+        _master: Box<dyn portable_pty::MasterPty + Send>,
+    },
+}
+
+impl Viewer {
+    async fn ws(d: &Daemon) -> Viewer {
+        let url = format!(
+            "{}/ws/sessions/bench/main?cols=120&rows=40",
+            d.url.replacen("http", "ws", 1)
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", d.token).parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        Viewer::Ws(Box::new(ws))
+    }
+
+    fn pty(socket: &Path) -> Viewer {
+        let pair = portable_pty::native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new("tmux");
+        cmd.args([
+            "-S",
+            &socket.display().to_string(),
+            "attach-session",
+            "-t",
+            "=main",
+        ]);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("TMUX");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let input = pair.master.take_writer().unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Viewer::Pty {
+            output: rx,
+            input,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        match self {
+            Viewer::Ws(ws) => ws
+                .send(Message::Binary(bytes.to_vec().into()))
+                .await
+                .unwrap(),
+            Viewer::Pty { input, .. } => {
+                input.write_all(bytes).unwrap();
+                input.flush().unwrap();
+            }
+        }
+    }
+
+    /// The next chunk of terminal output.
+    async fn recv(&mut self) -> Vec<u8> {
+        match self {
+            Viewer::Ws(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => return b.to_vec(),
+                    Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("websocket: {other:?}"),
+                }
+            },
+            Viewer::Pty { output, .. } => output.recv().await.expect("pty output"),
+        }
+    }
+
+    async fn wait_for(&mut self, needle: &[u8], secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{:?} not seen in {secs}s", String::from_utf8_lossy(needle))
+                });
+            tail.extend_from_slice(&chunk);
+            if tail.windows(needle.len()).any(|w| w == needle) {
+                return;
+            }
+            let keep = tail.len().saturating_sub(needle.len());
+            tail.drain(..keep);
+        }
+    }
+
+    /// Drops queued output.
+    async fn drain(&mut self) {
+        while let Ok(_chunk) = tokio::time::timeout(Duration::from_millis(200), self.recv()).await {
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Viewer::Ws(mut ws) => {
+                let _ = ws.send(Message::Close(None)).await;
+            }
+            Viewer::Pty { mut child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Keystroke echo at the shell prompt (the terminal echoes each key): each
+/// key is sent once the previous one came back.
+async fn echo_latency(v: &mut Viewer) -> Vec<Duration> {
+    v.drain().await;
+    let mut samples = Vec::with_capacity(KEYS);
+    for i in 0..KEYS {
+        let key = b'a' + (i % 26) as u8;
+        let t0 = Instant::now();
+        v.send(&[key]).await;
+        v.wait_for(&[key], 10).await;
+        samples.push(t0.elapsed());
+    }
+    // ^U: erase the typed line.
+    v.send(&[0x15]).await;
+    v.drain().await;
+    samples.sort();
+    samples
+}
+
+/// A flood of FLOOD_BYTES, then a marker; time until every viewer saw it.
+async fn flood(viewers: &mut [Viewer], tag: &str) -> Duration {
+    let marker = format!("flood-{tag}-");
+    let computed = format!("{marker}{}", 40 + 2);
+    let t0 = Instant::now();
+    viewers[0]
+        .send(format!("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {FLOOD_BYTES}; echo {marker}$((40+2))\r").as_bytes())
+        .await;
+    let waits = viewers
+        .iter_mut()
+        .map(|v| v.wait_for(computed.as_bytes(), 300));
+    futures_util::future::join_all(waits).await;
+    t0.elapsed()
+}
+
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks * 1000 / 100
+}
+
+fn wakeups(pid: u32) -> u64 {
+    let mut total = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    total
+}
+
+fn tmux_server_pid(socket: &Path) -> u32 {
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(["display-message", "-p", "#{pid}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let d = start_daemon();
+    let daemon_pid = d.child.id();
+    println!(
+        "tmuxd browser-terminal benchmark ({} cores, tmux {})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        String::from_utf8_lossy(&Command::new("tmux").arg("-V").output().unwrap().stdout)
+            .trim()
+            .trim_start_matches("tmux ")
+    );
+    println!("reference: `tmux attach` in a local PTY, same session, same run\n");
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "figure", "tmuxd (ws)", "reference", "ratio"
+    );
+
+    // Echo latency, reference first then tmuxd, on the same session.
+    let mut pty = Viewer::pty(&d.socket);
+    let r = echo_latency(&mut pty).await;
+    pty.close().await;
+    let mut ws = Viewer::ws(&d).await;
+    let w = echo_latency(&mut ws).await;
+    ws.close().await;
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        let (a, b) = (percentile(&w, p), percentile(&r, p));
+        println!(
+            "{:<44} {:>10.3}ms {:>10.3}ms {:>7.2}x",
+            format!("keystroke echo {name} ({KEYS} keys)"),
+            a.as_secs_f64() * 1000.0,
+            b.as_secs_f64() * 1000.0,
+            ratio(a, b)
+        );
+    }
+    for n in [1usize, 10, 50] {
+        let mut refs: Vec<Viewer> = (0..n).map(|_| Viewer::pty(&d.socket)).collect();
+        for v in &mut refs {
+            v.drain().await;
+        }
+        let tr = flood(&mut refs, &format!("r{n}")).await;
+        for v in refs {
+            v.close().await;
+        }
+        let mut wss = Vec::new();
+        for _ in 0..n {
+            wss.push(Viewer::ws(&d).await);
+        }
+        for v in &mut wss {
+            v.drain().await;
+        }
+        let tw = flood(&mut wss, &format!("w{n}")).await;
+        for v in wss {
+            v.close().await;
+        }
+        println!(
+            "{:<44} {:>11.2}s {:>11.2}s {:>7.2}x",
+            format!(
+                "50 MB flood to marker, {n} viewer{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            tw.as_secs_f64(),
+            tr.as_secs_f64(),
+            ratio(tw, tr)
+        );
+    }
+
+    // Idle: 50 viewers, nothing printed.
+    let tmux_pid = tmux_server_pid(&d.socket);
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(Viewer::ws(&d).await);
+    }
+    for v in &mut idle {
+        v.drain().await;
+    }
+    let (c0, w0, t0) = (cpu_ms(daemon_pid), wakeups(daemon_pid), cpu_ms(tmux_pid));
+    tokio::time::sleep(Duration::from_secs(IDLE_SECS)).await;
+    let (c1, w1, t1) = (cpu_ms(daemon_pid), wakeups(daemon_pid), cpu_ms(tmux_pid));
+    println!(
+        "{:<44} {:>10}ms {:>10}ms",
+        format!("CPU over {IDLE_SECS} s, 50 idle viewers (daemon | tmux)"),
+        c1 - c0,
+        t1 - t0
+    );
+    println!(
+        "{:<44} {:>12}",
+        format!("daemon wakeups over {IDLE_SECS} s, 50 idle viewers"),
+        w1 - w0
+    );
+    for v in idle {
+        v.close().await;
+    }
+}

@@ -30,6 +30,8 @@ trap cleanup EXIT
   echo "[daemon]"
   echo "state_dir = \"$dir/state\""
   echo "runtime_dir = \"$dir/run\""
+  echo "[web]"
+  echo 'listen = "127.0.0.1:0"'
   echo "[agent]"
   echo 'command = ["sh", "-c", "exec cat"]'
   for i in $(seq 1 "$users"); do

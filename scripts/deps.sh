@@ -2,7 +2,8 @@
 # Installs what tmuxd and its tests need on Debian/Ubuntu, when missing:
 # tmux (the daemon's only runtime dependency), util-linux's `script` (gives
 # `tmuxd attach` a terminal in the tests), Chromium and ChromeDriver (the
-# browser test), and Node.js/npm (build.rs builds the page). Idempotent.
+# browser test), Node.js/npm (build.rs builds the page), and asciinema from
+# PyPI (the transcript test plays an export). Idempotent.
 set -euo pipefail
 
 missing=()
@@ -12,11 +13,17 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+
 sudo=()
 if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
-echo "scripts/deps.sh: installing ${missing[*]}" >&2
-"${sudo[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]})); then
+  echo "scripts/deps.sh: installing ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! python3 -c 'import asciinema' >/dev/null 2>&1; then
+  echo "scripts/deps.sh: installing asciinema from PyPI" >&2
+  python3 -m pip install -q asciinema==2.4.0 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages asciinema==2.4.0
+fi

@@ -43,7 +43,19 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     pub restart: RestartPolicy,
     pub web: WebConfig,
+    pub transcript: TranscriptConfig,
+    /// Quiet time after which a running agent counts as idle.
+    pub idle_after: Duration,
     pub users: Vec<UserConfig>,
+}
+
+/// Recording of sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptConfig {
+    pub enabled: bool,
+    /// Stored bytes kept per session; older chunks are dropped first.
+    pub max_bytes: u64,
+    pub max_age: Duration,
 }
 
 /// The browser terminal and HTTP API.
@@ -66,6 +78,9 @@ pub struct UserConfig {
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,
+    /// The prompt that means the agent waits for input (matched against
+    /// its recent output, escape sequences removed).
+    pub waiting_pattern: Option<String>,
 }
 
 /// When an agent that exited is started again.
@@ -123,7 +138,17 @@ struct RawConfig {
     #[serde(default)]
     web: RawWeb,
     #[serde(default)]
+    transcript: RawTranscript,
+    #[serde(default)]
     users: Vec<RawUser>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTranscript {
+    enabled: Option<bool>,
+    max_bytes: Option<u64>,
+    max_age_days: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,6 +166,8 @@ struct RawAgent {
     restart_delay_ms: Option<u64>,
     restart_max_delay_ms: Option<u64>,
     restart_reset_after_s: Option<u64>,
+    idle_after_s: Option<u64>,
+    waiting_pattern: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -162,7 +189,12 @@ struct RawUser {
     unix_user: Option<String>,
     #[serde(default)]
     emails: Vec<String>,
+    waiting_pattern: Option<String>,
 }
+
+/// Claude Code's permission questions.
+pub const DEFAULT_WAITING_PATTERN: &str =
+    r"(?i)do you want to (proceed|make this edit|create|run|allow)";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7681";
 
@@ -257,7 +289,10 @@ impl Config {
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
+                waiting_pattern: Some(DEFAULT_WAITING_PATTERN.to_owned()),
             }],
+            transcript: default_transcript(),
+            idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
         }
     }
 
@@ -328,6 +363,37 @@ impl Config {
         }
         if let Some(s) = raw.agent.restart_reset_after_s {
             restart.reset_after = Duration::from_secs(s);
+        }
+        let idle_after =
+            Duration::from_secs(raw.agent.idle_after_s.unwrap_or(DEFAULT_IDLE_AFTER_S));
+        if idle_after.is_zero() {
+            return Err(err("agent.idle_after_s", "must be at least 1".into()));
+        }
+        let agent_waiting = match raw.agent.waiting_pattern {
+            Some(p) => {
+                check_pattern(&p).map_err(|r| err("agent.waiting_pattern", r))?;
+                Some(p).filter(|p| !p.is_empty())
+            }
+            None => Some(DEFAULT_WAITING_PATTERN.to_owned()),
+        };
+        let mut transcript = default_transcript();
+        if let Some(enabled) = raw.transcript.enabled {
+            transcript.enabled = enabled;
+        }
+        if let Some(b) = raw.transcript.max_bytes {
+            if b < 1024 * 1024 {
+                return Err(err(
+                    "transcript.max_bytes",
+                    "must be at least 1048576 (1 MiB)".into(),
+                ));
+            }
+            transcript.max_bytes = b;
+        }
+        if let Some(d) = raw.transcript.max_age_days {
+            if d == 0 {
+                return Err(err("transcript.max_age_days", "must be at least 1".into()));
+            }
+            transcript.max_age = Duration::from_secs(d.saturating_mul(86_400));
         }
 
         let listen = raw.web.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
@@ -405,12 +471,20 @@ impl Config {
                 }
             }
             let emails = u.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
+            let waiting_pattern = match u.waiting_pattern {
+                Some(p) => {
+                    check_pattern(&p).map_err(|r| err(&key("waiting_pattern"), r))?;
+                    Some(p).filter(|p| !p.is_empty())
+                }
+                None => agent_waiting.clone(),
+            };
             users.push(UserConfig {
                 name,
                 command,
                 workdir,
                 unix_user: u.unix_user,
                 emails,
+                waiting_pattern,
             });
         }
 
@@ -420,6 +494,8 @@ impl Config {
             runtime_dir,
             restart,
             web,
+            transcript,
+            idle_after,
             users,
         };
         for user in &config.users {
@@ -496,10 +572,39 @@ impl Config {
         self.user_socket_dir(user).join("tmux")
     }
 
+    /// Spool files: `SPOOL_ROOT/USER/SESSION.out`.
+    pub fn spool_root(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+
+    /// The transcript database.
+    pub fn transcript_db(&self) -> PathBuf {
+        self.state_dir.join("transcripts")
+    }
+
     /// The daemon's control socket, used by the CLI.
     pub fn control_socket(&self) -> PathBuf {
         self.runtime_dir.join("tmuxd.sock")
     }
+}
+
+const DEFAULT_IDLE_AFTER_S: u64 = 10;
+
+fn default_transcript() -> TranscriptConfig {
+    TranscriptConfig {
+        enabled: true,
+        max_bytes: 1024 * 1024 * 1024,
+        max_age: Duration::from_secs(30 * 86_400),
+    }
+}
+
+fn check_pattern(p: &str) -> Result<(), String> {
+    regex::Regex::new(p).map(|_| ()).map_err(|e| {
+        format!(
+            "{p:?} is not a valid regular expression: {}",
+            e.to_string().lines().last().unwrap_or("")
+        )
+    })
 }
 
 fn default_restart() -> RestartPolicy {

@@ -40,6 +40,13 @@ pub enum Request {
         text: String,
         enter: bool,
     },
+    /// The response line is followed by the export, until EOF.
+    Transcript {
+        id: String,
+        format: crate::transcript::Format,
+        since_ms: Option<u64>,
+        grep: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,19 +141,16 @@ impl ControlServer {
                 },
                 _ = cancel.cancelled() => break,
             };
-            let allowed = stream
-                .peer_cred()
-                .map(|c| c.uid() == me || c.uid() == 0)
-                .unwrap_or(false);
-            if !allowed {
+            let uid = stream.peer_cred().map(|c| c.uid()).ok();
+            let Some(uid) = uid.filter(|u| *u == me || *u == 0) else {
                 tracing::warn!("control connection from another uid refused");
                 continue;
-            }
+            };
             let supervisor = supervisor.clone();
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 tokio::select! {
-                    r = serve_one(stream, &supervisor) => {
+                    r = serve_one(stream, &supervisor, uid) => {
                         if let Err(e) = r {
                             tracing::debug!(error = %e, "control connection ended");
                         }
@@ -159,15 +163,33 @@ impl ControlServer {
     }
 }
 
-async fn serve_one(stream: UnixStream, supervisor: &Supervisor) -> io::Result<()> {
+async fn serve_one(stream: UnixStream, supervisor: &Supervisor, uid: u32) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
     tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))??;
-    let response = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => handle(request, supervisor).await,
+    let request = serde_json::from_str::<Request>(&line);
+    if let Ok(Request::Transcript {
+        id,
+        format,
+        since_ms,
+        grep,
+    }) = &request
+    {
+        return transcript(
+            &mut write,
+            supervisor,
+            id,
+            *format,
+            *since_ms,
+            grep.as_deref(),
+        )
+        .await;
+    }
+    let response = match request {
+        Ok(request) => handle(request, supervisor, uid).await,
         Err(_) if !line.ends_with('\n') => Response {
             ok: false,
             bad_input: true,
@@ -179,12 +201,78 @@ async fn serve_one(stream: UnixStream, supervisor: &Supervisor) -> io::Result<()
             message: format!("malformed request: {e}"),
         },
     };
-    let mut out = serde_json::to_vec(&response).map_err(io::Error::other)?;
+    write_response(&mut write, &response).await
+}
+
+async fn write_response(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> io::Result<()> {
+    let mut out = serde_json::to_vec(response).map_err(io::Error::other)?;
     out.push(b'\n');
     write.write_all(&out).await
 }
 
-async fn handle(request: Request, supervisor: &Supervisor) -> Response {
+/// Streams a transcript after an `ok` line (or answers the error).
+async fn transcript(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    supervisor: &Supervisor,
+    id: &str,
+    format: crate::transcript::Format,
+    since_ms: Option<u64>,
+    grep: Option<&str>,
+) -> io::Result<()> {
+    let bad = |m: String| Response {
+        ok: false,
+        bad_input: true,
+        message: m,
+    };
+    let id = match id.parse::<SessionId>() {
+        Ok(id) => id,
+        Err(e) => return write_response(write, &bad(e.to_string())).await,
+    };
+    let grep = match grep.map(regex::Regex::new).transpose() {
+        Ok(g) => g,
+        Err(e) => return write_response(write, &bad(format!("invalid --grep pattern: {e}"))).await,
+    };
+    let log = match transcript_log(supervisor, &id).await {
+        Ok(log) => log,
+        Err(e) => return write_response(write, &Response::from_error(&e)).await,
+    };
+    write_response(write, &Response::ok("")).await?;
+    let options = crate::transcript::ExportOptions { since_ms, grep };
+    let mut chunks = crate::transcript::export_stream(log, format, options);
+    while let Some(chunk) = chunks.recv().await {
+        match chunk {
+            Ok(bytes) => write.write_all(&bytes).await?,
+            Err(_) => return Err(io::Error::other("export failed")),
+        }
+    }
+    write.flush().await
+}
+
+/// The transcript of `id`: it must be recorded, or at least exist.
+pub async fn transcript_log(
+    supervisor: &Supervisor,
+    id: &SessionId,
+) -> Result<crate::transcript::SessionLog, SessionError> {
+    let server = supervisor.server(&id.user)?;
+    let Some(rec) = supervisor.recorder() else {
+        return Err(SessionError::BadInput(
+            "transcripts are turned off in the config".into(),
+        ));
+    };
+    let recorded = rec
+        .store()
+        .has_session(id)
+        .map_err(|e| SessionError::Io(e.to_string()))?;
+    if !recorded && !server.tmux.has_session(&id.session).await? {
+        return Err(SessionError::NoSuchSession(id.clone()));
+    }
+    rec.log(id).map_err(|e| SessionError::Io(e.to_string()))
+}
+
+async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response {
     let parse = |id: &str| {
         id.parse::<SessionId>()
             .map_err(|e| SessionError::BadInput(e.to_string()))
@@ -202,15 +290,13 @@ async fn handle(request: Request, supervisor: &Supervisor) -> Response {
             Err(e) => Err(e),
         },
         Request::Send { id, text, enter } => match parse(id) {
-            Ok(id) => match supervisor.server(&id.user) {
-                Ok(server) => server
-                    .send(&id.session, text, *enter)
-                    .await
-                    .map(|_| String::new()),
-                Err(e) => Err(e),
-            },
+            Ok(id) => supervisor
+                .send(&id, text, *enter, &format!("cli:uid={uid}"))
+                .await
+                .map(|_| String::new()),
             Err(e) => Err(e),
         },
+        Request::Transcript { .. } => unreachable!("streamed in serve_one"),
     };
     match result {
         Ok(message) => Response::ok(message),
@@ -220,6 +306,19 @@ async fn handle(request: Request, supervisor: &Supervisor) -> Response {
 
 /// Sends `request` to the daemon. `Ok(None)` when no daemon is running.
 pub async fn request(path: &Path, request: &Request) -> io::Result<Option<Response>> {
+    Ok(request_stream(path, request).await?.map(|(r, _)| r))
+}
+
+/// Like [`request`], also returning the connection's remaining stream.
+pub async fn request_stream(
+    path: &Path,
+    request: &Request,
+) -> io::Result<
+    Option<(
+        Response,
+        BufReader<tokio::io::Take<tokio::net::unix::OwnedReadHalf>>,
+    )>,
+> {
     let stream = match UnixStream::connect(path).await {
         Ok(s) => s,
         Err(e)
@@ -237,16 +336,14 @@ pub async fn request(path: &Path, request: &Request) -> io::Result<Option<Respon
     line.push(b'\n');
     write.write_all(&line).await?;
     let mut answer = String::new();
+    let mut reader = BufReader::new(read.take(u64::MAX));
     // Creating a session waits for tmux; a minute is generous.
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        BufReader::new(read.take(MAX_REQUEST)).read_line(&mut answer),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the daemon did not answer"))??;
-    serde_json::from_str(&answer)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    tokio::time::timeout(Duration::from_secs(60), reader.read_line(&mut answer))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the daemon did not answer"))??;
+    let response =
+        serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some((response, reader)))
 }
 
 #[cfg(test)]

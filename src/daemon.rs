@@ -38,8 +38,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let control = ControlServer::bind(&config.control_socket()).await?;
     let listener = crate::web::bind(&config).await?;
     let web_addr = listener.local_addr().context("web listener address")?;
-    let supervisor = Supervisor::new(&config, cancel.clone(), tracker.clone());
+    let recorder = if config.transcript.enabled {
+        let store = crate::transcript::Store::open(&config.transcript_db())?;
+        let rec = crate::recorder::Recorder::new(
+            store,
+            config.spool_root(),
+            crate::transcript::Retention {
+                max_bytes: config.transcript.max_bytes,
+                max_age: config.transcript.max_age,
+            },
+            activity_config(&config),
+        )
+        .context("starting the transcript recorder")?;
+        Some(rec)
+    } else {
+        None
+    };
+    let supervisor = Supervisor::new(&config, recorder.clone(), cancel.clone(), tracker.clone());
     let report = supervisor.start().await;
+    if let Some(rec) = recorder {
+        tracker.spawn(rec.run(cancel.clone()));
+    }
     tracker.spawn(control.run(supervisor.clone(), cancel.clone(), tracker.clone()));
     let config = Arc::new(config);
     let web = crate::web::AppState::new(
@@ -82,6 +101,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped; tmux sessions keep running");
     Ok(())
+}
+
+/// Idle time and each user's prompt pattern (validated by the config).
+fn activity_config(config: &Config) -> crate::recorder::ActivityConfig {
+    let waiting = config
+        .users
+        .iter()
+        .filter_map(|u| {
+            let re = regex::Regex::new(u.waiting_pattern.as_deref()?).ok()?;
+            Some((u.name.to_string(), re))
+        })
+        .collect();
+    crate::recorder::ActivityConfig {
+        idle_after: config.idle_after,
+        waiting,
+    }
 }
 
 fn make_dir(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::config::{Config, UserConfig};
 use crate::names::{Name, SessionId};
-use crate::tmux::{Command, PaneId, SpecialKey, Tmux, TmuxError};
+use crate::tmux::{Command, PaneId, SpecialKey, Target, Tmux, TmuxError};
 
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
 /// the rest the agent argv. A status above 128 is how sh reports a signal.
@@ -180,6 +180,9 @@ pub struct SessionInfo {
     pub pane: Option<PaneId>,
     #[serde(skip)]
     pub gate: Option<String>,
+    /// Whether the agent pane's output is piped to its spool file.
+    #[serde(skip)]
+    pub piped: bool,
 }
 
 /// A user's tmux server and the sessions tmuxd manages on it.
@@ -189,6 +192,8 @@ pub struct UserServer {
     pub tmux: Tmux,
     socket_dir: PathBuf,
     tmux_bin: PathBuf,
+    /// Where spool files go; `None` when transcripts are off.
+    spool_root: Option<PathBuf>,
 }
 
 impl UserServer {
@@ -198,6 +203,7 @@ impl UserServer {
             tmux: Tmux::new(config.tmux_socket(&user.name)),
             socket_dir: config.user_socket_dir(&user.name),
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
+            spool_root: config.transcript.enabled.then(|| config.spool_root()),
         }
     }
 
@@ -249,27 +255,62 @@ impl UserServer {
         argv
     }
 
-    /// Creates session `name` running the user's agent, and opens its gate.
+    /// The `pipe-pane` command for session `name`, creating the spool
+    /// directory; `None` when transcripts are off.
+    fn pipe_command(&self, name: &Name) -> Result<Option<String>, SessionError> {
+        let Some(root) = &self.spool_root else {
+            return Ok(None);
+        };
+        let id = self.id(name);
+        let path = crate::recorder::spool_path(root, &id);
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io_err("cannot create", dir, &e))?;
+        }
+        Ok(Some(crate::recorder::pipe_command(&path)))
+    }
+
+    /// Pipes the agent pane of `info` to its spool file if it is not.
+    pub async fn ensure_pipe(&self, info: &SessionInfo) -> Result<(), SessionError> {
+        let (Some(pane), false) = (&info.pane, info.piped) else {
+            return Ok(());
+        };
+        let name = self.session_name(info)?;
+        if let Some(cmd) = self.pipe_command(&name)? {
+            self.tmux
+                .run(&[Command::pipe_pane_to(Target::Pane(pane), &cmd)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates session `name` running the user's agent, and opens its gate
+    /// once its output is piped to the spool.
     pub async fn create(&self, name: &Name) -> Result<SessionInfo, SessionError> {
         self.ensure_socket_dir()?;
+        let pipe = self.pipe_command(name)?;
         if self.tmux.has_session(name).await? {
             return Err(SessionError::AlreadyExists(self.id(name)));
         }
         let gate = new_gate();
         let argv = self.launcher_argv(&gate, &self.user.command);
         let now = unix_now().to_string();
-        let result = self
-            .tmux
-            .run(&[
-                Command::new_session(name, &self.user.workdir, "#{pane_id}", &argv),
-                // Keep the pane when the agent exits: its status stays
-                // readable and its last words stay on screen.
-                Command::set_session_window_option(name, "remain-on-exit", "on"),
-                Command::set_session_option_format(name, OPT_PANE, "#{pane_id}"),
-                Command::set_session_option(name, OPT_GATE, &gate),
-                Command::set_session_option(name, OPT_STARTED, &now),
-            ])
-            .await;
+        let mut commands = vec![
+            Command::new_session(name, &self.user.workdir, "#{pane_id}", &argv),
+            // Keep the pane when the agent exits: its status stays
+            // readable and its last words stay on screen.
+            Command::set_session_window_option(name, "remain-on-exit", "on"),
+            Command::set_session_option_format(name, OPT_PANE, "#{pane_id}"),
+            Command::set_session_option(name, OPT_GATE, &gate),
+            Command::set_session_option(name, OPT_STARTED, &now),
+        ];
+        if let Some(cmd) = &pipe {
+            commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
+        }
+        let result = self.tmux.run(&commands).await;
         match result {
             Ok(_) => {}
             // Lost a race with another creator.
@@ -314,14 +355,19 @@ impl UserServer {
             .ok_or_else(|| SessionError::NoSuchSession(self.id(&name)))?;
         let gate = new_gate();
         let argv = self.launcher_argv(&gate, &self.user.command);
-        self.tmux
-            .run(&[
-                Command::set_session_option(&name, OPT_GATE, &gate),
-                Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
-                Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),
-                Command::respawn_pane(pane, &self.user.workdir, &argv),
-            ])
-            .await?;
+        let mut commands = vec![
+            Command::set_session_option(&name, OPT_GATE, &gate),
+            Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
+            Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),
+            Command::respawn_pane(pane, &self.user.workdir, &argv),
+        ];
+        // The pipe survives a respawn; start one if it was missing.
+        if !info.piped {
+            if let Some(cmd) = self.pipe_command(&name)? {
+                commands.push(Command::pipe_pane_to(Target::Pane(pane), &cmd));
+            }
+        }
+        self.tmux.run(&commands).await?;
         self.open_gate(&name, &gate).await
     }
 
@@ -338,7 +384,7 @@ impl UserServer {
     pub async fn list(&self) -> Result<Vec<SessionInfo>, SessionError> {
         const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}\t#{session_activity}";
         const PANE_FMT: &str =
-            "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}";
+            "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}\t#{pane_pipe}";
         let out = match self
             .tmux
             .run(&[
@@ -373,6 +419,7 @@ impl UserServer {
             socket: self.tmux.socket().to_owned(),
             pane: None,
             gate: None,
+            piped: false,
         }
     }
 
@@ -459,11 +506,12 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
         status: Option<i32>,
         signal: Option<i32>,
         time: Option<u64>,
+        piped: bool,
     }
     let mut panes = std::collections::HashMap::new();
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() == 7 && f[0] == "P" {
+        if f.len() == 8 && f[0] == "P" {
             panes.insert(
                 f[1].to_owned(),
                 Pane {
@@ -472,6 +520,7 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
                     status: f[4].parse().ok(),
                     signal: f[5].parse().ok(),
                     time: f[6].parse().ok(),
+                    piped: f[7] == "1",
                 },
             );
         }
@@ -523,6 +572,7 @@ fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
             restarts: f[8].parse().unwrap_or(0),
             attached_clients: f[3].parse().unwrap_or(0),
             socket: socket.to_owned(),
+            piped: pane.is_some_and(|p| p.piped),
             pane: Some(pane_id),
             gate,
         });
@@ -642,9 +692,9 @@ mod tests {
                    S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\n\
                    S\tdead\t300\t0\t%2\t\t301\t\t\t350\n\
                    S\tmine\t400\t0\t\t\t\t\t\t450\n\
-                   P\t%0\t42\t0\t\t\t\n\
-                   P\t%1\t43\t0\t\t\t\n\
-                   P\t%2\t44\t1\t127\t\t305\n";
+                   P\t%0\t42\t0\t\t\t\t1\n\
+                   P\t%1\t43\t0\t\t\t\t0\n\
+                   P\t%2\t44\t1\t127\t\t305\t0\n";
         let l = parse_listing(out, &user, Path::new("/s"));
         let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
@@ -654,6 +704,7 @@ mod tests {
         );
         assert_eq!(l[0].last_exit.unwrap().status, Some(1));
         assert_eq!(l[0].last_activity, Some(150));
+        assert!(l[0].piped && !l[2].piped);
         assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
         assert_eq!(l[1].last_exit.unwrap().status, Some(127));
         assert_eq!(l[2].state, State::Starting);

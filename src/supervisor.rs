@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, RestartPolicy};
 use crate::names::{Name, SessionId};
 use crate::pidfd::PidFd;
+use crate::recorder::Recorder;
 use crate::session::{SessionError, SessionInfo, State, UserServer};
 
 /// What start-up found and did.
@@ -36,6 +37,8 @@ pub struct Supervisor(Arc<Inner>);
 struct Inner {
     servers: HashMap<Name, UserServer>,
     restart: RestartPolicy,
+    /// Transcripts and agent state; `None` when recording is off.
+    recorder: Option<Recorder>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     /// Sessions that have a watcher. A std mutex: it is never held across
@@ -44,7 +47,12 @@ struct Inner {
 }
 
 impl Supervisor {
-    pub fn new(config: &Config, cancel: CancellationToken, tracker: TaskTracker) -> Supervisor {
+    pub fn new(
+        config: &Config,
+        recorder: Option<Recorder>,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Supervisor {
         let servers = config
             .users
             .iter()
@@ -53,10 +61,25 @@ impl Supervisor {
         Supervisor(Arc::new(Inner {
             servers,
             restart: config.restart,
+            recorder,
             cancel,
             tracker,
             watched: Mutex::new(HashSet::new()),
         }))
+    }
+
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.0.recorder.as_ref()
+    }
+
+    /// Starts recording `id` and records `kind` (`created`, `adopted`, ...).
+    fn record_start(&self, id: &SessionId, kind: &str, pid: Option<u32>) {
+        if let Some(rec) = &self.0.recorder {
+            if let Err(e) = rec.track(id) {
+                tracing::error!(session = %id, error = %e, "cannot record session");
+            }
+            rec.agent_started(id, kind, pid);
+        }
     }
 
     pub fn server(&self, user: &Name) -> Result<&UserServer, SessionError> {
@@ -103,6 +126,10 @@ impl Supervisor {
                 for info in list.iter().filter(|s| s.state != State::Stopped) {
                     if let Ok(id) = info.id.parse::<SessionId>() {
                         tracing::info!(session = %id, state = ?info.state, pid = ?info.agent_pid, "adopted session");
+                        if let Err(e) = server.ensure_pipe(info).await {
+                            tracing::error!(session = %id, error = %e, "cannot pipe output to the transcript");
+                        }
+                        self.record_start(&id, "adopted", info.agent_pid);
                         self.watch(id);
                         adopted += 1;
                     }
@@ -112,6 +139,7 @@ impl Supervisor {
                     match server.create(&Name::main()).await {
                         Ok(info) => {
                             tracing::info!(session = %main_id, pid = ?info.agent_pid, "created session");
+                            self.record_start(&main_id, "created", info.agent_pid);
                             created = 1;
                         }
                         Err(e) => {
@@ -158,8 +186,31 @@ impl Supervisor {
     pub async fn create(&self, id: &SessionId) -> Result<SessionInfo, SessionError> {
         let info = self.server(&id.user)?.create(&id.session).await?;
         tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
+        self.record_start(id, "created", info.agent_pid);
         self.watch(id.clone());
         Ok(info)
+    }
+
+    /// Types `text` into `id` and records it with its `source`.
+    pub async fn send(
+        &self,
+        id: &SessionId,
+        text: &str,
+        enter: bool,
+        source: &str,
+    ) -> Result<(), SessionError> {
+        self.server(&id.user)?
+            .send(&id.session, text, enter)
+            .await?;
+        if let Some(rec) = &self.0.recorder {
+            let typed = if enter {
+                format!("{text}\n")
+            } else {
+                text.to_owned()
+            };
+            rec.input(id, source, &typed).await;
+        }
+        Ok(())
     }
 
     /// Kills `id`; its watcher sees the agent go and ends.
@@ -191,7 +242,8 @@ impl Supervisor {
                     failures += 1;
                     match server.create(&id.session).await {
                         Ok(info) => {
-                            tracing::info!(session = %id, pid = ?info.agent_pid, "created session")
+                            tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
+                            self.record_start(id, "created", info.agent_pid);
                         }
                         Err(SessionError::AlreadyExists(_)) => {}
                         Err(e) => {
@@ -237,6 +289,9 @@ impl Supervisor {
                     if let Err(e) = server.record_exit(&id.session, &exit).await {
                         tracing::error!(session = %id, error = %e, "cannot record agent exit");
                     }
+                    if let Some(rec) = &self.0.recorder {
+                        rec.agent_exited(id, &exit);
+                    }
                     let ran_for = exit
                         .at
                         .zip(info.agent_started)
@@ -255,8 +310,15 @@ impl Supervisor {
                     if !self.pause(delay).await {
                         return;
                     }
-                    if let Err(e) = server.respawn(&info).await {
-                        tracing::error!(session = %id, error = %e, "cannot restart agent");
+                    match server.respawn(&info).await {
+                        Ok(()) => {
+                            if let Some(rec) = &self.0.recorder {
+                                rec.agent_started(id, "agent-restart", None);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(session = %id, error = %e, "cannot restart agent")
+                        }
                     }
                 }
                 State::Stopped => return,

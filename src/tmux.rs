@@ -230,6 +230,16 @@ impl Command {
             .target(Target::Pane(pane))
     }
 
+    /// `pipe-pane -O -t TARGET -- COMMAND`: everything the pane prints goes
+    /// to COMMAND's stdin (run by the server with `sh -c`). Never `-o`:
+    /// with a pipe already open that toggles it closed.
+    pub fn pipe_pane_to(target: Target<'_>, command: &str) -> Command {
+        Command::new("pipe-pane")
+            .flag("-O")
+            .target(target)
+            .positional([command])
+    }
+
     /// `wait-for -S CHANNEL`: wakes whoever waits on the channel.
     pub fn signal_channel(channel: &str) -> Command {
         Command::new("wait-for").flag("-S").positional([channel])

@@ -20,6 +20,8 @@ pub struct SessionView {
     user: String,
     session: String,
     state: SessionState,
+    /// Derived from the output: running, idle, waiting, exited.
+    agent_state: Option<&'static str>,
     agent_pid: Option<u32>,
     viewers: usize,
     attached_clients: u32,
@@ -31,7 +33,14 @@ pub struct SessionView {
 
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
     let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
+    let agent_state = info
+        .id
+        .parse::<SessionId>()
+        .ok()
+        .and_then(|id| state.supervisor.recorder()?.state(&id))
+        .map(|s| s.name());
     SessionView {
+        agent_state,
         user: user.to_owned(),
         session: session.to_owned(),
         state: info.state,
@@ -101,6 +110,63 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
             format!("bad request body: {}", e.body_text()),
         )
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptQuery {
+    format: Option<String>,
+    since: Option<String>,
+    grep: Option<String>,
+}
+
+/// `GET .../transcript?format=raw|text|asciicast&since=TIME&grep=RE`, streamed.
+pub async fn transcript(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path((user, session)): Path<(String, String)>,
+    query: Result<axum::extract::Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::transcript::{export_stream, parse_since, ExportOptions, Format};
+    let id = path_id(&user, &session)?;
+    authorize(&identity, &id, false)?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let format: Format = q.format.as_deref().unwrap_or("text").parse().map_err(bad)?;
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, crate::transcript::now().0))
+        .transpose()
+        .map_err(bad)?;
+    let grep = q
+        .grep
+        .as_deref()
+        .filter(|g| !g.is_empty())
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| bad(format!("invalid grep pattern: {e}")))?;
+    if grep.is_some() && format != Format::Text {
+        return Err(bad("grep works with format=text only".into()));
+    }
+    let log = crate::control::transcript_log(&state.supervisor, &id)
+        .await
+        .map_err(session_error)?;
+    let chunks = export_stream(log, format, ExportOptions { since_ms, grep });
+    let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((chunk.map_err(std::io::Error::other), rx))
+    });
+    let content_type = match format {
+        Format::Raw => "application/octet-stream",
+        Format::Text => "text/plain; charset=utf-8",
+        Format::Asciicast => "application/x-asciicast",
+    };
+    let mut r = axum::body::Body::from_stream(stream).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(r)
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -252,9 +318,14 @@ pub async fn input(
     let id = path_id(&user, &session)?;
     authorize(&identity, &id, true)?;
     let body = json_body(body)?;
-    let server = state.supervisor.server(&id.user).map_err(session_error)?;
-    server
-        .send(&id.session, &body.text, body.enter)
+    state
+        .supervisor
+        .send(
+            &id,
+            &body.text,
+            body.enter,
+            &format!("api:{}", identity.user),
+        )
         .await
         .map_err(session_error)?;
     tracing::info!(session = %id, by = %identity.user, bytes = body.text.len(), "input over HTTP");

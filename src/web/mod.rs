@@ -332,6 +332,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(api::delete),
         )
         .route("/api/sessions/{user}/{session}/input", post(api::input))
+        .route(
+            "/api/sessions/{user}/{session}/transcript",
+            get(api::transcript),
+        )
         .route("/ws/sessions/{user}/{session}", get(terminal::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

@@ -109,6 +109,19 @@ async fn viewer(
     };
     let _counted = state.add_viewer(&id.to_string());
     tracing::info!(session = %id, user = %identity.user, read_only, %addr, "viewer attached");
+    let recorder = state.supervisor.recorder().cloned();
+    if let Some(rec) = &recorder {
+        rec.event(
+            &id,
+            "viewer-attach",
+            serde_json::json!({"user": identity.user.as_str(), "read_only": read_only}),
+        );
+        rec.event(
+            &id,
+            "resize",
+            serde_json::json!({"cols": cols, "rows": rows, "user": identity.user.as_str()}),
+        );
+    }
     let hello = serde_json::json!({
         "type": "hello",
         "session": id.to_string(),
@@ -122,8 +135,29 @@ async fn viewer(
     {
         return;
     }
-    let reason = relay(&mut socket, &pty, &state, &id, read_only).await;
+    let viewer = Viewer {
+        id: &id,
+        user: identity.user.as_str(),
+        read_only,
+        recorder: recorder.as_ref(),
+    };
+    let reason = relay(&mut socket, &pty, &state, &viewer).await;
     tracing::info!(session = %id, user = %identity.user, reason, "viewer detached");
+    if let Some(rec) = &recorder {
+        rec.event(
+            &id,
+            "viewer-detach",
+            serde_json::json!({"user": identity.user.as_str(), "reason": reason}),
+        );
+    }
+}
+
+/// Who is on the other end of a relay.
+struct Viewer<'a> {
+    id: &'a SessionId,
+    user: &'a str,
+    read_only: bool,
+    recorder: Option<&'a crate::recorder::Recorder>,
 }
 
 /// Moves bytes between the WebSocket and the PTY until one side ends.
@@ -132,9 +166,9 @@ async fn relay(
     socket: &mut WebSocket,
     pty: &ViewerPty,
     state: &AppState,
-    id: &SessionId,
-    read_only: bool,
+    viewer: &Viewer<'_>,
 ) -> &'static str {
+    let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         tokio::select! {
@@ -165,11 +199,14 @@ async fn relay(
                     return "receive failed";
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    if read_only {
+                    if viewer.read_only {
                         continue;
                     }
                     if pty.write_all(&bytes).await.is_err() {
                         return "write failed";
+                    }
+                    if let Some(rec) = viewer.recorder {
+                        rec.keystrokes(id, &crate::recorder::source_web(viewer.user), &bytes);
                     }
                 }
                 Some(Ok(Message::Text(text))) => match control(&text) {
@@ -177,6 +214,9 @@ async fn relay(
                         Some((c, r)) => {
                             if let Err(e) = pty.resize(c, r) {
                                 tracing::warn!(session = %id, error = %e, "resize failed");
+                            }
+                            if let Some(rec) = viewer.recorder {
+                                rec.event(id, "resize", serde_json::json!({"cols": c, "rows": r, "user": viewer.user}));
                             }
                         }
                         None => tracing::warn!(session = %id, cols, rows, "resize to an unusable size ignored"),

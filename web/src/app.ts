@@ -10,6 +10,7 @@ type Me = { user: string; role: "user" | "admin" | "read-only" };
 type Session = {
   id: string;
   state: string;
+  agent_state: string | null;
   agent_pid: number | null;
   viewers: number;
   attached_clients: number;
@@ -234,7 +235,15 @@ async function dashboardView(me: Me): Promise<void> {
       h(
         "div",
         {},
-        h("div", {}, h("span", { class: "id" }, s.id), h("span", { class: `state ${s.state}` }, s.state)),
+        h(
+          "div",
+          {},
+          h("span", { class: "id" }, s.id),
+          h("span", { class: `state ${s.state}` }, s.state),
+          s.agent_state && s.state === "running"
+            ? h("span", { class: `state agent ${s.agent_state}`, title: "what the agent is doing" }, s.agent_state)
+            : null,
+        ),
         h(
           "div",
           { class: "meta" },

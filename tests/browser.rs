@@ -256,4 +256,33 @@ fn log_in_type_reload_and_read_only_in_a_real_browser() {
         let text = b.text("[data-session=\"alice/main\"]");
         (text.contains("running") && text.contains("1 viewer")).then_some(())
     });
+
+    // The transcript view: the player loads the recording, search finds
+    // what was typed, downloads are offered.
+    b.go(&format!("{base}/#/t/alice/main"));
+    b.find(".ap-player");
+    b.type_into("#search", &format!("hello-42-{m}{ENTER}"));
+    wait_for(20, "search results", || {
+        let r = b.text("#results");
+        r.contains(&format!("hello-42-{m}")).then_some(r)
+    });
+    let links = b.script("return Array.from(document.querySelectorAll('a[download]')).map(a => a.getAttribute('href'))");
+    let links = links.to_string();
+    for format in ["asciicast", "text", "raw"] {
+        assert!(links.contains(&format!("format={format}")), "{links}");
+    }
+    // The recording loaded (its lifecycle markers are on the progress bar)
+    // and replays what the terminal showed.
+    wait_for(20, "transcript markers in the player", || {
+        let n = b
+            .script("return document.querySelectorAll('.ap-marker').length")
+            .as_u64()?;
+        (n > 0).then_some(())
+    });
+    b.click(".ap-play-button");
+    wait_for(30, "the replay shows the typed command's output", || {
+        b.text(".ap-term-text")
+            .contains(&format!("hello-42-{m}"))
+            .then_some(())
+    });
 }

@@ -111,8 +111,14 @@ fn fifty_mb_through_twenty_sigkills_is_byte_identical() {
 
 #[test]
 fn asciicast_plays_in_asciinema_and_matches_the_text_export() {
-    let have = Command::new("python3").args(["-c", "import asciinema"]).status().is_ok_and(|s| s.success());
-    assert!(have, "asciinema (PyPI) is required for this test (.ci/run installs it)");
+    let have = Command::new("python3")
+        .args(["-c", "import asciinema"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have,
+        "asciinema (PyPI) is required for this test (.ci/run installs it)"
+    );
     let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
     let _d = env.serve();
     let m = marker();

@@ -299,7 +299,9 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            // 'wasm-unsafe-eval': the transcript player's terminal emulator
+            // is WebAssembly (it allows compiling wasm, not eval).
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     h.insert(

@@ -5,6 +5,8 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { ClipboardAddon } from "@xterm/addon-clipboard";
 import { WebLinksAddon } from "@xterm/addon-web-links";
+import * as AsciinemaPlayer from "asciinema-player";
+import "asciinema-player/dist/bundle/asciinema-player.css";
 
 type Me = { user: string; role: "user" | "admin" | "read-only" };
 type Session = {
@@ -211,6 +213,7 @@ async function dashboardView(me: Me): Promise<void> {
       "div",
       { class: "actions" },
       h("button", { class: "primary", onclick: () => (location.hash = `#/s/${s.id}`) }, "Open"),
+      h("button", { class: "transcript-btn", onclick: () => (location.hash = `#/t/${s.id}`) }, "Transcript"),
     );
     if (canWrite && session !== "main") {
       actions.append(
@@ -405,6 +408,63 @@ function terminalView(id: string): void {
   };
 }
 
+// ---- transcript ----------------------------------------------------------
+
+function transcriptView(id: string): void {
+  const base = `/api/sessions/${id}/transcript`;
+  const playerHost = h("div", { class: "player", id: "player" });
+  const query = h("input", { placeholder: "search (regular expression)", id: "search", "aria-label": "Search" });
+  const results = h("pre", { class: "results", id: "results", hidden: "" });
+  const err = h("div", { class: "error" });
+  const download = (format: string, label: string) =>
+    h("a", { class: "button-link", href: `${base}?format=${format}`, download: `${id.replace("/", "-")}.${format === "asciicast" ? "cast" : format === "raw" ? "raw" : "txt"}` }, label);
+  const search = h(
+    "form",
+    {
+      class: "new-form",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        err.textContent = "";
+        const q = query.value.trim();
+        if (!q) {
+          results.hidden = true;
+          return;
+        }
+        const r = await api("GET", `${base}?format=text&grep=${encodeURIComponent(q)}`);
+        if (!r.ok) {
+          err.textContent = await errorText(r);
+          return;
+        }
+        const text = await r.text();
+        results.textContent = text || "No matching lines.";
+        results.hidden = false;
+      },
+    },
+    query,
+    h("button", { type: "submit" }, "Search"),
+  );
+  app.replaceChildren(
+    h(
+      "div",
+      {},
+      h(
+        "header",
+        { class: "topbar" },
+        h("div", { class: "brand" }, h("a", { href: "#/", class: "back" }, "← Sessions"), h("span", { class: "title" }, `${id} · transcript`)),
+        h("div", { class: "who" }, download("asciicast", "Download .cast"), download("text", "Text"), download("raw", "Raw")),
+      ),
+      h("main", { class: "dash" }, h("div", { class: "dash-head" }, h("h2", {}, "Replay"), search), err, results, playerHost),
+    ),
+  );
+  const player = AsciinemaPlayer.create(`${base}?format=asciicast`, playerHost, {
+    fit: "width",
+    preload: true,
+    idleTimeLimit: 2,
+    theme: "asciinema",
+  });
+  cleanup = () => player.dispose();
+}
+
 // ---- routing -------------------------------------------------------------
 
 async function route(): Promise<void> {
@@ -425,8 +485,9 @@ async function route(): Promise<void> {
     return;
   }
   const me: Me = await r.json();
-  const m = hash.match(/^#\/s\/([a-z0-9][a-z0-9_-]{0,31})\/([a-z0-9][a-z0-9_-]{0,31})$/);
-  if (m) terminalView(`${m[1]}/${m[2]}`);
+  const m = hash.match(/^#\/([st])\/([a-z0-9][a-z0-9_-]{0,31})\/([a-z0-9][a-z0-9_-]{0,31})$/);
+  if (m && m[1] === "s") terminalView(`${m[2]}/${m[3]}`);
+  else if (m) transcriptView(`${m[2]}/${m[3]}`);
   else await dashboardView(me);
 }
 

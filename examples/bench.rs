@@ -9,6 +9,12 @@
 //! - daemon CPU and wakeups over 30 s with 50 idle viewers.
 //!
 //! Each figure is printed beside the reference and as a ratio.
+//!
+//! `scripts/bench.sh transcript` measures recording instead: ingest
+//! throughput and CPU per MB (the recorder in this process, on a spool
+//! backlog), bytes on disk per raw byte, and the 50 MB flood time-to-marker
+//! in a viewer with recording on against recording off (two daemons,
+//! alternating rounds).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +38,7 @@ struct Daemon {
     child: Child,
     /// Kept for the daemon's lifetime; removed on drop.
     _dir: tempfile::TempDir,
+    _run: tempfile::TempDir,
     url: String,
     token: String,
     socket: PathBuf,
@@ -55,7 +62,7 @@ fn tmuxd_bin() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().join("tmuxd")
 }
 
-fn start_daemon() -> Daemon {
+fn start_daemon(transcripts: bool) -> Daemon {
     let bin = tmuxd_bin();
     assert!(
         bin.exists(),
@@ -66,12 +73,19 @@ fn start_daemon() -> Daemon {
         .prefix("tmuxd-b")
         .tempdir_in("/tmp")
         .unwrap();
+    // The runtime directory (sockets, spools) on a tmpfs, as under systemd;
+    // the transcript database on disk.
+    let rundir = tempfile::Builder::new()
+        .prefix("tmuxd-b")
+        .tempdir_in("/dev/shm")
+        .unwrap();
     let d = dir.path().display();
+    let r = rundir.path().display();
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nstate_dir = \"{d}/s\"\nruntime_dir = \"{d}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
+            "[daemon]\nstate_dir = \"{d}/s\"\nruntime_dir = \"{r}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\n[transcript]\nenabled = {transcripts}\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
         ),
     )
     .unwrap();
@@ -114,10 +128,11 @@ fn start_daemon() -> Daemon {
         assert!(Instant::now() < deadline, "daemon did not start:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let socket = dir.path().join("r/bench/tmux");
+    let socket = rundir.path().join("r/bench/tmux");
     Daemon {
         child,
         _dir: dir,
+        _run: rundir,
         url,
         token,
         socket,
@@ -338,7 +353,10 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let d = start_daemon();
+    if std::env::args().nth(1).as_deref() == Some("transcript") {
+        return transcript_bench().await;
+    }
+    let d = start_daemon(true);
     let daemon_pid = d.child.id();
     println!(
         "tmuxd browser-terminal benchmark ({} cores, tmux {})",
@@ -430,4 +448,166 @@ async fn main() {
     for v in idle {
         v.close().await;
     }
+}
+
+/// Process CPU time (user + system) so far.
+fn own_cpu() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+/// Bytes allocated on disk under `dir` (like `du`).
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = entry.metadata().unwrap();
+        total += if m.is_dir() {
+            disk_usage(&entry.path())
+        } else {
+            m.blocks() * 512
+        };
+    }
+    total
+}
+
+/// Terminal-like output: colored `ls -l`-style lines, build-log lines,
+/// prompts. Deterministic.
+fn terminal_like(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 200);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let words = [
+        "src", "lib", "target", "release", "tmuxd", "session", "render", "config", "test", "index",
+        "cargo", "build",
+    ];
+    while out.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let w = |k: u64| words[(k % words.len() as u64) as usize];
+        let line = match x % 4 {
+            0 => format!(
+                "-rw-r--r-- 1 alice staff {:>8} Nov 21 06:{:02} \x1b[1;34m{}/{}.rs\x1b[0m\r\n",
+                x % 100_000,
+                x % 60,
+                w(x >> 8),
+                w(x >> 16)
+            ),
+            1 => format!(
+                "\x1b[32m   Compiling\x1b[0m {} v0.{}.{} (/home/alice/{})\r\n",
+                w(x >> 4),
+                x % 10,
+                x % 30,
+                w(x >> 12)
+            ),
+            2 => format!(
+                "test {}::{}::{} ... \x1b[32mok\x1b[0m\r\n",
+                w(x >> 3),
+                w(x >> 9),
+                w(x >> 21)
+            ),
+            _ => format!(
+                "\x1b[1;32malice@box\x1b[0m:\x1b[1;34m~/{}\x1b[0m$ {} {}\r\n",
+                w(x >> 5),
+                w(x >> 11),
+                w(x >> 19)
+            ),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out.truncate(bytes);
+    out
+}
+
+async fn transcript_bench() {
+    use tmuxd::recorder::{ActivityConfig, Recorder};
+    use tmuxd::transcript::{Retention, Store};
+    println!(
+        "tmuxd transcript benchmark ({} cores)\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    const MB: usize = 1_000_000;
+    let numbered: Vec<u8> = (0..5_000_000)
+        .flat_map(|i| format!("{i:09}\n").into_bytes())
+        .collect();
+    let mut random = vec![0u8; 50 * MB];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    println!(
+        "{:<34} {:>10} {:>12} {:>12} {:>14}",
+        "ingest (recorder, 50 MB backlog)", "MB/s", "CPU ms/MB", "disk/raw", "spool left"
+    );
+    for (name, data) in [
+        ("numbered lines", numbered),
+        ("terminal-like", terminal_like(50 * MB)),
+        ("random bytes (worst)", random),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let rec = Recorder::new(
+            store,
+            dir.path().join("spool"),
+            Retention {
+                max_bytes: u64::MAX,
+                max_age: Duration::from_secs(86_400),
+            },
+            ActivityConfig {
+                idle_after: Duration::from_secs(10),
+                waiting: Default::default(),
+            },
+        )
+        .unwrap();
+        let id = "bench/main".parse().unwrap();
+        rec.track(&id).unwrap();
+        let spool = rec.spool_path(&id);
+        std::fs::write(&spool, &data).unwrap();
+        let (t0, c0) = (Instant::now(), own_cpu());
+        rec.catch_up().await;
+        let (elapsed, cpu) = (t0.elapsed(), own_cpu() - c0);
+        let mb = data.len() as f64 / MB as f64;
+        let disk = disk_usage(&dir.path().join("db"));
+        let spool_left = disk_usage(&dir.path().join("spool"));
+        println!(
+            "{:<34} {:>10.1} {:>12.1} {:>12.3} {:>11} KB",
+            name,
+            mb / elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0 / mb,
+            disk as f64 / data.len() as f64,
+            spool_left / 1000
+        );
+    }
+
+    // Flood time-to-marker in one viewer, recording on vs off.
+    let on = start_daemon(true);
+    let off = start_daemon(false);
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..5 {
+        for (k, d) in [&on, &off].into_iter().enumerate() {
+            let mut v = vec![Viewer::ws(d).await];
+            v[0].drain().await;
+            times[k].push(flood(&mut v, &format!("t{round}{k}")).await);
+            v.pop().unwrap().close().await;
+        }
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    let (a, b) = (times[0][2], times[1][2]);
+    println!(
+        "\n{:<44} {:>11.2}s {:>11.2}s {:>7.2}x",
+        "50 MB flood to marker, recording on | off",
+        a.as_secs_f64(),
+        b.as_secs_f64(),
+        ratio(a, b)
+    );
+    println!("(median of 5 alternating rounds each)");
 }

@@ -53,6 +53,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptConfig {
     pub enabled: bool,
+    /// Spool files (tmux's pipe-pane output, not yet ingested).
+    pub spool_dir: PathBuf,
     /// Stored bytes kept per session; older chunks are dropped first.
     pub max_bytes: u64,
     pub max_age: Duration,
@@ -147,6 +149,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawTranscript {
     enabled: Option<bool>,
+    spool_dir: Option<PathBuf>,
     max_bytes: Option<u64>,
     max_age_days: Option<u64>,
 }
@@ -291,7 +294,7 @@ impl Config {
                 emails: Vec::new(),
                 waiting_pattern: Some(DEFAULT_WAITING_PATTERN.to_owned()),
             }],
-            transcript: default_transcript(),
+            transcript: default_transcript(&host.state_dir.join("run")),
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
         }
     }
@@ -376,7 +379,16 @@ impl Config {
             }
             None => Some(DEFAULT_WAITING_PATTERN.to_owned()),
         };
-        let mut transcript = default_transcript();
+        let mut transcript = default_transcript(&runtime_dir);
+        if let Some(dir) = raw.transcript.spool_dir {
+            if !dir.is_absolute() {
+                return Err(err(
+                    "transcript.spool_dir",
+                    "must be an absolute path".into(),
+                ));
+            }
+            transcript.spool_dir = dir;
+        }
         if let Some(enabled) = raw.transcript.enabled {
             transcript.enabled = enabled;
         }
@@ -574,7 +586,7 @@ impl Config {
 
     /// Spool files: `SPOOL_ROOT/USER/SESSION.out`.
     pub fn spool_root(&self) -> PathBuf {
-        self.state_dir.join("spool")
+        self.transcript.spool_dir.clone()
     }
 
     /// The transcript database.
@@ -590,9 +602,13 @@ impl Config {
 
 const DEFAULT_IDLE_AFTER_S: u64 = 10;
 
-fn default_transcript() -> TranscriptConfig {
+fn default_transcript(runtime_dir: &Path) -> TranscriptConfig {
     TranscriptConfig {
         enabled: true,
+        // Spools need to outlive the daemon, not a reboot (tmux sessions do
+        // not survive one either): the runtime directory, a tmpfs under
+        // systemd, keeps tmux's writes off the disk.
+        spool_dir: runtime_dir.join("spool"),
         max_bytes: 1024 * 1024 * 1024,
         max_age: Duration::from_secs(30 * 86_400),
     }

@@ -31,12 +31,21 @@ use crate::names::SessionId;
 use crate::session::ExitInfo;
 use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError, TextRenderer};
 
-/// How long a burst of output is collected before it is ingested.
-const COALESCE: Duration = Duration::from_millis(20);
+/// Output counts as paused after this much quiet; then it is ingested.
+/// During a burst the recorder only watches the spool's tail for agent
+/// state, so recording never competes with the agent and its viewers.
+const QUIET: Duration = Duration::from_millis(100);
+/// ...unless a session's backlog grows past this (bounded spool size).
+const MAX_BACKLOG: u64 = 64 * 1024 * 1024;
+/// Bytes at the end of the spool read for agent state during a burst.
+const TAIL_PEEK: u64 = 8 * 1024;
 /// Ingest at most this much per session and round (bounded memory).
 const MAX_READ: u64 = 1024 * 1024;
-/// Punch ingested spool data out once this much has accumulated.
-const PUNCH_EVERY: u64 = 1024 * 1024;
+/// Flush and punch ingested spool data out once this much has accumulated
+/// (and whenever output pauses).
+const PUNCH_EVERY: u64 = 16 * 1024 * 1024;
+/// How often age-based retention runs per session while it prints.
+const AGE_CHECK: Duration = Duration::from_secs(3600);
 /// Recent rendered text kept for prompt matching.
 const RECENT_TEXT: usize = 4096;
 
@@ -93,6 +102,10 @@ struct Tracked {
     recent: String,
     /// Spool bytes already punched out.
     punched: u64,
+    /// Stored bytes of the transcript (counted once, then kept up to date).
+    stored: Option<u64>,
+    /// When age-based retention last ran.
+    age_checked: Option<Instant>,
 }
 
 /// The recorder; cloneable handle.
@@ -114,7 +127,19 @@ struct Inner {
     inotify: AsyncFd<InotifyFd>,
     /// Watched spool directories by watch descriptor.
     watches: Mutex<HashMap<nix::sys::inotify::WatchDescriptor, String>>,
+    /// Jobs for the ingest thread (started on first use).
+    ingest_jobs: Mutex<Option<std::sync::mpsc::SyncSender<IngestJob>>>,
 }
+
+/// Sessions to ingest, and where to report the new marks.
+type IngestJob = (
+    Vec<SessionId>,
+    tokio::sync::oneshot::Sender<Vec<(SessionId, SpoolMark)>>,
+);
+
+/// Ingest runs at this niceness: recording must never slow the agent or
+/// the viewers. What it has not read yet waits safely in the spool.
+const INGEST_NICE: i32 = 10;
 
 impl Recorder {
     pub fn new(
@@ -141,6 +166,7 @@ impl Recorder {
             }
             .map_err(|e| e.into_parts().1)?,
             watches: Mutex::new(HashMap::new()),
+            ingest_jobs: Mutex::new(None),
         })))
     }
 
@@ -189,6 +215,8 @@ impl Recorder {
                     text: TextRenderer::default(),
                     recent: String::new(),
                     punched: 0,
+                    stored: None,
+                    age_checked: None,
                 },
             );
         }
@@ -305,21 +333,42 @@ impl Recorder {
             .keys()
             .cloned()
             .collect();
+        // Ingested but not yet flushed: the spool keeps it until then.
+        let mut unflushed: HashMap<SessionId, SpoolMark> = HashMap::new();
         loop {
             if !dirty.is_empty() {
-                // Let a burst finish, then take it in one go.
                 tokio::select! {
-                    _ = tokio::time::sleep(COALESCE) => {}
+                    _ = tokio::time::sleep(QUIET) => {}
                     _ = cancel.cancelled() => {}
                 }
-                self.drain_inotify(&mut dirty);
-                while let Ok(id) = wake_rx.try_recv() {
-                    dirty.insert(id);
-                }
-                self.ingest_round(std::mem::take(&mut dirty)).await;
                 if cancel.is_cancelled() {
                     break;
                 }
+                // Sessions that printed again meanwhile are mid-burst.
+                let mut again = HashSet::new();
+                self.drain_inotify(&mut again);
+                while let Ok(id) = wake_rx.try_recv() {
+                    dirty.insert(id);
+                }
+                let (busy, ready): (HashSet<SessionId>, HashSet<SessionId>) =
+                    std::mem::take(&mut dirty)
+                        .into_iter()
+                        .chain(again.iter().cloned())
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .partition(|id| again.contains(id) && self.backlog(id) < MAX_BACKLOG);
+                for id in &busy {
+                    self.peek_tail(id);
+                }
+                if !ready.is_empty() {
+                    self.ingest_round(ready, &mut unflushed).await;
+                }
+                dirty = busy;
+                continue;
+            }
+            // Output paused: make it durable and reclaim the spool.
+            if !unflushed.is_empty() {
+                self.flush_and_reclaim(&mut unflushed).await;
             }
             let next_idle = self.next_idle();
             tokio::select! {
@@ -335,13 +384,36 @@ impl Recorder {
                 },
                 Some(id) = wake_rx.recv() => { dirty.insert(id); }
                 _ = sleep_until(next_idle) => self.idle_transitions(),
-                _ = cancel.cancelled() => {
-                    let all: HashSet<SessionId> = self.0.sessions.lock().expect("sessions lock").keys().cloned().collect();
-                    self.ingest_round(all).await;
-                    break;
-                }
+                _ = cancel.cancelled() => break,
             }
         }
+        // Shutdown: take in what is left and make it durable.
+        let all: HashSet<SessionId> = self
+            .0
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect();
+        self.ingest_round(all, &mut unflushed).await;
+        self.flush_and_reclaim(&mut unflushed).await;
+    }
+
+    /// Ingests everything every tracked session's spool holds, now, and
+    /// makes it durable.
+    pub async fn catch_up(&self) {
+        let all: HashSet<SessionId> = self
+            .0
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect();
+        let mut unflushed = HashMap::new();
+        self.ingest_round(all, &mut unflushed).await;
+        self.flush_and_reclaim(&mut unflushed).await;
     }
 
     fn next_idle(&self) -> Option<Instant> {
@@ -407,15 +479,108 @@ impl Recorder {
         }
     }
 
-    /// Ingests the given sessions, flushes, then reclaims spool space.
-    async fn ingest_round(&self, ids: HashSet<SessionId>) {
-        let mut ingested = Vec::new();
+    /// Ingests the given sessions; flushes and reclaims spool space when
+    /// enough has accumulated.
+    async fn ingest_round(
+        &self,
+        ids: HashSet<SessionId>,
+        unflushed: &mut HashMap<SessionId, SpoolMark>,
+    ) {
+        let (reply, marks) = tokio::sync::oneshot::channel();
+        let sent = self
+            .ingest_thread()
+            .send((ids.into_iter().collect(), reply));
+        if sent.is_err() {
+            tracing::error!("the transcript ingest thread is gone");
+            return;
+        }
+        if let Ok(marks) = marks.await {
+            unflushed.extend(marks);
+        }
+        let due = {
+            let sessions = self.0.sessions.lock().expect("sessions lock");
+            unflushed.iter().any(|(id, mark)| {
+                sessions
+                    .get(id)
+                    .is_some_and(|t| mark.offset >= t.punched + PUNCH_EVERY)
+            })
+        };
+        if due {
+            self.flush_and_reclaim(unflushed).await;
+        }
+    }
+
+    /// Spool bytes of `id` not yet in the transcript.
+    fn backlog(&self, id: &SessionId) -> u64 {
+        let size = std::fs::metadata(self.spool_path(id))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let offset = self
+            .log(id)
+            .and_then(|l| l.spool_mark())
+            .map(|m| m.offset)
+            .unwrap_or(0);
+        size.saturating_sub(offset)
+    }
+
+    /// Mid-burst: derive agent state from the spool's last few KiB only.
+    fn peek_tail(&self, id: &SessionId) {
+        let Ok(file) = std::fs::File::open(self.spool_path(id)) else {
+            return;
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = size.saturating_sub(TAIL_PEEK);
+        let mut buf = vec![0u8; (size - start) as usize];
+        if let Ok(n) = read_full_at(&file, &mut buf, start) {
+            buf.truncate(n);
+            if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
+                // The tail is not a continuation of what was rendered.
+                t.text = TextRenderer::default();
+                t.recent.clear();
+            }
+            self.observe_output(id, &buf);
+        }
+    }
+
+    /// The low-priority thread that reads spools into the store.
+    fn ingest_thread(&self) -> std::sync::mpsc::SyncSender<IngestJob> {
+        let mut jobs = self.0.ingest_jobs.lock().expect("ingest lock");
+        if let Some(tx) = jobs.as_ref() {
+            return tx.clone();
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<IngestJob>(1);
+        // The thread holds only a weak handle, so it ends with the recorder.
+        let weak = Arc::downgrade(&self.0);
+        std::thread::Builder::new()
+            .name("tmuxd-ingest".into())
+            .spawn(move || {
+                // SAFETY: setpriority on our own thread id; no pointers.
+                unsafe {
+                    libc::setpriority(
+                        libc::PRIO_PROCESS,
+                        nix::unistd::gettid().as_raw() as libc::id_t,
+                        INGEST_NICE,
+                    )
+                };
+                while let Ok((ids, reply)) = rx.recv() {
+                    let Some(inner) = weak.upgrade() else { break };
+                    let rec = Recorder(inner);
+                    let _ = reply.send(rec.ingest_all(ids));
+                }
+            })
+            .expect("spawn the ingest thread");
+        *jobs = Some(tx.clone());
+        tx
+    }
+
+    /// Ingests each session until its spool is read (on the ingest thread).
+    fn ingest_all(&self, ids: Vec<SessionId>) -> Vec<(SessionId, SpoolMark)> {
+        let mut marks = Vec::new();
         for id in ids {
             loop {
                 match self.ingest(&id) {
-                    Ok(Some(mark)) => {
-                        let more = mark.1;
-                        ingested.push((id.clone(), mark.0));
+                    Ok(Some((mark, more))) => {
+                        marks.push((id.clone(), mark));
                         if !more {
                             break;
                         }
@@ -428,15 +593,17 @@ impl Recorder {
                 }
             }
         }
-        if ingested.is_empty() {
-            return;
-        }
+        marks
+    }
+
+    /// Makes ingested data durable, then frees it from the spools.
+    async fn flush_and_reclaim(&self, unflushed: &mut HashMap<SessionId, SpoolMark>) {
         if let Err(e) = self.0.store.flush().await {
             tracing::error!(error = %e, "transcript flush failed");
             return;
         }
         // Only durable data may leave the spool.
-        for (id, mark) in ingested {
+        for (id, mark) in unflushed.drain() {
             self.reclaim(&id, mark);
         }
     }
@@ -540,12 +707,18 @@ impl Recorder {
 
     /// Frees ingested spool data (whole blocks) and applies retention.
     fn reclaim(&self, id: &SessionId, mark: SpoolMark) {
-        let (punched, log) = match self.0.sessions.lock().expect("sessions lock").get(id) {
-            Some(t) => (t.punched, t.log.clone()),
-            None => return,
-        };
+        let (punched, log, stored, age_due) =
+            match self.0.sessions.lock().expect("sessions lock").get(id) {
+                Some(t) => (
+                    t.punched,
+                    t.log.clone(),
+                    t.stored,
+                    t.age_checked.is_none_or(|at| at.elapsed() >= AGE_CHECK),
+                ),
+                None => return,
+            };
         let upto = mark.offset & !4095;
-        if upto >= punched + PUNCH_EVERY {
+        if upto > punched {
             match punch(&self.spool_path(id), upto) {
                 Ok(()) => {
                     if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
@@ -555,12 +728,29 @@ impl Recorder {
                 Err(e) => tracing::warn!(session = %id, error = %e, "cannot reclaim spool space"),
             }
         }
+        // Retention scans the log: only when it may be over its size, and
+        // hourly for age.
+        let stored = stored.unwrap_or_else(|| log.stored_bytes());
+        if stored <= self.0.retention.max_bytes && !age_due {
+            self.set_stored(id, Some(stored), None);
+            return;
+        }
         match log.apply_retention(self.0.retention) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(session = %id, dropped = n, "transcript retention dropped old chunks")
             }
             Err(e) => tracing::error!(session = %id, error = %e, "transcript retention failed"),
+        }
+        self.set_stored(id, Some(log.stored_bytes()), Some(Instant::now()));
+    }
+
+    fn set_stored(&self, id: &SessionId, stored: Option<u64>, age_checked: Option<Instant>) {
+        if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
+            t.stored = stored;
+            if age_checked.is_some() {
+                t.age_checked = age_checked;
+            }
         }
     }
 }
@@ -692,22 +882,22 @@ mod tests {
         rec.track(&id).unwrap();
         let spool = rec.spool_path(&id);
         append(&spool, b"one\n");
-        rec.ingest_round([id.clone()].into()).await;
+        rec.catch_up().await;
         append(&spool, b"two\n");
-        rec.ingest_round([id.clone()].into()).await;
+        rec.catch_up().await;
         assert_eq!(raw(&rec, &id), b"one\ntwo\n");
         // Shrunk: truncated, then new output.
         std::fs::write(&spool, b"3\n").unwrap();
-        rec.ingest_round([id.clone()].into()).await;
+        rec.catch_up().await;
         assert_eq!(raw(&rec, &id), b"one\ntwo\n3\n");
         // Replaced: a new file renamed over it.
         let other = dir.path().join("new.out");
         std::fs::write(&other, b"four\nfive\n").unwrap();
         std::fs::rename(&other, &spool).unwrap();
-        rec.ingest_round([id.clone()].into()).await;
+        rec.catch_up().await;
         assert_eq!(raw(&rec, &id), b"one\ntwo\n3\nfour\nfive\n");
         // Nothing new: nothing added.
-        rec.ingest_round([id.clone()].into()).await;
+        rec.catch_up().await;
         assert_eq!(raw(&rec, &id), b"one\ntwo\n3\nfour\nfive\n");
         let mut text = Vec::new();
         export(
@@ -736,7 +926,7 @@ mod tests {
             .collect();
         append(&spool, &data);
         for _ in 0..4 {
-            rec.ingest_round([id.clone()].into()).await;
+            rec.catch_up().await;
         }
         assert_eq!(raw(&rec, &id), data);
         let meta = std::fs::metadata(&spool).unwrap();

@@ -24,7 +24,7 @@ use crate::names::SessionId;
 const META_KEY: &[u8] = &[0x00];
 const RECORD_PREFIX: u8 = 0x01;
 /// Output is stored in chunks of at most this many raw bytes.
-pub const MAX_CHUNK: usize = 256 * 1024;
+pub const MAX_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -101,7 +101,7 @@ fn fifty_mb_through_twenty_sigkills_is_byte_identical() {
     );
     // Ingested spool data was reclaimed: the spool holds almost no blocks.
     use std::os::unix::fs::MetadataExt;
-    let spool = env.path().join("state/spool/alice/main.out");
+    let spool = env.path().join("run/spool/alice/main.out");
     wait_for(20, "spool space reclaimed", || {
         let m = std::fs::metadata(&spool).ok()?;
         (m.blocks() * 512 < 4 * 1024 * 1024).then_some(())

@@ -49,7 +49,7 @@ start_serve() {
   local pid=$!
   pids+=("$pid")
   while ! grep -q ' ready ' "$log"; do
-    kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.01
   done
   t1=$(now_ms)
@@ -70,16 +70,21 @@ sleep 1
 rss_kb=$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status)
 count=$(HOME=$dir "$bin" --config "$dir/config.toml" sessions --json | grep -c '"state": "running"')
 
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+kill -9 "$pid"
+while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
 read -r adopt_ms pid < <(start_serve "$dir/serve2.log")
 adopt_line=$(grep ' ready ' "$dir/serve2.log")
 sleep 2
 
+# Two idle windows: the first includes each agent's one-time
+# running -> idle transition (10 s after start); the second is steady state.
 ctx() { cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 cpu() { awk '{print $14 + $15}' /proc/"$pid"/stat; }
 c0=$(cpu); w0=$(ctx)
 sleep "$idle"
 c1=$(cpu); w1=$(ctx)
+sleep "$idle"
+c2=$(cpu); w2=$(ctx)
 
 echo "tmuxd core measurements: $users users, tmux $(tmux -V | cut -d' ' -f2), $(nproc) cores"
 echo "sessions running after start:            $count / $users"
@@ -88,5 +93,6 @@ printf 'serve: bring up %d sessions:             %d ms  (%.2fx the reference)\n'
 printf 'serve: adopt %d live sessions (SIGKILL): %d ms  (%.2fx the reference)\n' "$users" "$adopt_ms" "$(awk "BEGIN {print $adopt_ms / $ref_ms}")"
 echo "  adoption log: ${adopt_line#*ready }"
 echo "daemon RSS with $users sessions:            $((rss_kb / 1024)) MiB ($rss_kb kB)"
-echo "daemon CPU over ${idle} s idle:               $(( (c1 - c0) * 1000 / hz )) ms"
-echo "daemon wakeups (context switches) over ${idle} s idle: $((w1 - w0))"
+echo "daemon CPU over the first ${idle} s idle:     $(( (c1 - c0) * 1000 / hz )) ms, then $(( (c2 - c1) * 1000 / hz )) ms over the next ${idle} s"
+echo "daemon wakeups (context switches), first ${idle} s idle (incl. each agent's running->idle transition): $((w1 - w0))"
+echo "daemon wakeups (context switches), next ${idle} s idle (steady state): $((w2 - w1))"

@@ -39,7 +39,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = crate::web::bind(&config).await?;
     let web_addr = listener.local_addr().context("web listener address")?;
     let recorder = if config.transcript.enabled {
-        let store = crate::transcript::Store::open(&config.transcript_db())?;
+        // A daemon that was just killed may hold the database a moment longer.
+        let store = crate::transcript::Store::open_waiting(
+            &config.transcript_db(),
+            Duration::from_secs(5),
+        )?;
         let rec = crate::recorder::Recorder::new(
             store,
             config.spool_root(),

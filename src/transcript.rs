@@ -30,6 +30,8 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 pub enum StoreError {
     #[error("transcript database {path} cannot be opened ({reason}); it may be damaged: tmuxd will not start on it or discard it. Move it aside (e.g. `mv {path} {path}.damaged`) to start with an empty one, or restore it from a backup")]
     Damaged { path: PathBuf, reason: String },
+    #[error("transcript database {0} is in use by another process (another tmuxd, or `tmuxd transcript` reading it while the daemon is down); stop it and try again")]
+    InUse(PathBuf),
     #[error("transcript database: {0}")]
     Sled(#[from] sled::Error),
     #[error("transcript record {0} is damaged")]
@@ -169,6 +171,24 @@ impl Store {
     /// Opens (or creates) the database at `path`. A database sled cannot
     /// open is reported, never discarded.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_waiting(path, Duration::ZERO)
+    }
+
+    /// Like [`Store::open`], waiting up to `patience` while another process
+    /// (e.g. a daemon that was just killed) still holds the database.
+    pub fn open_waiting(path: &Path, patience: Duration) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Store::try_open(path) {
+                Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             // No background flusher: it wakes the process ~12 times a
@@ -176,9 +196,15 @@ impl Store {
             .flush_every_ms(None)
             .cache_capacity(8 * 1024 * 1024)
             .open()
-            .map_err(|e| StoreError::Damaged {
-                path: path.to_owned(),
-                reason: e.to_string(),
+            .map_err(|e| match e {
+                // sled reports a held lock as an Io error with this text.
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::InUse(path.to_owned())
+                }
+                e => StoreError::Damaged {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                },
             })?;
         Ok(Store { db })
     }
@@ -1004,6 +1030,19 @@ mod tests {
             let e = parse_since(bad, now).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
+    }
+
+    #[test]
+    fn database_in_use_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let _first = Store::open(&path).unwrap();
+        let e = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            e.contains("in use") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
+        assert!(!e.contains("damaged"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Sockets: the daemon's control socket and one 0700 directory per user.
     pub runtime_dir: PathBuf,
+    /// A root daemon may run agents of users without `unix_user` as root.
+    pub allow_root_agents: bool,
     pub restart: RestartPolicy,
     pub web: WebConfig,
     pub transcript: TranscriptConfig,
@@ -80,9 +82,20 @@ pub struct UserConfig {
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,
+    /// Resource limits for the user's tmux server and agents.
+    pub limits: Limits,
     /// The prompt that means the agent waits for input (matched against
     /// its recent output, escape sequences removed).
     pub waiting_pattern: Option<String>,
+}
+
+/// Per-user resource limits (rlimits of the tmux server and its agents).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NPROC.
+    pub max_processes: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub max_open_files: Option<u64>,
 }
 
 /// When an agent that exited is started again.
@@ -159,6 +172,8 @@ struct RawTranscript {
 struct RawDaemon {
     state_dir: Option<PathBuf>,
     runtime_dir: Option<PathBuf>,
+    #[serde(default)]
+    allow_root_agents: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -193,6 +208,8 @@ struct RawUser {
     #[serde(default)]
     emails: Vec<String>,
     waiting_pattern: Option<String>,
+    max_processes: Option<u64>,
+    max_open_files: Option<u64>,
 }
 
 /// Claude Code's permission questions.
@@ -280,6 +297,8 @@ impl Config {
             origin: "embedded default config".to_owned(),
             runtime_dir: state_dir.join("run"),
             state_dir,
+            // Whoever runs the embedded default runs their own agent.
+            allow_root_agents: true,
             restart: default_restart(),
             web: WebConfig {
                 listen: DEFAULT_LISTEN.parse().expect("valid default address"),
@@ -292,6 +311,7 @@ impl Config {
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
+                limits: Limits::default(),
                 waiting_pattern: Some(DEFAULT_WAITING_PATTERN.to_owned()),
             }],
             transcript: default_transcript(&host.state_dir.join("run")),
@@ -490,12 +510,24 @@ impl Config {
                 }
                 None => agent_waiting.clone(),
             };
+            for (k, v) in [
+                ("max_processes", u.max_processes),
+                ("max_open_files", u.max_open_files),
+            ] {
+                if v == Some(0) {
+                    return Err(err(&key(k), "must be at least 1".into()));
+                }
+            }
             users.push(UserConfig {
                 name,
                 command,
                 workdir,
                 unix_user: u.unix_user,
                 emails,
+                limits: Limits {
+                    max_processes: u.max_processes,
+                    max_open_files: u.max_open_files,
+                },
                 waiting_pattern,
             });
         }
@@ -504,6 +536,7 @@ impl Config {
             origin: origin.to_owned(),
             state_dir,
             runtime_dir,
+            allow_root_agents: raw.daemon.allow_root_agents,
             restart,
             web,
             transcript,
@@ -549,21 +582,84 @@ impl Config {
                     ))
                 }
             }
-            if let Some(unix_user) = &u.unix_user {
-                let target = match nix::unistd::User::from_name(unix_user) {
-                    Ok(Some(target)) => target,
-                    _ => return Err(err("unix_user", format!("no such Unix user {unix_user:?}"))),
-                };
-                // Never run an agent under another identity than the config
-                // asks for: until per-user isolation exists, only the
-                // daemon's own user can be named here.
-                if target.uid != nix::unistd::geteuid() {
+            let me = nix::unistd::geteuid();
+            match &u.unix_user {
+                None if me.is_root() && !self.allow_root_agents => {
                     return Err(err(
                         "unix_user",
-                        format!(
-                            "{unix_user:?} is not the user running tmuxd; running agents as another Unix user is not supported by this version"
-                        ),
-                    ));
+                        "the daemon runs as root: name the Unix account this user's agent runs as (unix_user = \"root\", or [daemon] allow_root_agents = true, only on purpose)".into(),
+                    ))
+                }
+                None => {}
+                Some(unix_user) => {
+                    let target = match nix::unistd::User::from_name(unix_user) {
+                        Ok(Some(target)) => target,
+                        _ => return Err(err("unix_user", format!("no such Unix user {unix_user:?}"))),
+                    };
+                    // Only root can start processes as someone else.
+                    if !me.is_root() && target.uid != me {
+                        return Err(err(
+                            "unix_user",
+                            format!("{unix_user:?} is not the user running tmuxd (uid {me}); only a daemon running as root can run agents as other users"),
+                        ));
+                    }
+                }
+            }
+        }
+        self.check_shared_dirs()
+    }
+
+    /// When agents run as other accounts, their tmux servers must reach
+    /// their socket and spool directories, while STATE_DIR stays private.
+    fn check_shared_dirs(&self) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let me = nix::unistd::geteuid();
+        let isolating = me.is_root()
+            && self.users.iter().any(|u| {
+                u.unix_user
+                    .as_deref()
+                    .and_then(|n| nix::unistd::User::from_name(n).ok().flatten())
+                    .is_some_and(|a| !a.uid.is_root())
+            });
+        if !isolating {
+            return Ok(());
+        }
+        let err = |key: &str, reason: String| ConfigError {
+            origin: self.origin.clone(),
+            key: key.to_owned(),
+            reason,
+        };
+        let dirs = [
+            ("daemon.runtime_dir", &self.runtime_dir),
+            ("transcript.spool_dir", &self.transcript.spool_dir),
+        ];
+        for (key, dir) in dirs {
+            if key == "transcript.spool_dir" && !self.transcript.enabled {
+                continue;
+            }
+            if dir.starts_with(&self.state_dir) {
+                return Err(err(
+                    key,
+                    format!(
+                        "{} is inside state_dir ({}), which is private to the daemon; agents running as their own users need it elsewhere, e.g. /run/tmuxd",
+                        dir.display(),
+                        self.state_dir.display()
+                    ),
+                ));
+            }
+            for ancestor in dir.ancestors().skip(1) {
+                if let Ok(m) = std::fs::metadata(ancestor) {
+                    if m.permissions().mode() & 0o001 == 0 {
+                        return Err(err(
+                            key,
+                            format!(
+                                "{} is not searchable by other users (mode {:o}), so agents running as their own users cannot reach {}",
+                                ancestor.display(),
+                                m.permissions().mode() & 0o777,
+                                dir.display()
+                            ),
+                        ));
+                    }
                 }
             }
         }

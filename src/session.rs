@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::config::{Config, UserConfig};
 use crate::names::{Name, SessionId};
-use crate::tmux::{Command, PaneId, SpecialKey, Target, Tmux, TmuxError};
+use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
 
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
 /// the rest the agent argv. A status above 128 is how sh reports a signal.
@@ -194,13 +194,25 @@ pub struct UserServer {
     tmux_bin: PathBuf,
     /// Where spool files go; `None` when transcripts are off.
     spool_root: Option<PathBuf>,
+    /// Who owns the user's directories (uid, gid).
+    owner: (u32, u32),
 }
 
 impl UserServer {
     pub fn new(config: &Config, user: &UserConfig) -> UserServer {
+        let account = account_for(user);
+        let owner = account.as_ref().map(|a| (a.uid, a.gid)).unwrap_or((
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ));
+        let identity = Identity {
+            account,
+            limits: user.limits,
+        };
         UserServer {
             user: user.clone(),
-            tmux: Tmux::new(config.tmux_socket(&user.name)),
+            tmux: Tmux::with_identity(config.tmux_socket(&user.name), identity),
+            owner,
             socket_dir: config.user_socket_dir(&user.name),
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
             spool_root: config.transcript.enabled.then(|| config.spool_root()),
@@ -211,36 +223,10 @@ impl UserServer {
         SessionId::new(self.user.name.clone(), session.clone())
     }
 
-    /// Creates the user's socket directory (0700, ours), or checks an
-    /// existing one: a directory someone else owns is refused.
+    /// Creates the user's socket directory (0700, owned by the user's
+    /// account), or checks an existing one.
     pub fn ensure_socket_dir(&self) -> Result<(), SessionError> {
-        let dir = &self.socket_dir;
-        if let Some(parent) = dir.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(|e| io_err("cannot create", parent, &e))?;
-        }
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err("cannot create", dir, &e)),
-        }
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| io_err("cannot inspect", dir, &e))?;
-        let me = nix::unistd::geteuid().as_raw();
-        if !meta.is_dir() || meta.uid() != me {
-            return Err(SessionError::Io(format!(
-                "socket directory {} is not a directory owned by uid {me}; refusing to use it",
-                dir.display()
-            )));
-        }
-        if meta.mode() & 0o077 != 0 {
-            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "socket directory was not private; setting 0700");
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| io_err("cannot chmod", dir, &e))?;
-        }
-        Ok(())
+        ensure_private_dir(&self.socket_dir, self.owner, "socket directory")
     }
 
     fn launcher_argv(&self, gate: &str, agent: &[String]) -> Vec<String> {
@@ -264,11 +250,8 @@ impl UserServer {
         let id = self.id(name);
         let path = crate::recorder::spool_path(root, &id);
         if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| io_err("cannot create", dir, &e))?;
+            // tmux (as the user) writes the spool; the daemon reads it.
+            ensure_private_dir(dir, self.owner, "spool directory")?;
         }
         Ok(Some(crate::recorder::pipe_command(&path)))
     }
@@ -483,6 +466,71 @@ impl UserServer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The account a user's tmux server runs as: only a root daemon switches,
+/// and never to root itself.
+fn account_for(user: &UserConfig) -> Option<Account> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let u = nix::unistd::User::from_name(user.unix_user.as_deref()?).ok()??;
+    if u.uid.is_root() {
+        return None;
+    }
+    let name = std::ffi::CString::new(u.name.clone()).ok()?;
+    let groups = nix::unistd::getgrouplist(&name, u.gid)
+        .unwrap_or_else(|_| vec![u.gid])
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    Some(Account {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        groups,
+        home: u.dir,
+        shell: u.shell,
+    })
+}
+
+/// A 0700 directory owned by `owner` (uid, gid), its parent created 0755
+/// so users can reach their own. A directory someone else owns is refused;
+/// one that is too open is fixed and logged.
+fn ensure_private_dir(dir: &Path, owner: (u32, u32), what: &str) -> Result<(), SessionError> {
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| io_err("cannot create", parent, &e))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            let (uid, gid) = owner;
+            if uid != nix::unistd::geteuid().as_raw() {
+                nix::unistd::chown(dir, Some(uid.into()), Some(gid.into())).map_err(|e| {
+                    SessionError::Io(format!("cannot chown {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("cannot create", dir, &e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io_err("cannot inspect", dir, &e))?;
+    if !meta.is_dir() || meta.uid() != owner.0 {
+        return Err(SessionError::Io(format!(
+            "{what} {} is not a directory owned by uid {}; refusing to use it",
+            dir.display(),
+            owner.0
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "{what} was not private; setting 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err("cannot chmod", dir, &e))?;
+    }
+    Ok(())
 }
 
 /// Refuses text that must not be typed: control characters other than tab

@@ -304,15 +304,44 @@ pub fn invocation_args(commands: &[Command]) -> Vec<OsString> {
     argv
 }
 
+/// The Unix account a user's tmux server (and so their agents) runs as,
+/// when the daemon is root; and their resource limits.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// `None`: the daemon's own account.
+    pub account: Option<Account>,
+    pub limits: crate::config::Limits,
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub home: PathBuf,
+    pub shell: PathBuf,
+}
+
 /// One tmux server, reached through its socket.
 #[derive(Clone, Debug)]
 pub struct Tmux {
     socket: PathBuf,
+    identity: Identity,
 }
 
 impl Tmux {
     pub fn new(socket: PathBuf) -> Tmux {
-        Tmux { socket }
+        Tmux {
+            socket,
+            identity: Identity::default(),
+        }
+    }
+
+    /// A server whose commands run as `identity` (so a server they start
+    /// belongs to that account).
+    pub fn with_identity(socket: PathBuf, identity: Identity) -> Tmux {
+        Tmux { socket, identity }
     }
 
     pub fn socket(&self) -> &Path {
@@ -353,7 +382,9 @@ impl Tmux {
         commands: &[Command],
         input: Option<&[u8]>,
     ) -> Result<String, TmuxError> {
-        let mut cmd = tokio::process::Command::from(self.std_command(commands));
+        let mut std_cmd = self.std_command(commands);
+        self.apply_identity(&mut std_cmd);
+        let mut cmd = tokio::process::Command::from(std_cmd);
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -374,6 +405,63 @@ impl Tmux {
         }
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         Err(self.classify(commands, stderr))
+    }
+
+    /// Runs the command as the user's account, with their environment and
+    /// limits. Everything happens in `pre_exec` with async-signal-safe
+    /// calls: std's own uid/gid switch would come first and leave us unable
+    /// to set groups and limits.
+    fn apply_identity(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let limits = self.identity.limits;
+        let account = self.identity.account.clone();
+        if let Some(a) = &account {
+            cmd.current_dir("/")
+                .env("HOME", &a.home)
+                .env("USER", &a.name)
+                .env("LOGNAME", &a.name)
+                .env("SHELL", &a.shell)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("XDG_CONFIG_HOME")
+                .env_remove("XDG_STATE_HOME")
+                .env_remove("XDG_DATA_HOME")
+                .env_remove("MAIL");
+        }
+        if account.is_none() && limits == crate::config::Limits::default() {
+            return;
+        }
+        let ids = account.map(|a| (a.uid, a.gid, a.groups));
+        // SAFETY: only async-signal-safe libc calls on data prepared before
+        // the fork; no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                let set = |resource: libc::__rlimit_resource_t,
+                           value: Option<u64>|
+                 -> std::io::Result<()> {
+                    if let Some(v) = value {
+                        let lim = libc::rlimit {
+                            rlim_cur: v,
+                            rlim_max: v,
+                        };
+                        if libc::setrlimit(resource, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                };
+                set(libc::RLIMIT_NPROC, limits.max_processes)?;
+                set(libc::RLIMIT_NOFILE, limits.max_open_files)?;
+                if let Some((uid, gid, groups)) = &ids {
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                        || libc::setgid(*gid) != 0
+                        || libc::setuid(*uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
     }
 
     fn classify(&self, commands: &[Command], stderr: String) -> TmuxError {

@@ -393,7 +393,8 @@ fn default_config_prints_a_valid_example() {
     let text = text
         .replace("/home/bob/project", &d)
         .replace("/home/alice", &d)
-        .replace("unix_user = \"alice\"", &format!("unix_user = \"{me}\""));
+        .replace("unix_user = \"alice\"", &format!("unix_user = \"{me}\""))
+        .replace("unix_user = \"bob\"", &format!("unix_user = \"{me}\""));
     let path = dir.path().join("example.toml");
     std::fs::write(&path, &text).unwrap();
     let out = Command::new(common::BIN)
@@ -498,28 +499,68 @@ fn ctrl_c_reaches_the_agent_and_the_launcher_survives() {
 }
 
 #[test]
-fn unix_user_other_than_the_daemon_user_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.toml");
-    // `nobody` exists on every Debian system and is never the test runner.
-    std::fs::write(
-        &path,
-        format!(
-            "[[users]]\nname = \"a\"\nworkdir = \"{}\"\nunix_user = \"nobody\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(common::BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .output()
+fn agents_never_run_as_root_or_as_others_without_permission() {
+    // A world-readable place: the check also runs as `nobody`.
+    let dir = tempfile::Builder::new()
+        .prefix("tmuxd-u")
+        .tempdir_in("/tmp")
         .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        p
+    };
+    let d = dir.path().display();
+    let check = |path: &std::path::Path, as_nobody: bool| {
+        let mut cmd = if as_nobody {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "nobody", "--", common::BIN]);
+            c
+        } else {
+            Command::new(common::BIN)
+        };
+        cmd.arg("--config").arg(path).arg("check-config");
+        cmd.output().unwrap()
+    };
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs as root (as CI does)"
+    );
+    // As root: a user with no unix_user would run as root: refused...
+    let implicit = write(
+        "implicit.toml",
+        format!("[[users]]\nname = \"a\"\nworkdir = \"{d}\"\n"),
+    );
+    let out = check(&implicit, false);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("users[0].unix_user: \"nobody\" is not the user running tmuxd"),
+        err.contains("users[0].unix_user: the daemon runs as root"),
+        "{err}"
+    );
+    // ...unless the config says so.
+    let explicit = write(
+        "explicit.toml",
+        format!("[[users]]\nname = \"a\"\nworkdir = \"{d}\"\nunix_user = \"root\"\n"),
+    );
+    assert!(check(&explicit, false).status.success());
+    let allowed = write(
+        "allowed.toml",
+        format!("[daemon]\nallow_root_agents = true\n[[users]]\nname = \"a\"\nworkdir = \"{d}\"\n"),
+    );
+    assert!(check(&allowed, false).status.success());
+    // Not root: only its own account.
+    let other = write(
+        "other.toml",
+        format!("[daemon]\nstate_dir = \"{d}/s\"\n[[users]]\nname = \"a\"\nworkdir = \"{d}\"\nunix_user = \"root\"\n"),
+    );
+    let out = check(&other, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("users[0].unix_user: \"root\" is not the user running tmuxd"),
         "{err}"
     );
 }

@@ -67,8 +67,15 @@ impl Env {
         } else {
             "[web]\nlisten = \"127.0.0.1:0\"\n\n"
         };
+        // As root, agents of users without unix_user run as root only when
+        // the config says so; tests that want isolation set unix_user.
+        let root = if nix::unistd::geteuid().is_root() {
+            "allow_root_agents = true\n"
+        } else {
+            ""
+        };
         let text = format!(
-            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n\n{web}{body}"
+            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n{root}\n{web}{body}"
         );
         std::fs::write(&config, text).unwrap();
         Env {

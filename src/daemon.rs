@@ -76,6 +76,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         url = %format!("http://{web_addr}/"),
         "web terminal listening"
     );
+    crate::metrics::COUNTERS
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let status = format!(
+        "STATUS={} users; {} sessions adopted, {} created{}",
+        config.users.len(),
+        report.adopted,
+        report.created,
+        if report.failed_users > 0 {
+            format!("; {} users failing", report.failed_users)
+        } else {
+            String::new()
+        }
+    );
+    crate::notify::notify(&format!("READY=1\n{status}"));
     tracing::info!(
         users = config.users.len(),
         created = report.created,
@@ -86,8 +101,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "ready"
     );
 
+    // Watchdog pings come from this loop: if it stalls, systemd notices.
+    let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
     loop {
         tokio::select! {
+            _ = async { watchdog.as_mut().expect("checked").tick().await }, if watchdog.is_some() => {
+                crate::notify::notify("WATCHDOG=1");
+            }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
             _ = sighup.recv() => {
@@ -95,6 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    crate::notify::notify("STOPPING=1");
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())

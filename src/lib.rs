@@ -17,6 +17,8 @@
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
+//! - [`metrics`]: counters for `/metrics` and readiness for `/healthz`;
+//! - [`notify`]: systemd's readiness and watchdog notifications;
 //! - [`cli`]: the command-line verbs.
 
 pub mod auth;
@@ -24,7 +26,9 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod pidfd;
 pub mod recorder;
 pub mod relay;

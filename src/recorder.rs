@@ -510,6 +510,19 @@ impl Recorder {
         }
     }
 
+    /// Spool bytes not yet in any transcript (the ingest lag).
+    pub fn total_backlog(&self) -> u64 {
+        let ids: Vec<SessionId> = self
+            .0
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect();
+        ids.iter().map(|id| self.backlog(id)).sum()
+    }
+
     /// Spool bytes of `id` not yet in the transcript.
     fn backlog(&self, id: &SessionId) -> u64 {
         let size = std::fs::metadata(self.spool_path(id))
@@ -665,7 +678,11 @@ impl Recorder {
             inode: mark.inode,
             offset: mark.offset + buf.len() as u64,
         };
-        log.append_output(&buf, new)?;
+        let stored = log.append_output(&buf, new)?;
+        crate::metrics::add(&crate::metrics::COUNTERS.transcript_bytes, buf.len() as u64);
+        if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
+            t.stored = t.stored.map(|s| s + stored);
+        }
         self.observe_output(id, &buf);
         Ok(Some((new, take < available)))
     }

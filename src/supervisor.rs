@@ -82,6 +82,11 @@ impl Supervisor {
         }
     }
 
+    /// Every user's server.
+    pub fn servers(&self) -> impl Iterator<Item = &UserServer> {
+        self.0.servers.values()
+    }
+
     pub fn server(&self, user: &Name) -> Result<&UserServer, SessionError> {
         self.0
             .servers
@@ -312,6 +317,7 @@ impl Supervisor {
                     }
                     match server.respawn(&info).await {
                         Ok(()) => {
+                            crate::metrics::add(&crate::metrics::COUNTERS.agent_restarts, 1);
                             if let Some(rec) = &self.0.recorder {
                                 rec.agent_started(id, "agent-restart", None);
                             }

@@ -275,3 +275,103 @@ fn twenty_restarts_alternating_sigterm_and_sigkill_lose_no_session() {
         assert!(alive(*pid), "{id}");
     }
 }
+
+#[test]
+fn tells_systemd_it_is_ready_pings_the_watchdog_and_says_goodbye() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let path = env.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let notify = path.display().to_string();
+    let d = env.serve_with(&[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "200000")]);
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert!(
+        first.starts_with("READY=1\nSTATUS=1 users; 0 sessions adopted, 1 created"),
+        "{first}"
+    );
+    // Pings every WATCHDOG_USEC / 2.
+    let t0 = std::time::Instant::now();
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    d.signal(Signal::SIGTERM);
+    loop {
+        let m = recv();
+        if m != "WATCHDOG=1" {
+            assert_eq!(m, "STOPPING=1");
+            break;
+        }
+    }
+    assert!(env.reap(d.pid).success());
+    // The agent never sees systemd's variables.
+    let pid = env.session("alice/main").unwrap()["agent_pid"]
+        .as_u64()
+        .unwrap();
+    assert!(proc_field(pid, "environ", "NOTIFY_SOCKET=").is_empty());
+}
+
+#[test]
+fn healthz_and_metrics() {
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\nrestart_delay_ms = 100\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"crash\"\ncommand = [\"sh\", \"-c\", \"sleep 0.2; exit 1\"]\n",
+    );
+    let d = env.serve();
+    let base = d.url();
+    let get = |path: &str| -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent.get(&format!("{base}{path}")).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let (status, body) = get("/healthz");
+    assert_eq!(status, 200);
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            h["live"].as_bool(),
+            h["ready"].as_bool(),
+            h["users"].as_u64()
+        ),
+        (Some(true), Some(true), Some(2))
+    );
+    env.ok(&["send", "alice", &format!("echo metric-{}", marker())]);
+    let value = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let metrics = wait_for(20, "restarts and transcript bytes counted", || {
+        let (status, text) = get("/metrics");
+        assert_eq!(status, 200);
+        (value(&text, "tmuxd_agent_restarts_total ")? >= 1
+            && value(&text, "tmuxd_transcript_bytes_total ")? > 0)
+            .then_some(text)
+    });
+    for family in [
+        "tmuxd_sessions",
+        "tmuxd_agents",
+        "tmuxd_viewers",
+        "tmuxd_viewer_bytes_sent_total",
+        "tmuxd_transcript_ingest_lag_bytes",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        value(&metrics, "tmuxd_sessions{state=\"running\"}").unwrap() >= 1,
+        "{metrics}"
+    );
+}

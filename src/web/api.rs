@@ -169,8 +169,129 @@ pub async fn transcript(
     Ok(r)
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness (it answers) and readiness (sessions adopted, listeners up).
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let ready = crate::metrics::COUNTERS
+        .ready
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if ready { "ok" } else { "starting" },
+        "live": true,
+        "ready": ready,
+        "users": state.config.users.len(),
+        "recording": state.supervisor.recorder().is_some(),
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// Prometheus text format. No secrets and no session names: counts only.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    use crate::metrics::{get, Exposition, COUNTERS};
+    let mut by_state: std::collections::BTreeMap<&'static str, u64> =
+        ["starting", "running", "exited", "stopped"]
+            .into_iter()
+            .map(|k| (k, 0))
+            .collect();
+    let mut agent_states: std::collections::BTreeMap<&'static str, u64> =
+        ["running", "idle", "waiting", "exited"]
+            .into_iter()
+            .map(|k| (k, 0))
+            .collect();
+    let mut viewers = 0u64;
+    for server in state.supervisor.servers() {
+        let Ok(list) = server.list().await else {
+            continue;
+        };
+        for s in list {
+            let key = match s.state {
+                SessionState::Starting => "starting",
+                SessionState::Running => "running",
+                SessionState::Exited => "exited",
+                SessionState::Stopped => "stopped",
+            };
+            *by_state.entry(key).or_default() += 1;
+            viewers += state.viewer_count(&s.id) as u64;
+            if let Some(a) =
+                s.id.parse::<SessionId>()
+                    .ok()
+                    .and_then(|id| state.supervisor.recorder()?.state(&id))
+            {
+                *agent_states.entry(a.name()).or_default() += 1;
+            }
+        }
+    }
+    let labelled =
+        |label: &str, m: std::collections::BTreeMap<&'static str, u64>| -> Vec<(String, u64)> {
+            m.into_iter()
+                .map(|(k, v)| (format!("{label}=\"{k}\""), v))
+                .collect()
+        };
+    let one = |v: u64| vec![(String::new(), v)];
+    let mut e = Exposition::default();
+    e.family(
+        "tmuxd_sessions",
+        "gauge",
+        "Sessions by tmux state.",
+        &labelled("state", by_state),
+    );
+    e.family(
+        "tmuxd_agents",
+        "gauge",
+        "Agents by state derived from their output.",
+        &labelled("state", agent_states),
+    );
+    e.family(
+        "tmuxd_viewers",
+        "gauge",
+        "Open browser terminals.",
+        &one(viewers),
+    );
+    e.family(
+        "tmuxd_viewer_bytes_sent_total",
+        "counter",
+        "Terminal bytes relayed to viewers.",
+        &one(get(&COUNTERS.bytes_to_viewers)),
+    );
+    e.family(
+        "tmuxd_viewer_bytes_received_total",
+        "counter",
+        "Keystroke bytes relayed from viewers.",
+        &one(get(&COUNTERS.bytes_from_viewers)),
+    );
+    e.family(
+        "tmuxd_agent_restarts_total",
+        "counter",
+        "Agents restarted after they exited.",
+        &one(get(&COUNTERS.agent_restarts)),
+    );
+    e.family(
+        "tmuxd_transcript_bytes_total",
+        "counter",
+        "Output bytes stored in transcripts.",
+        &one(get(&COUNTERS.transcript_bytes)),
+    );
+    let lag = state
+        .supervisor
+        .recorder()
+        .map(|r| r.total_backlog())
+        .unwrap_or(0);
+    e.family(
+        "tmuxd_transcript_ingest_lag_bytes",
+        "gauge",
+        "Spooled output not yet stored.",
+        &one(lag),
+    );
+    let mut r = e.finish().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 #[derive(Deserialize)]

@@ -325,6 +325,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.js", get(assets::script))
         .route("/assets/app.css", get(assets::style))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))

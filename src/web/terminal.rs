@@ -180,6 +180,7 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
+                    crate::metrics::add(&crate::metrics::COUNTERS.bytes_to_viewers, n as u64);
                     let frame = Message::Binary(buf[..n].to_vec().into());
                     // A slow viewer blocks only this loop (and so its own
                     // tmux client); shutdown still gets through.
@@ -205,6 +206,7 @@ async fn relay(
                     if pty.write_all(&bytes).await.is_err() {
                         return "write failed";
                     }
+                    crate::metrics::add(&crate::metrics::COUNTERS.bytes_from_viewers, bytes.len() as u64);
                     if let Some(rec) = viewer.recorder {
                         rec.keystrokes(id, &crate::recorder::source_web(viewer.user), &bytes);
                     }

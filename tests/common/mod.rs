@@ -131,8 +131,14 @@ impl Env {
 
     /// Starts `tmuxd serve` and waits for its "ready" log line.
     pub fn serve(&mut self) -> Daemon {
-        let mut child = self
-            .cmd(&["serve"])
+        self.serve_with(&[])
+    }
+
+    /// Like [`Env::serve`], with extra environment variables.
+    pub fn serve_with(&mut self, vars: &[(&str, &str)]) -> Daemon {
+        let mut cmd = self.cmd(&["serve"]);
+        cmd.envs(vars.iter().copied());
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

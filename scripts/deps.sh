@@ -2,8 +2,9 @@
 # Installs what tmuxd and its tests need on Debian/Ubuntu, when missing:
 # tmux (the daemon's only runtime dependency), util-linux's `script` (gives
 # `tmuxd attach` a terminal in the tests), Chromium and ChromeDriver (the
-# browser test), Node.js/npm (build.rs builds the page), and asciinema from
-# PyPI (the transcript test plays an export). Idempotent.
+# browser test), Node.js/npm (build.rs builds the page), systemd-analyze (the
+# unit test) and asciinema from PyPI (the transcript test plays an export).
+# Idempotent.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,8 @@ command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v useradd >/dev/null 2>&1 || missing+=(passwd)
 
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 

@@ -337,7 +337,15 @@ impl Supervisor {
         let fd = match PidFd::open(pid) {
             Ok(fd) => fd,
             // Already gone: the caller looks again.
-            Err(_) => return self.settle(server, id, pid).await,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return self.settle(server, id, pid).await
+            }
+            Err(e) => {
+                // No pidfds (an old kernel, a seccomp filter): look again
+                // every few seconds rather than spin.
+                tracing::warn!(session = %id, error = %e, "cannot wait on the agent with a pidfd; checking every 2 s");
+                return self.pause(Duration::from_secs(2)).await;
+            }
         };
         // The pid might have been reused before we opened it; if the pane
         // still shows it alive now, the pidfd is the agent's.

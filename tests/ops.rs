@@ -375,3 +375,48 @@ fn healthz_and_metrics() {
         "{metrics}"
     );
 }
+
+#[test]
+fn unit_file_verifies_and_its_exposure_stays_low() {
+    common::require("systemd-analyze");
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/tmuxd.service"
+    ))
+    .unwrap();
+    // verify checks that ExecStart exists: point it at the built binary.
+    let unit = unit.replace("/usr/local/bin/tmuxd", common::BIN);
+    let path = dir.path().join("tmuxd.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "verify warned: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for tmuxd.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
+    eprintln!("systemd-analyze security exposure: {score}");
+    // 3.3 when written; a change that weakens the unit must be deliberate.
+    assert!(score <= 3.5, "exposure {score} > 3.5:\n{text}");
+}

@@ -52,6 +52,9 @@ pub enum Verb {
     Serve,
     /// Check the config; print every problem with its key.
     CheckConfig,
+    /// Check tmux, the config, directories, the database and the daemon;
+    /// print each problem with its fix (exit 1 if there is any).
+    Doctor,
     /// Print the documented example config.
     DefaultConfig,
     /// List sessions (works with the daemon down).
@@ -178,8 +181,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
     }
+    if let Verb::Doctor = cli.verb {
+        let findings =
+            runtime(false)?.block_on(crate::doctor::check(load_config(cli.config.as_ref())));
+        return if crate::doctor::print(&findings) {
+            Ok(())
+        } else {
+            Err(CliError::Failed(anyhow::anyhow!(
+                "doctor found problems (above)"
+            )))
+        };
+    }
     let config = load_config(cli.config.as_ref())?;
     match cli.verb {
+        Verb::Doctor => unreachable!("handled above"),
         Verb::DefaultConfig => unreachable!("handled above"),
         Verb::CheckConfig => {
             config.check_host()?;
@@ -283,6 +298,7 @@ async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
             grep,
         } => transcript(config, &id, format, since, grep).await,
         Verb::Serve
+        | Verb::Doctor
         | Verb::CheckConfig
         | Verb::DefaultConfig
         | Verb::Attach { .. }

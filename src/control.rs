@@ -29,6 +29,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
+    /// Is a daemon there?
+    Ping,
     New {
         id: String,
     },
@@ -296,6 +298,7 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
                 .map(|_| String::new()),
             Err(e) => Err(e),
         },
+        Request::Ping => Ok("pong".to_owned()),
         Request::Transcript { .. } => unreachable!("streamed in serve_one"),
     };
     match result {

@@ -19,6 +19,7 @@
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
 //! - [`metrics`]: counters for `/metrics` and readiness for `/healthz`;
 //! - [`notify`]: systemd's readiness and watchdog notifications;
+//! - [`doctor`]: `tmuxd doctor`, checks with fixes;
 //! - [`cli`]: the command-line verbs.
 
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod metrics;
 pub mod names;
 pub mod notify;

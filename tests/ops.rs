@@ -420,3 +420,104 @@ fn unit_file_verifies_and_its_exposure_stays_low() {
     // 3.3 when written; a change that weakens the unit must be deliberate.
     assert!(score <= 3.5, "exposure {score} > 3.5:\n{text}");
 }
+
+#[test]
+fn doctor_names_each_problem_with_its_fix() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let d = env.serve();
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("ok       tmux 3."), "{text}");
+    assert!(text.contains("the daemon answers"), "{text}");
+    // A socket directory others can reach, and the daemon down.
+    let dir = env.socket("alice").parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    d.signal(Signal::SIGTERM);
+    assert!(env.reap(d.pid).success());
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "PROBLEM  socket directory {} is mode 755",
+            dir.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("fix: chmod 700 {}", dir.display())),
+        "{text}"
+    );
+    assert!(text.contains("the daemon is not running"), "{text}");
+    assert!(
+        text.contains("transcript database") && text.contains("opens"),
+        "{text}"
+    );
+    // A broken config: the key and where to fix it.
+    std::fs::write(&env.config, "[[users]]\nname = \"Bad\"\n").unwrap();
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.contains("fix: edit `users[0].name`"), "{text}");
+}
+
+#[test]
+fn install_script_is_idempotent_and_uninstalls() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().display().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh");
+    let install = |extra: &[&str]| {
+        let out = Command::new(script)
+            .args(["--root", &r, "--bin", common::BIN, "--no-systemd"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let p = |rel: &str| root.path().join(rel);
+    let first = install(&[]);
+    assert!(first.contains("installed the example config"), "{first}");
+    for f in [
+        "usr/local/bin/tmuxd",
+        "etc/systemd/system/tmuxd.service",
+        "etc/tmuxd/config.toml",
+        "usr/local/share/doc/tmuxd/README.md",
+    ] {
+        assert!(p(f).exists(), "{f}");
+    }
+    assert_eq!(
+        std::fs::metadata(p("var/lib/tmuxd")).unwrap().mode() & 0o777,
+        0o700
+    );
+    // A second run keeps the operator's config.
+    std::fs::write(p("etc/tmuxd/config.toml"), "# mine\n").unwrap();
+    let second = install(&[]);
+    assert!(!second.contains("installed the example config"));
+    assert_eq!(
+        std::fs::read_to_string(p("etc/tmuxd/config.toml")).unwrap(),
+        "# mine\n"
+    );
+    // --prefix is reflected in the unit.
+    install(&["--prefix", "/opt/tmuxd"]);
+    let unit = std::fs::read_to_string(p("etc/systemd/system/tmuxd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/opt/tmuxd/bin/tmuxd --config"),
+        "{unit}"
+    );
+    // Uninstall keeps config and state; --purge removes them.
+    install(&["--uninstall", "--prefix", "/opt/tmuxd"]);
+    assert!(!p("opt/tmuxd/bin/tmuxd").exists() && !p("etc/systemd/system/tmuxd.service").exists());
+    assert!(p("etc/tmuxd/config.toml").exists() && p("var/lib/tmuxd").exists());
+    install(&["--uninstall", "--purge"]);
+    assert!(
+        !p("etc/tmuxd").exists()
+            && !p("var/lib/tmuxd").exists()
+            && !p("usr/local/bin/tmuxd").exists()
+    );
+}

@@ -1,0 +1,189 @@
+//! `tmuxd doctor`: checks what tmuxd depends on (tmux, the config, its
+//! directories and their owners and modes, the transcript database, the
+//! daemon) and prints each problem with the command or edit that fixes it.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::config::{Config, ConfigError};
+
+/// One check's outcome.
+pub struct Finding {
+    pub ok: bool,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Finding {
+    Finding {
+        ok: true,
+        what: what.into(),
+        fix: None,
+    }
+}
+
+fn problem(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        ok: false,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Runs every check.
+pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match crate::tmux::check_version() {
+        Ok((a, b)) => out.push(ok(format!("tmux {a}.{b} is installed"))),
+        Err(e) => out.push(problem(
+            e,
+            "install tmux 3.2 or newer (Debian/Ubuntu: apt install tmux)",
+        )),
+    }
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(problem(
+                e.to_string(),
+                format!("edit `{}` in the config", e.key),
+            ));
+            return out;
+        }
+    };
+    out.push(ok(format!("config {} parses", config.origin)));
+    match config.check_host() {
+        Ok(()) => out.push(ok(
+            "workdirs, Unix accounts and shared directories check out",
+        )),
+        Err(e) => out.push(problem(
+            e.to_string(),
+            format!("edit `{}` in the config (or fix the machine)", e.key),
+        )),
+    }
+    private_dir(&mut out, &config.state_dir, None, "state directory");
+    for user in &config.users {
+        let account = user
+            .unix_user
+            .as_deref()
+            .filter(|_| nix::unistd::geteuid().is_root());
+        private_dir(
+            &mut out,
+            &config.user_socket_dir(&user.name),
+            account,
+            "socket directory",
+        );
+    }
+    let daemon = crate::control::request(&config.control_socket(), &crate::control::Request::Ping)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    out.push(ok(if daemon {
+        format!(
+            "the daemon answers on {}",
+            config.control_socket().display()
+        )
+    } else {
+        "the daemon is not running (sessions keep running without it)".to_owned()
+    }));
+    if config.transcript.enabled {
+        let db = config.transcript_db();
+        if daemon {
+            out.push(ok(format!(
+                "transcript database {} is in use by the daemon",
+                db.display()
+            )));
+        } else if db.exists() {
+            match crate::transcript::Store::open(&db) {
+                Ok(_) => out.push(ok(format!("transcript database {} opens", db.display()))),
+                Err(e @ crate::transcript::StoreError::InUse(_)) => out.push(ok(e.to_string())),
+                Err(e) => out.push(problem(
+                    e.to_string(),
+                    format!("stop tmuxd, then `mv {0} {0}.damaged` and start it again (see README: A damaged database)", db.display()),
+                )),
+            }
+        }
+        spool_on_tmpfs(&mut out, &config.transcript.spool_dir);
+    }
+    out.push(ok(
+        "email bridge: not part of this version (no [mail] section to check)",
+    ));
+    out
+}
+
+/// A directory that must be 0700 and owned by `account` (or us).
+fn private_dir(out: &mut Vec<Finding>, dir: &Path, account: Option<&str>, what: &str) {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        out.push(ok(format!(
+            "{what} {} does not exist yet (created on start)",
+            dir.display()
+        )));
+        return;
+    };
+    let want_uid = account
+        .and_then(|a| nix::unistd::User::from_name(a).ok().flatten())
+        .map(|u| u.uid.as_raw())
+        .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+    let owner_name = account
+        .map(str::to_owned)
+        .unwrap_or_else(|| want_uid.to_string());
+    if !meta.is_dir() {
+        out.push(problem(
+            format!("{what} {} is not a directory", dir.display()),
+            format!("remove {} and let tmuxd create it", dir.display()),
+        ));
+    } else if meta.uid() != want_uid {
+        out.push(problem(
+            format!(
+                "{what} {} is owned by uid {}, not {owner_name}",
+                dir.display(),
+                meta.uid()
+            ),
+            format!("chown {owner_name} {}", dir.display()),
+        ));
+    } else if meta.permissions().mode() & 0o077 != 0 {
+        out.push(problem(
+            format!(
+                "{what} {} is mode {:o}: others can reach it",
+                dir.display(),
+                meta.permissions().mode() & 0o777
+            ),
+            format!("chmod 700 {}", dir.display()),
+        ));
+    } else {
+        out.push(ok(format!("{what} {} is private", dir.display())));
+    }
+}
+
+/// Spools on a disk cost tmux extra writes (see README: Transcripts).
+fn spool_on_tmpfs(out: &mut Vec<Finding>, dir: &Path) {
+    let probe = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    match nix::sys::statfs::statfs(probe) {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
+            out.push(ok(format!("spool directory {} is on a tmpfs", dir.display())))
+        }
+        Ok(_) => out.push(problem(
+            format!("spool directory {} is not on a tmpfs: recording makes tmux write every byte to disk", dir.display()),
+            "set [transcript] spool_dir (or [daemon] runtime_dir) under /run, e.g. /run/tmuxd/spool",
+        )),
+        Err(e) => out.push(problem(format!("cannot inspect {}: {e}", probe.display()), "check the path")),
+    }
+}
+
+/// Prints findings; returns whether all were fine.
+pub fn print(findings: &[Finding]) -> bool {
+    for f in findings {
+        if f.ok {
+            println!("ok       {}", f.what);
+        } else {
+            println!("PROBLEM  {}", f.what);
+            if let Some(fix) = &f.fix {
+                println!("         fix: {fix}");
+            }
+        }
+    }
+    findings.iter().all(|f| f.ok)
+}

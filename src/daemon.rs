@@ -64,14 +64,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.spawn(rec.run(cancel.clone()));
     }
     tracker.spawn(control.run(supervisor.clone(), cancel.clone(), tracker.clone()));
-    let config = Arc::new(config);
+    let mut config = Arc::new(config);
     let web = crate::web::AppState::new(
         config.clone(),
         supervisor.clone(),
         cancel.clone(),
         tracker.clone(),
     );
-    tracker.spawn(crate::web::serve(listener, web));
+    tracker.spawn(crate::web::serve(listener, web.clone()));
     tracing::info!(
         url = %format!("http://{web_addr}/"),
         "web terminal listening"
@@ -111,7 +111,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
             _ = sighup.recv() => {
-                tracing::warn!("SIGHUP: configuration reload is not supported by this version; restart the daemon to apply changes");
+                crate::notify::notify("RELOADING=1");
+                let status = match reload(&config, &supervisor, &web).await {
+                    Ok(new) => {
+                        let status = format!("STATUS={} users; config reloaded", new.users.len());
+                        config = new;
+                        status
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the running one");
+                        "STATUS=config reload failed; running on the previous config".to_owned()
+                    }
+                };
+                crate::notify::notify(&format!("READY=1\n{status}"));
             }
         }
     }
@@ -126,6 +138,77 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped; tmux sessions keep running");
     Ok(())
+}
+
+/// Re-reads the config file (SIGHUP) and applies what can change while
+/// running; settings that need a restart keep their running values.
+async fn reload(
+    current: &Arc<Config>,
+    supervisor: &Supervisor,
+    web: &crate::web::AppState,
+) -> Result<Arc<Config>, crate::config::ConfigError> {
+    let host = crate::config::HostDefaults::detect();
+    let mut new = if current.origin == crate::config::Config::embedded(&host).origin {
+        crate::config::Config::embedded(&host)
+    } else {
+        crate::config::Config::load(std::path::Path::new(&current.origin), &host)?
+    };
+    new.check_host()?;
+    let fixed = [
+        ("daemon.state_dir", new.state_dir != current.state_dir),
+        ("daemon.runtime_dir", new.runtime_dir != current.runtime_dir),
+        ("web.listen", new.web.listen != current.web.listen),
+        (
+            "transcript.enabled",
+            new.transcript.enabled != current.transcript.enabled,
+        ),
+        (
+            "transcript.spool_dir",
+            new.transcript.spool_dir != current.transcript.spool_dir,
+        ),
+    ];
+    for (key, changed) in fixed {
+        if changed {
+            tracing::warn!(key, "SIGHUP: this setting changes only when the daemon restarts; keeping the running value");
+        }
+    }
+    new.state_dir = current.state_dir.clone();
+    new.runtime_dir = current.runtime_dir.clone();
+    new.web.listen = current.web.listen;
+    new.transcript.enabled = current.transcript.enabled;
+    new.transcript.spool_dir = current.transcript.spool_dir.clone();
+
+    let report = supervisor.reload(&new).await;
+    if let Some(rec) = supervisor.recorder() {
+        rec.set_policy(
+            crate::transcript::Retention {
+                max_bytes: new.transcript.max_bytes,
+                max_age: new.transcript.max_age,
+            },
+            activity_config(&new),
+        );
+    }
+    let new = Arc::new(new);
+    web.set_config(new.clone());
+    let names = |v: &[crate::names::Name]| {
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    tracing::info!(
+        added = %names(&report.added),
+        removed = %names(&report.removed),
+        changed = %names(&report.changed),
+        "SIGHUP: config reloaded"
+    );
+    if !report.removed.is_empty() {
+        tracing::warn!(
+            users = %names(&report.removed),
+            "users removed from the config: their tmux sessions keep running, detached from web and mail"
+        );
+    }
+    Ok(new)
 }
 
 /// Idle time and each user's prompt pattern (validated by the config).

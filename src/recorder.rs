@@ -115,8 +115,9 @@ pub struct Recorder(Arc<Inner>);
 struct Inner {
     store: Store,
     spool_root: PathBuf,
-    retention: Retention,
-    activity: ActivityConfig,
+    /// Replaced on reload; std locks, only read in short sync sections.
+    retention: std::sync::RwLock<Retention>,
+    activity: std::sync::RwLock<ActivityConfig>,
     /// std mutex: never held across an `.await`.
     sessions: Mutex<HashMap<SessionId, Tracked>>,
     /// Asks the loop to ingest a session now (bounded; a full queue means
@@ -154,8 +155,8 @@ impl Recorder {
         Ok(Recorder(Arc::new(Inner {
             store,
             spool_root,
-            retention,
-            activity,
+            retention: std::sync::RwLock::new(retention),
+            activity: std::sync::RwLock::new(activity),
             sessions: Mutex::new(HashMap::new()),
             wake,
             wake_rx: Mutex::new(Some(wake_rx)),
@@ -168,6 +169,16 @@ impl Recorder {
             watches: Mutex::new(HashMap::new()),
             ingest_jobs: Mutex::new(None),
         })))
+    }
+
+    /// Applies reloaded retention limits and agent-state settings.
+    pub fn set_policy(&self, retention: Retention, activity: ActivityConfig) {
+        *self.0.retention.write().expect("retention lock") = retention;
+        *self.0.activity.write().expect("activity lock") = activity;
+    }
+
+    fn idle_after(&self) -> Duration {
+        self.0.activity.read().expect("activity lock").idle_after
     }
 
     pub fn store(&self) -> &Store {
@@ -211,7 +222,7 @@ impl Recorder {
                 Tracked {
                     log: self.0.store.session(id)?,
                     state: AgentState::Running,
-                    idle_at: Some(Instant::now() + self.0.activity.idle_after),
+                    idle_at: Some(Instant::now() + self.idle_after()),
                     text: TextRenderer::default(),
                     recent: String::new(),
                     punched: 0,
@@ -278,7 +289,7 @@ impl Recorder {
     /// The agent (re)started (from the supervisor).
     pub fn agent_started(&self, id: &SessionId, kind: &str, pid: Option<u32>) {
         self.event(id, kind, serde_json::json!({ "pid": pid }));
-        let idle_at = Instant::now() + self.0.activity.idle_after;
+        let idle_at = Instant::now() + self.idle_after();
         self.set_state(id, AgentState::Running, Some(idle_at));
         // The loop must learn about the new deadline.
         let _ = self.0.wake.try_send(id.clone());
@@ -450,6 +461,8 @@ impl Recorder {
     fn waiting_matches(&self, id: &SessionId, recent: &str) -> bool {
         self.0
             .activity
+            .read()
+            .expect("activity lock")
             .waiting
             .get(id.user.as_str())
             .is_some_and(|re| re.is_match(recent))
@@ -718,7 +731,7 @@ impl Recorder {
         };
         let exited = matches!(self.state(id), Some(AgentState::Exited { .. }));
         if !exited {
-            self.set_state(id, state, Some(Instant::now() + self.0.activity.idle_after));
+            self.set_state(id, state, Some(Instant::now() + self.idle_after()));
         }
     }
 
@@ -748,11 +761,12 @@ impl Recorder {
         // Retention scans the log: only when it may be over its size, and
         // hourly for age.
         let stored = stored.unwrap_or_else(|| log.stored_bytes());
-        if stored <= self.0.retention.max_bytes && !age_due {
+        let retention = *self.0.retention.read().expect("retention lock");
+        if stored <= retention.max_bytes && !age_due {
             self.set_stored(id, Some(stored), None);
             return;
         }
-        match log.apply_retention(self.0.retention) {
+        match log.apply_retention(retention) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(session = %id, dropped = n, "transcript retention dropped old chunks")

@@ -9,7 +9,7 @@
 //! keep running.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -29,14 +29,33 @@ pub struct StartReport {
     pub failed_users: usize,
 }
 
+/// A configured user: their server, and a token that stops their watchers
+/// and terminals when the user is removed from the config.
+#[derive(Clone)]
+struct UserEntry {
+    server: UserServer,
+    cancel: CancellationToken,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub added: Vec<Name>,
+    /// Detached from web and mail; their tmux sessions keep running.
+    pub removed: Vec<Name>,
+    pub changed: Vec<Name>,
+}
+
 /// The supervisor: per-user servers and the set of watched sessions.
 /// Cloneable handle; all clones share state.
 #[derive(Clone)]
 pub struct Supervisor(Arc<Inner>);
 
 struct Inner {
-    servers: HashMap<Name, UserServer>,
-    restart: RestartPolicy,
+    /// Per-user servers; replaced on reload. std lock: never held across
+    /// an `.await` (callers get clones).
+    users: RwLock<HashMap<Name, UserEntry>>,
+    restart: RwLock<RestartPolicy>,
     /// Transcripts and agent state; `None` when recording is off.
     recorder: Option<Recorder>,
     cancel: CancellationToken,
@@ -53,14 +72,20 @@ impl Supervisor {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Supervisor {
-        let servers = config
+        let users = config
             .users
             .iter()
-            .map(|u| (u.name.clone(), UserServer::new(config, u)))
+            .map(|u| {
+                let entry = UserEntry {
+                    server: UserServer::new(config, u),
+                    cancel: cancel.child_token(),
+                };
+                (u.name.clone(), entry)
+            })
             .collect();
         Supervisor(Arc::new(Inner {
-            servers,
-            restart: config.restart,
+            users: RwLock::new(users),
+            restart: RwLock::new(config.restart),
             recorder,
             cancel,
             tracker,
@@ -82,16 +107,70 @@ impl Supervisor {
         }
     }
 
-    /// Every user's server.
-    pub fn servers(&self) -> impl Iterator<Item = &UserServer> {
-        self.0.servers.values()
+    /// Every configured user's server.
+    pub fn servers(&self) -> Vec<UserServer> {
+        let users = self.0.users.read().expect("users lock");
+        users.values().map(|e| e.server.clone()).collect()
     }
 
-    pub fn server(&self, user: &Name) -> Result<&UserServer, SessionError> {
-        self.0
-            .servers
+    pub fn server(&self, user: &Name) -> Result<UserServer, SessionError> {
+        let users = self.0.users.read().expect("users lock");
+        users
             .get(user)
+            .map(|e| e.server.clone())
             .ok_or_else(|| SessionError::NoSuchUser(user.clone()))
+    }
+
+    /// Cancelled when `user` is removed from the config (or on shutdown).
+    pub fn user_cancel(&self, user: &Name) -> Option<CancellationToken> {
+        let users = self.0.users.read().expect("users lock");
+        users.get(user).map(|e| e.cancel.clone())
+    }
+
+    /// Applies a new config: added users get sessions, removed users are
+    /// detached (watchers and terminals end; tmux keeps running), changed
+    /// users' settings apply from their next (re)start.
+    pub async fn reload(&self, config: &Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        *self.0.restart.write().expect("restart lock") = config.restart;
+        let mut added = Vec::new();
+        {
+            let mut users = self.0.users.write().expect("users lock");
+            let keep: HashSet<&Name> = config.users.iter().map(|u| &u.name).collect();
+            users.retain(|name, entry| {
+                if keep.contains(name) {
+                    return true;
+                }
+                entry.cancel.cancel();
+                report.removed.push(name.clone());
+                false
+            });
+            for u in &config.users {
+                let server = UserServer::new(config, u);
+                match users.get_mut(&u.name) {
+                    Some(entry) if entry.server.user != *u => {
+                        entry.server = server;
+                        report.changed.push(u.name.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        users.insert(
+                            u.name.clone(),
+                            UserEntry {
+                                server: server.clone(),
+                                cancel: self.0.cancel.child_token(),
+                            },
+                        );
+                        report.added.push(u.name.clone());
+                        added.push(server);
+                    }
+                }
+            }
+        }
+        for server in added {
+            let _ = self.start_user(&server).await;
+        }
+        report
     }
 
     /// Adopts every user's existing sessions and creates missing `main`s,
@@ -99,9 +178,8 @@ impl Supervisor {
     /// watcher; the others are served regardless.
     pub async fn start(&self) -> StartReport {
         let mut set = tokio::task::JoinSet::new();
-        for server in self.0.servers.values() {
+        for server in self.servers() {
             let this = self.clone();
-            let server = server.clone();
             set.spawn(async move { this.start_user(&server).await });
         }
         let mut report = StartReport::default();
@@ -226,21 +304,27 @@ impl Supervisor {
     }
 
     async fn watch_session(&self, id: &SessionId) {
-        let Ok(server) = self.server(&id.user) else {
+        // Ends on shutdown, or when the user is removed from the config.
+        let Some(token) = self.user_cancel(&id.user) else {
             return;
         };
-        let cancel = &self.0.cancel;
-        let policy = self.0.restart;
+        let cancel = &token;
         // Restarts in a row without a run of `reset_after`.
         let mut failures: u32 = 0;
         while !cancel.is_cancelled() {
+            // Read each time: a reload may change the user's settings.
+            let Ok(server) = self.server(&id.user) else {
+                return;
+            };
+            let server = &server;
+            let policy = *self.0.restart.read().expect("restart lock");
             let info = match server.info(&id.session).await {
                 Ok(info) => info,
                 Err(SessionError::NoSuchSession(_)) if id.is_main() => {
                     if failures > 0 {
                         let delay = policy.delay(failures);
                         tracing::warn!(session = %id, delay_ms = delay.as_millis() as u64, "main session is gone; recreating");
-                        if !self.pause(delay).await {
+                        if !self.pause(cancel, delay).await {
                             return;
                         }
                     }
@@ -264,7 +348,7 @@ impl Supervisor {
                 Err(e) => {
                     failures += 1;
                     tracing::error!(session = %id, error = %e, "cannot inspect session");
-                    if !self.pause(policy.delay(failures)).await {
+                    if !self.pause(cancel, policy.delay(failures)).await {
                         return;
                     }
                     continue;
@@ -280,7 +364,7 @@ impl Supervisor {
                         }
                     }
                     if let Some(pid) = info.launcher_pid {
-                        if !self.until_exit(server, id, pid).await {
+                        if !self.until_exit(cancel, server, id, pid).await {
                             return;
                         }
                     }
@@ -312,7 +396,7 @@ impl Supervisor {
                     failures += 1;
                     let delay = policy.delay(failures);
                     tracing::warn!(session = %id, exit = %exit.describe(), ran_for_s = ran_for, delay_ms = delay.as_millis() as u64, "agent exited; restarting");
-                    if !self.pause(delay).await {
+                    if !self.pause(cancel, delay).await {
                         return;
                     }
                     match server.respawn(&info).await {
@@ -333,18 +417,24 @@ impl Supervisor {
     }
 
     /// Sleeps on the agent's pidfd until it exits. False on shutdown.
-    async fn until_exit(&self, server: &UserServer, id: &SessionId, pid: u32) -> bool {
+    async fn until_exit(
+        &self,
+        cancel: &CancellationToken,
+        server: &UserServer,
+        id: &SessionId,
+        pid: u32,
+    ) -> bool {
         let fd = match PidFd::open(pid) {
             Ok(fd) => fd,
             // Already gone: the caller looks again.
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                return self.settle(server, id, pid).await
+                return self.settle(cancel, server, id, pid).await
             }
             Err(e) => {
                 // No pidfds (an old kernel, a seccomp filter): look again
                 // every few seconds rather than spin.
                 tracing::warn!(session = %id, error = %e, "cannot wait on the agent with a pidfd; checking every 2 s");
-                return self.pause(Duration::from_secs(2)).await;
+                return self.pause(cancel, Duration::from_secs(2)).await;
             }
         };
         // The pid might have been reused before we opened it; if the pane
@@ -359,20 +449,26 @@ impl Supervisor {
                     tracing::error!(session = %id, error = %e, "pidfd wait failed");
                 }
             }
-            _ = self.0.cancel.cancelled() => return false,
+            _ = cancel.cancelled() => return false,
         }
-        self.settle(server, id, pid).await
+        self.settle(cancel, server, id, pid).await
     }
 
     /// After the launcher's exit, waits (bounded) until tmux has noticed
     /// and marked the pane dead, so the next look sees the exit.
-    async fn settle(&self, server: &UserServer, id: &SessionId, pid: u32) -> bool {
+    async fn settle(
+        &self,
+        cancel: &CancellationToken,
+        server: &UserServer,
+        id: &SessionId,
+        pid: u32,
+    ) -> bool {
         for _ in 0..100 {
             match server.info(&id.session).await {
                 Ok(info) if info.launcher_pid == Some(pid) => {}
                 _ => return true,
             }
-            if !self.pause(Duration::from_millis(10)).await {
+            if !self.pause(cancel, Duration::from_millis(10)).await {
                 return false;
             }
         }
@@ -380,10 +476,10 @@ impl Supervisor {
     }
 
     /// Sleeps `d` unless shut down first. False on shutdown.
-    async fn pause(&self, d: Duration) -> bool {
+    async fn pause(&self, cancel: &CancellationToken, d: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
-            _ = self.0.cancel.cancelled() => false,
+            _ = cancel.cancelled() => false,
         }
     }
 }

@@ -521,3 +521,150 @@ fn install_script_is_idempotent_and_uninstalls() {
             && !p("usr/local/bin/tmuxd").exists()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_and_removes_users_and_keeps_other_viewers() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let users = |names: &[&str]| -> String {
+        let mut b = String::from("[agent]\ncommand = [\"sh\"]\n");
+        for n in names {
+            b.push_str(&format!("[[users]]\nname = \"{n}\"\n"));
+        }
+        b
+    };
+    let mut env = Env::new(&users(&["alice", "bob"]));
+    let alice = env.token("alice", "user");
+    let bob = env.token("bob", "user");
+    let d = env.serve();
+    let base = d.url();
+    let open = |token: String| {
+        let base = base.clone();
+        async move {
+            let mut req = format!(
+                "{}/ws/sessions/{}/main",
+                base.replacen("http", "ws", 1),
+                token.split('.').next().unwrap()
+            )
+            .into_client_request()
+            .unwrap();
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            // The hello.
+            let first = ws.next().await.unwrap().unwrap();
+            assert!(matches!(first, Message::Text(_)), "{first:?}");
+            ws
+        }
+    };
+    let mut alice_ws = open(alice.clone()).await;
+    let mut bob_ws = open(bob.clone()).await;
+    let bob_pid = env.session("bob/main").unwrap()["agent_pid"]
+        .as_u64()
+        .unwrap();
+
+    // The file now has alice and carol: bob is removed, carol added.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let head = &text[..text.find("[agent]").unwrap()];
+    std::fs::write(&env.config, format!("{head}{}", users(&["alice", "carol"]))).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_log(10, "SIGHUP: config reloaded");
+    assert!(d.log().contains("added=carol removed=bob"), "{}", d.log());
+    wait_for(10, "carol's session", || {
+        env.tmux("carol", &["has-session", "-t", "=main"])
+            .status
+            .success()
+            .then_some(())
+    });
+
+    // Bob's viewer is closed, his session keeps running, and the web no
+    // longer serves him.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match bob_ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return f.reason.to_string(),
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, "user removed from the config");
+    assert!(alive(bob_pid), "bob's agent keeps running");
+    assert!(env
+        .tmux("bob", &["has-session", "-t", "=main"])
+        .status
+        .success());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .get(&format!("{base}/api/sessions"))
+        .header("Authorization", &format!("Bearer {bob}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.into_body().read_to_string().unwrap(), "[]");
+
+    // Alice's viewer stayed connected through the reload.
+    let m = marker();
+    alice_ws
+        .send(Message::Binary(
+            format!("echo after-hup-$((1+1))-{m}\r").into_bytes().into(),
+        ))
+        .await
+        .unwrap();
+    let needle = format!("after-hup-2-{m}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(Ok(msg)) = alice_ws.next().await {
+            if let Message::Binary(b) = msg {
+                seen.extend_from_slice(&b);
+                if String::from_utf8_lossy(&seen).contains(&needle) {
+                    return;
+                }
+            }
+        }
+        panic!("alice's viewer ended");
+    })
+    .await
+    .unwrap();
+
+    // An invalid config is refused; the daemon keeps running on the old one.
+    std::fs::write(
+        &env.config,
+        format!("{head}[[users]]\nname = \"Bad Name\"\n"),
+    )
+    .unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_log(10, "keeping the running one");
+    let r = agent
+        .get(&format!("{base}/api/sessions"))
+        .header("Authorization", &format!("Bearer {alice}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .into_body()
+        .read_to_string()
+        .unwrap()
+        .contains("alice/main"));
+    // SIGTERM exits within 5 s with every session still running.
+    let t0 = std::time::Instant::now();
+    d.signal(Signal::SIGTERM);
+    assert!(env.reap(d.pid).success());
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    for user in ["alice", "bob", "carol"] {
+        assert!(
+            env.tmux(user, &["has-session", "-t", "=main"])
+                .status
+                .success(),
+            "{user}"
+        );
+    }
+}

@@ -178,7 +178,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "status": if ready { "ok" } else { "starting" },
         "live": true,
         "ready": ready,
-        "users": state.config.users.len(),
+        "users": state.config().users.len(),
         "recording": state.supervisor.recorder().is_some(),
     });
     let code = if ready {
@@ -301,7 +301,7 @@ pub struct LoginBody {
 }
 
 fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.config.web.tls_proxy {
+    let secure = if state.config().web.tls_proxy {
         "; Secure"
     } else {
         ""
@@ -366,12 +366,8 @@ pub async fn list(
     Auth(identity): Auth,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     let mut out = Vec::new();
-    for user in state
-        .config
-        .users
-        .iter()
-        .filter(|u| identity.can_view(&u.name))
-    {
+    let config = state.config();
+    for user in config.users.iter().filter(|u| identity.can_view(&u.name)) {
         let server = state.supervisor.server(&user.name).map_err(session_error)?;
         let sessions = server.list().await.map_err(session_error)?;
         out.extend(sessions.into_iter().map(|s| view(&state, s)));

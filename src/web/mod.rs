@@ -34,7 +34,8 @@ pub const COOKIE: &str = "tmuxd_token";
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub config: Arc<Config>,
+    /// Replaced on reload. std lock: only cloned out, never held.
+    config: std::sync::RwLock<Arc<Config>>,
     pub supervisor: Supervisor,
     pub tokens: TokenStore,
     pub limiter: LoginLimiter,
@@ -62,12 +63,22 @@ impl AppState {
             tokens: TokenStore::new(token_path(&config.state_dir)),
             // 5 failures per user and 20 per address per minute.
             limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
-            config,
+            config: std::sync::RwLock::new(config),
             supervisor,
             viewers: Mutex::new(HashMap::new()),
             cancel,
             tracker,
         }))
+    }
+
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Applies a reloaded config (origins, TLS proxy, users).
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().expect("config lock") = config;
     }
 
     pub fn viewer_count(&self, id: &str) -> usize {
@@ -113,7 +124,8 @@ impl AppState {
     /// Whether `origin` may make state-changing requests and open terminals:
     /// the server's own origin (scheme + Host) or a configured one.
     fn origin_allowed(&self, origin: &str, headers: &HeaderMap) -> bool {
-        let scheme = if self.config.web.tls_proxy {
+        let config = self.config();
+        let scheme = if config.web.tls_proxy {
             "https"
         } else {
             "http"
@@ -123,7 +135,7 @@ impl AppState {
             .and_then(|h| h.to_str().ok())
             .map(|host| format!("{scheme}://{host}"));
         own.iter()
-            .chain(self.config.web.origins.iter())
+            .chain(config.web.origins.iter())
             .any(|allowed| allowed.eq_ignore_ascii_case(origin))
     }
 }
@@ -250,7 +262,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// last address the proxy appended to `X-Forwarded-For`.
 pub fn client_addr(headers: &HeaderMap, peer: Option<SocketAddr>, state: &AppState) -> IpAddr {
     let peer = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if state.config.web.tls_proxy && peer.is_loopback() {
+    if state.config().web.tls_proxy && peer.is_loopback() {
         if let Some(forwarded) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())

@@ -135,11 +135,17 @@ async fn viewer(
     {
         return;
     }
+    // Ends on shutdown, or when the session's user leaves the config.
+    let stop = state
+        .supervisor
+        .user_cancel(&id.user)
+        .unwrap_or_else(|| state.cancel.clone());
     let viewer = Viewer {
         id: &id,
         user: identity.user.as_str(),
         read_only,
         recorder: recorder.as_ref(),
+        stop: &stop,
     };
     let reason = relay(&mut socket, &pty, &state, &viewer).await;
     tracing::info!(session = %id, user = %identity.user, reason, "viewer detached");
@@ -158,6 +164,7 @@ struct Viewer<'a> {
     user: &'a str,
     read_only: bool,
     recorder: Option<&'a crate::recorder::Recorder>,
+    stop: &'a tokio_util::sync::CancellationToken,
 }
 
 /// Moves bytes between the WebSocket and the PTY until one side ends.
@@ -186,7 +193,7 @@ async fn relay(
                     // tmux client); shutdown still gets through.
                     tokio::select! {
                         r = socket.send(frame) => if r.is_err() { return "send failed" },
-                        _ = state.cancel.cancelled() => return "shutdown",
+                        _ = viewer.stop.cancelled() => return "shutdown",
                     }
                 }
             },
@@ -231,9 +238,13 @@ async fn relay(
                 Some(Ok(Message::Close(_))) => return "viewer closed",
                 Some(Ok(_)) => {} // ping/pong: axum answers pings itself
             },
-            _ = state.cancel.cancelled() => {
-                close(socket, 1001, "server shutting down").await;
-                return "shutdown";
+            _ = viewer.stop.cancelled() => {
+                if state.cancel.is_cancelled() {
+                    close(socket, 1001, "server shutting down").await;
+                    return "shutdown";
+                }
+                close(socket, 1001, "user removed from the config").await;
+                return "user removed";
             }
         }
     }

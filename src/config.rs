@@ -96,6 +96,10 @@ pub struct Limits {
     pub max_processes: Option<u64>,
     /// RLIMIT_NOFILE.
     pub max_open_files: Option<u64>,
+    /// MemoryMax= of the user's scope, in MiB (under systemd).
+    pub memory_max_mb: Option<u64>,
+    /// CPUQuota= of the user's scope, in percent of one CPU (under systemd).
+    pub cpu_quota_percent: Option<u64>,
 }
 
 /// When an agent that exited is started again.
@@ -210,6 +214,8 @@ struct RawUser {
     waiting_pattern: Option<String>,
     max_processes: Option<u64>,
     max_open_files: Option<u64>,
+    memory_max_mb: Option<u64>,
+    cpu_quota_percent: Option<u64>,
 }
 
 /// Claude Code's permission questions.
@@ -527,6 +533,8 @@ impl Config {
                 limits: Limits {
                     max_processes: u.max_processes,
                     max_open_files: u.max_open_files,
+                    memory_max_mb: u.memory_max_mb,
+                    cpu_quota_percent: u.cpu_quota_percent,
                 },
                 waiting_pattern,
             });

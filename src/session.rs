@@ -196,6 +196,8 @@ pub struct UserServer {
     spool_root: Option<PathBuf>,
     /// Who owns the user's directories (uid, gid).
     owner: (u32, u32),
+    /// Start the tmux server in a systemd scope of its own.
+    scope: bool,
 }
 
 impl UserServer {
@@ -213,6 +215,7 @@ impl UserServer {
             user: user.clone(),
             tmux: Tmux::with_identity(config.tmux_socket(&user.name), identity),
             owner,
+            scope: crate::tmux::systemd_scopes_available(),
             socket_dir: config.user_socket_dir(&user.name),
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
             spool_root: config.transcript.enabled.then(|| config.spool_root()),
@@ -293,7 +296,20 @@ impl UserServer {
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }
-        let result = self.tmux.run(&commands).await;
+        let result = if self.scope && !self.server_running().await {
+            // Under systemd the server gets a scope of its own, outside the
+            // daemon's cgroup (and under the user's MemoryMax/CPUQuota).
+            let unit = format!("tmuxd-{}-{}", self.user.name, unix_now());
+            match self.tmux.run_in_scope(&commands, &unit).await {
+                Ok(out) => Ok(out),
+                Err(e) => {
+                    tracing::warn!(user = %self.user.name, error = %e, "cannot start tmux in a systemd scope; starting it in the daemon's cgroup");
+                    self.tmux.run(&commands).await
+                }
+            }
+        } else {
+            self.tmux.run(&commands).await
+        };
         match result {
             Ok(_) => {}
             // Lost a race with another creator.
@@ -304,6 +320,15 @@ impl UserServer {
         }
         self.open_gate(name, &gate).await?;
         self.info(name).await
+    }
+
+    async fn server_running(&self) -> bool {
+        !matches!(
+            self.tmux
+                .run(&[Command::list_sessions("#{session_name}")])
+                .await,
+            Err(TmuxError::NoServer(_))
+        )
     }
 
     /// Lets a waiting agent start: the pane is set up.

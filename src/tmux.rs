@@ -376,6 +376,39 @@ impl Tmux {
         self.run_with_input(commands, None).await
     }
 
+    /// Runs `commands` (which start the tmux server) inside a new systemd
+    /// scope of their own, `unit`, so the server lives outside the daemon's
+    /// cgroup; systemd-run switches to the user's account itself.
+    pub async fn run_in_scope(
+        &self,
+        commands: &[Command],
+        unit: &str,
+    ) -> Result<String, TmuxError> {
+        let mut argv: Vec<OsString> = scope_args(unit, &self.identity)
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        argv.extend(self.argv(commands));
+        let mut std_cmd = std::process::Command::new(&argv[0]);
+        std_cmd.args(&argv[1..]);
+        for var in SCRUBBED_ENV {
+            std_cmd.env_remove(var);
+        }
+        self.apply_identity_env(&mut std_cmd);
+        let out = tokio::process::Command::from(std_cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        Err(self.classify(commands, stderr))
+    }
+
     /// Like [`Tmux::run`], feeding `input` on stdin (for `load-buffer -`).
     pub async fn run_with_input(
         &self,
@@ -415,19 +448,8 @@ impl Tmux {
         use std::os::unix::process::CommandExt;
         let limits = self.identity.limits;
         let account = self.identity.account.clone();
-        if let Some(a) = &account {
-            cmd.current_dir("/")
-                .env("HOME", &a.home)
-                .env("USER", &a.name)
-                .env("LOGNAME", &a.name)
-                .env("SHELL", &a.shell)
-                .env_remove("XDG_RUNTIME_DIR")
-                .env_remove("XDG_CONFIG_HOME")
-                .env_remove("XDG_STATE_HOME")
-                .env_remove("XDG_DATA_HOME")
-                .env_remove("MAIL");
-        }
-        if account.is_none() && limits == crate::config::Limits::default() {
+        self.apply_identity_env(cmd);
+        if account.is_none() && limits.max_processes.is_none() && limits.max_open_files.is_none() {
             return;
         }
         let ids = account.map(|a| (a.uid, a.gid, a.groups));
@@ -435,22 +457,7 @@ impl Tmux {
         // the fork; no allocation.
         unsafe {
             cmd.pre_exec(move || {
-                let set = |resource: libc::__rlimit_resource_t,
-                           value: Option<u64>|
-                 -> std::io::Result<()> {
-                    if let Some(v) = value {
-                        let lim = libc::rlimit {
-                            rlim_cur: v,
-                            rlim_max: v,
-                        };
-                        if libc::setrlimit(resource, &lim) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                };
-                set(libc::RLIMIT_NPROC, limits.max_processes)?;
-                set(libc::RLIMIT_NOFILE, limits.max_open_files)?;
+                set_limits(limits)?;
                 if let Some((uid, gid, groups)) = &ids {
                     if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                         || libc::setgid(*gid) != 0
@@ -461,6 +468,24 @@ impl Tmux {
                 }
                 Ok(())
             });
+        }
+    }
+
+    /// The account's environment (HOME, USER, ...), for a command that runs
+    /// as them.
+    fn apply_identity_env(&self, cmd: &mut std::process::Command) {
+        let account = &self.identity.account;
+        if let Some(a) = account {
+            cmd.current_dir("/")
+                .env("HOME", &a.home)
+                .env("USER", &a.name)
+                .env("LOGNAME", &a.name)
+                .env("SHELL", &a.shell)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("XDG_CONFIG_HOME")
+                .env_remove("XDG_STATE_HOME")
+                .env_remove("XDG_DATA_HOME")
+                .env_remove("MAIL");
         }
     }
 
@@ -491,6 +516,62 @@ impl Tmux {
             Err(e) => Err(e),
         }
     }
+}
+
+/// rlimits for a user's processes (in a forked child, before exec).
+fn set_limits(limits: crate::config::Limits) -> std::io::Result<()> {
+    for (resource, value) in [
+        (libc::RLIMIT_NPROC, limits.max_processes),
+        (libc::RLIMIT_NOFILE, limits.max_open_files),
+    ] {
+        if let Some(v) = value {
+            let lim = libc::rlimit {
+                rlim_cur: v,
+                rlim_max: v,
+            };
+            // SAFETY: setrlimit with a valid pointer to a local struct.
+            if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `systemd-run --scope ...` arguments for a user's tmux server.
+pub fn scope_args(unit: &str, identity: &Identity) -> Vec<String> {
+    let mut args = vec![
+        "systemd-run".to_owned(),
+        "--scope".to_owned(),
+        "--quiet".to_owned(),
+        "--collect".to_owned(),
+        format!("--unit={unit}"),
+        "--slice=tmuxd.slice".to_owned(),
+    ];
+    let l = identity.limits;
+    if let Some(mb) = l.memory_max_mb {
+        args.push(format!("--property=MemoryMax={mb}M"));
+    }
+    if let Some(pct) = l.cpu_quota_percent {
+        args.push(format!("--property=CPUQuota={pct}%"));
+    }
+    if let Some(n) = l.max_processes {
+        args.push(format!("--property=TasksMax={n}"));
+    }
+    if let Some(a) = &identity.account {
+        args.push(format!("--uid={}", a.uid));
+        args.push(format!("--gid={}", a.gid));
+    }
+    args.push("--".to_owned());
+    args
+}
+
+/// Whether to start tmux servers in systemd scopes: the daemon runs as a
+/// systemd service on a systemd machine and can call systemd-run.
+pub fn systemd_scopes_available() -> bool {
+    std::path::Path::new("/run/systemd/system").exists()
+        && std::env::var_os("INVOCATION_ID").is_some()
+        && crate::config::find_in_path("systemd-run").is_some()
 }
 
 /// Oldest tmux we support (Debian 12 ships 3.3a).
@@ -531,6 +612,44 @@ fn parse_version(s: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_arguments() {
+        let identity = Identity {
+            account: Some(Account {
+                name: "alice".into(),
+                uid: 1001,
+                gid: 1002,
+                groups: vec![1002],
+                home: "/home/alice".into(),
+                shell: "/bin/sh".into(),
+            }),
+            limits: crate::config::Limits {
+                max_processes: Some(64),
+                max_open_files: None,
+                memory_max_mb: Some(2048),
+                cpu_quota_percent: Some(150),
+            },
+        };
+        assert_eq!(
+            scope_args("tmuxd-alice-1", &identity),
+            [
+                "systemd-run",
+                "--scope",
+                "--quiet",
+                "--collect",
+                "--unit=tmuxd-alice-1",
+                "--slice=tmuxd.slice",
+                "--property=MemoryMax=2048M",
+                "--property=CPUQuota=150%",
+                "--property=TasksMax=64",
+                "--uid=1001",
+                "--gid=1002",
+                "--"
+            ]
+        );
+        assert_eq!(scope_args("u", &Identity::default()).len(), 7);
+    }
 
     #[test]
     fn versions() {

@@ -336,14 +336,7 @@ impl Recorder {
             return;
         };
         // Catch up on everything written while the daemon was down.
-        let mut dirty: HashSet<SessionId> = self
-            .0
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .keys()
-            .cloned()
-            .collect();
+        let mut dirty = self.tracked();
         // Ingested but not yet flushed: the spool keeps it until then.
         let mut unflushed: HashMap<SessionId, SpoolMark> = HashMap::new();
         loop {
@@ -399,31 +392,26 @@ impl Recorder {
             }
         }
         // Shutdown: take in what is left and make it durable.
-        let all: HashSet<SessionId> = self
-            .0
+        self.flush_and_reclaim(&mut unflushed).await;
+        self.catch_up().await;
+    }
+
+    /// Every session being recorded.
+    fn tracked(&self) -> HashSet<SessionId> {
+        self.0
             .sessions
             .lock()
             .expect("sessions lock")
             .keys()
             .cloned()
-            .collect();
-        self.ingest_round(all, &mut unflushed).await;
-        self.flush_and_reclaim(&mut unflushed).await;
+            .collect()
     }
 
     /// Ingests everything every tracked session's spool holds, now, and
     /// makes it durable.
     pub async fn catch_up(&self) {
-        let all: HashSet<SessionId> = self
-            .0
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .keys()
-            .cloned()
-            .collect();
         let mut unflushed = HashMap::new();
-        self.ingest_round(all, &mut unflushed).await;
+        self.ingest_round(self.tracked(), &mut unflushed).await;
         self.flush_and_reclaim(&mut unflushed).await;
     }
 
@@ -525,15 +513,7 @@ impl Recorder {
 
     /// Spool bytes not yet in any transcript (the ingest lag).
     pub fn total_backlog(&self) -> u64 {
-        let ids: Vec<SessionId> = self
-            .0
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .keys()
-            .cloned()
-            .collect();
-        ids.iter().map(|id| self.backlog(id)).sum()
+        self.tracked().iter().map(|id| self.backlog(id)).sum()
     }
 
     /// Spool bytes of `id` not yet in the transcript.

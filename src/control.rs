@@ -107,10 +107,16 @@ impl ControlServer {
     pub async fn bind(path: &Path) -> Result<ControlServer, ControlError> {
         let ioe = |e: io::Error| ControlError::Io(path.to_owned(), crate::config::io_reason(&e));
         if path.exists() {
-            match UnixStream::connect(path).await {
-                Ok(_) => return Err(ControlError::AlreadyRunning(path.to_owned())),
-                Err(_) => std::fs::remove_file(path).map_err(ioe)?,
+            // Another daemon only if it answers a ping; a socket nobody
+            // serves (a daemon that was killed) is replaced.
+            let answered =
+                tokio::time::timeout(Duration::from_secs(1), request(path, &Request::Ping))
+                    .await
+                    .is_ok_and(|r| r.is_ok_and(|r| r.is_some_and(|r| r.ok)));
+            if answered {
+                return Err(ControlError::AlreadyRunning(path.to_owned()));
             }
+            std::fs::remove_file(path).map_err(ioe)?;
         }
         let listener = UnixListener::bind(path).map_err(ioe)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(ioe)?;

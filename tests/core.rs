@@ -564,3 +564,15 @@ fn agents_never_run_as_root_or_as_others_without_permission() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_daemon_on_the_same_config_is_refused() {
+    let mut env = two_users();
+    let _d = env.serve();
+    let out = env.cmd(&["serve"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another tmuxd is already running"), "{err}");
+    // The first one is unharmed.
+    assert_eq!(env.session("alice/main").unwrap()["state"], "running");
+}

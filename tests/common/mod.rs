@@ -158,7 +158,23 @@ impl Env {
         let pid = child.id();
         self.daemons.push(child);
         let d = Daemon { pid, log };
-        d.wait_log(30, " ready ");
+        // Ready, or dead: then say why at once.
+        wait_for(30, "the daemon's \"ready\" log line", || {
+            if d.log().contains(" ready ") {
+                return Some(());
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            assert!(
+                !matches!(state, None | Some("Z") | Some("X")),
+                "the daemon exited before it was ready:\n{}",
+                d.log()
+            );
+            None
+        });
         d
     }
 

@@ -3,7 +3,8 @@
 # tmux (the daemon's only runtime dependency), util-linux's `script` (gives
 # `tmuxd attach` a terminal in the tests), Chromium and ChromeDriver (the
 # browser test), Node.js/npm (build.rs builds the page), systemd-analyze (the
-# unit test) and asciinema from PyPI (the transcript test plays an export).
+# unit test), Postfix and Dovecot (scripts/mail-testbed.sh) and asciinema from
+# PyPI (the transcript test plays an export).
 # Idempotent.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v useradd >/dev/null 2>&1 || missing+=(passwd)
+command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd dovecot-lmtpd)
+command -v postfix >/dev/null 2>&1 || missing+=(postfix)
 
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 
@@ -22,6 +25,9 @@ sudo=()
 if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
 if ((${#missing[@]})); then
   echo "scripts/deps.sh: installing ${missing[*]}" >&2
+  # Postfix asks how to configure itself unless told: not at all (the mail
+  # testbed brings its own config).
+  echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -1,0 +1,83 @@
+//! The mail testbed (scripts/mail-testbed.sh): real Postfix and Dovecot on
+//! loopback deliver to plus-addresses, serve IMAP with IDLE, and bounce.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn testbed_delivers_serves_imap_and_bounces() {
+    for tool in ["dovecot", "postfix", "python3", "script"] {
+        common::require(tool);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("tmuxd-mail")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mail-testbed.sh");
+    let out = Command::new(script)
+        .arg("start")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    // Stop the servers whatever happens below.
+    struct Stop<'a>(&'a str, &'a std::path::Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new(self.0).arg("stop").arg(self.1).status();
+        }
+    }
+    let _stop = Stop(script, dir.path());
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let check = r#"
+import smtplib, imaplib, sys, time, email
+smtp, imap, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+msg = "From: bob@example.test\r\nTo: agent+s3cret@example.test\r\nSubject: hi\r\nMessage-ID: <t1@x>\r\n\r\necho hello\r\n"
+with smtplib.SMTP("127.0.0.1", smtp) as s:
+    s.sendmail("bob@example.test", ["agent+s3cret@example.test"], msg)
+    s.sendmail("agent@example.test", ["bounce@example.test"], "From: agent@example.test\r\nTo: bounce@example.test\r\nSubject: x\r\n\r\nx\r\n")
+M = imaplib.IMAP4("127.0.0.1", imap)
+M.login("agent@example.test", password)
+assert "IDLE" in str(M.capability()), M.capability()
+for _ in range(200):
+    M.select("INBOX")
+    typ, data = M.search(None, "ALL")
+    if len(data[0].split()) >= 2:
+        break
+    time.sleep(0.05)
+ids = data[0].split()
+assert len(ids) == 2, ids
+heads = [email.message_from_bytes(M.fetch(i, "(RFC822.HEADER)")[1][0][1]) for i in ids]
+command = [m for m in heads if m["Subject"] == "hi"][0]
+assert command["To"] == "agent+s3cret@example.test", command["To"]
+dsn = [m for m in heads if m["Subject"] != "hi"][0]
+assert dsn["Return-Path"] == "<>", dsn["Return-Path"]
+assert dsn["Auto-Submitted"] == "auto-replied", dsn["Auto-Submitted"]
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .args([
+            &vars["SMTP_PORT"],
+            &vars["IMAP_PORT"],
+            &vars["MAIL_PASSWORD"],
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

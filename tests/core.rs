@@ -453,16 +453,9 @@ fn attach_works_with_the_daemon_down_and_read_only_is_read_only() {
             .chain(args.iter().map(|s| s.to_string()))
             .collect::<Vec<_>>()
             .join(" ");
-        // `script` gives tmux the terminal it needs.
-        let mut child = Command::new("script")
-            .args(["-q", "-e", "-c", &cmdline, "/dev/null"])
-            .env("HOME", env.path())
-            .env("TERM", "xterm")
-            .env_remove("TMUX")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        // The CLI's own HOME; `script` gives tmux the terminal it needs.
+        let mut child =
+            common::in_terminal(&[], &format!("env HOME={} {cmdline}", env.path().display()));
         let flags = wait_for(10, "an attached client", || {
             let out = env.tmux(
                 "alice",

@@ -152,24 +152,10 @@ fn each_user_agent_runs_as_its_own_uid_and_others_cannot_connect() {
     // With the daemon down, Alice's account attaches to its own socket.
     d.signal(Signal::SIGTERM);
     assert!(env.reap(d.pid).success());
-    let mut attach = Command::new("runuser")
-        .args([
-            "-u",
-            &a,
-            "--",
-            "script",
-            "-q",
-            "-e",
-            "-c",
-            &format!("tmux -S {sock} attach -t =main"),
-            "/dev/null",
-        ])
-        .env("TERM", "xterm")
-        .env_remove("TMUX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut attach = common::in_terminal(
+        &["runuser", "-u", &a, "--"],
+        &format!("tmux -S {sock} attach -t =main"),
+    );
     let clients = wait_for(10, "alice's own client attached", || {
         let out = env.tmux("alice", &["list-clients", "-F", "#{client_uid}"]);
         let s = String::from_utf8(out.stdout).unwrap();

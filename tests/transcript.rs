@@ -54,17 +54,7 @@ fn fifty_mb_through_twenty_sigkills_is_byte_identical() {
     let expected_sum = sha2::Sha256::digest(&expected);
     let mut d = env.serve();
     wait_for(10, "agent waiting for go", || {
-        let out = env.tmux(
-            "alice",
-            &[
-                "display-message",
-                "-p",
-                "-t",
-                "=main:",
-                "#{pane_current_command}",
-            ],
-        );
-        (String::from_utf8_lossy(&out.stdout).trim() == "sh").then_some(())
+        (env.display("alice", "#{pane_current_command}") == "sh").then_some(())
     });
     env.ok(&["send", "alice", "go"]);
 

@@ -446,17 +446,7 @@ async fn bad_frames_and_control_messages_close_with_the_right_code() {
     .unwrap();
     // tmux applies the valid size (one row is its status line).
     wait_for(10, "pane resized to 100x29", || {
-        let out = env.tmux(
-            "alice",
-            &[
-                "display-message",
-                "-p",
-                "-t",
-                "=main:",
-                "#{pane_width}x#{pane_height}",
-            ],
-        );
-        (String::from_utf8_lossy(&out.stdout).trim() == "100x29").then_some(())
+        (env.display("alice", "#{pane_width}x#{pane_height}") == "100x29").then_some(())
     });
     let m = marker();
     type_line(&mut ws, &format!("echo alive-$((5*5))-{m}")).await;

@@ -219,6 +219,13 @@ impl Env {
             .unwrap()
     }
 
+    /// A tmux format expanded for `user`'s session `main` (e.g.
+    /// `#{pane_width}`), trimmed.
+    pub fn display(&self, user: &str, format: &str) -> String {
+        let out = self.tmux(user, &["display-message", "-p", "-t", "=main:", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn wait_pane(&self, user: &str, session: &str, needle: &str) {
         wait_for(15, &format!("{needle:?} in {user}/{session}"), || {
             self.pane_text(user, session).contains(needle).then_some(())
@@ -312,6 +319,21 @@ impl Daemon {
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig).unwrap();
     }
+}
+
+/// Runs `cmdline` in a terminal of its own (`script`), as `prefix` (e.g.
+/// `runuser -u NAME --`) when given: what `tmux attach` needs.
+pub fn in_terminal(prefix: &[&str], cmdline: &str) -> Child {
+    let mut argv: Vec<&str> = prefix.to_vec();
+    argv.extend(["script", "-q", "-e", "-c", cmdline, "/dev/null"]);
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .env("TERM", "xterm")
+        .env_remove("TMUX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start script")
 }
 
 /// Whether process `pid` exists.

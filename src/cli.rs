@@ -8,6 +8,7 @@
 //! `serve` adopts the result. `sessions` and `attach` always read tmux
 //! directly, so they work with the daemon down.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
@@ -106,6 +107,24 @@ pub enum Verb {
         #[arg(long, value_name = "PATTERN")]
         grep: Option<String>,
     },
+    /// Hand one RFC 5322 message on stdin to the email bridge (for MTA
+    /// pipe delivery). Exits 75 (try again later) when the daemon is not
+    /// running, so the MTA keeps the message queued.
+    MailIngest,
+    /// Show the email bridge's audit log: every inbound message and its
+    /// decision.
+    MailLog {
+        /// Only this user's entries.
+        user: Option<Name>,
+        /// How many of the newest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print USER's secret address for mailing commands.
+    MailAddress { user: Name },
     /// Attach this terminal to a session with tmux.
     Attach {
         id: SessionId,
@@ -120,6 +139,8 @@ pub enum Verb {
 pub enum CliError {
     BadInput(String),
     Failed(anyhow::Error),
+    /// Try again later (EX_TEMPFAIL, 75): an MTA keeps the message queued.
+    TempFail(String),
 }
 
 impl CliError {
@@ -127,6 +148,7 @@ impl CliError {
         match self {
             CliError::BadInput(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::TempFail(_) => 75,
         }
     }
 }
@@ -134,7 +156,7 @@ impl CliError {
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CliError::BadInput(m) => f.write_str(m),
+            CliError::BadInput(m) | CliError::TempFail(m) => f.write_str(m),
             CliError::Failed(e) => write!(f, "{e:#}"),
         }
     }
@@ -220,6 +242,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             list,
             revoke,
         } => token(&config, user, role, list, revoke),
+        Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
+        Verb::MailAddress { user } => mail_address(&config, &user),
         verb => runtime(false)?.block_on(client_verb(&config, verb)),
     }
 }
@@ -297,15 +321,121 @@ async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
             since,
             grep,
         } => transcript(config, &id, format, since, grep).await,
+        Verb::MailIngest => mail_ingest(config).await,
         Verb::Serve
         | Verb::Doctor
         | Verb::CheckConfig
         | Verb::DefaultConfig
         | Verb::Attach { .. }
+        | Verb::MailLog { .. }
+        | Verb::MailAddress { .. }
         | Verb::Token { .. } => {
             unreachable!("handled in run")
         }
     }
+}
+
+fn mail_config(config: &Config) -> Result<&crate::config::MailConfig, CliError> {
+    config.mail.as_ref().ok_or_else(|| {
+        CliError::BadInput(format!(
+            "{}: mail: the email bridge is not configured (add a [mail] section)",
+            config.origin
+        ))
+    })
+}
+
+async fn mail_ingest(config: &Config) -> Result<(), CliError> {
+    use base64::Engine;
+    use std::io::Read;
+    let mail = mail_config(config)?;
+    // One byte over the cap is enough for the bridge to refuse it by size.
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(mail.max_message_bytes as u64 + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| CliError::TempFail(format!("reading the message from stdin: {e}")))?;
+    // Drain the rest so the MTA's pipe does not fail.
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    if raw.is_empty() {
+        return Err(CliError::BadInput("no message on stdin".into()));
+    }
+    let request = Request::MailIngest {
+        message: base64::engine::general_purpose::STANDARD.encode(&raw),
+    };
+    match control::request(&config.control_socket(), &request).await {
+        Ok(Some(r)) if r.ok => {
+            println!("{}", r.message);
+            Ok(())
+        }
+        Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
+        Ok(Some(r)) => Err(CliError::TempFail(r.message)),
+        Ok(None) => Err(CliError::TempFail(
+            "the tmuxd daemon is not running; try again later (the message stays with the MTA)"
+                .into(),
+        )),
+        Err(e) => Err(CliError::TempFail(format!("talking to the daemon: {e}"))),
+    }
+}
+
+fn mail_log(config: &Config, user: Option<Name>, limit: usize, json: bool) -> Result<(), CliError> {
+    mail_config(config)?;
+    let dir = crate::mail::state::mail_dir(&config.state_dir);
+    let entries = crate::mail::state::read_audit(&dir, limit.max(1), |e| {
+        user.as_ref()
+            .is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
+    })
+    .map_err(|e| CliError::Failed(e.into()))?;
+    for e in entries {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&e).map_err(|e| CliError::Failed(e.into()))?
+            );
+            continue;
+        }
+        let target = match (&e.user, &e.session) {
+            (Some(u), Some(s)) => format!("{u}/{s}"),
+            (Some(u), None) => u.clone(),
+            _ => "-".into(),
+        };
+        let mut line = format!(
+            "{}  {:<10} {:<14} {:<28} {}",
+            iso8601(e.ts_ms / 1000),
+            e.decision,
+            target,
+            e.from.as_deref().unwrap_or("-"),
+            e.reason
+        );
+        if let Some(c) = &e.command {
+            line.push_str(&format!("  [{}]", c.chars().take(60).collect::<String>()));
+        }
+        if !e.flags.is_empty() {
+            line.push_str(&format!("  flags: {}", e.flags.join(",")));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn mail_address(config: &Config, user: &Name) -> Result<(), CliError> {
+    let mail = mail_config(config)?;
+    if config.user(user).is_none() {
+        return Err(CliError::BadInput(format!("no such user {user}")));
+    }
+    let dir = crate::mail::state::mail_dir(&config.state_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("{}: {e}", dir.display())))?;
+    let key = crate::mail::sender::AddressKey::load_or_create(&dir)
+        .map_err(|e| CliError::Failed(e.into()))?;
+    println!(
+        "{}",
+        crate::mail::bridge::address_with_tag(&mail.address, &key.user_tag(user.as_str()))
+    );
+    Ok(())
 }
 
 async fn transcript(

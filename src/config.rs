@@ -48,7 +48,77 @@ pub struct Config {
     pub transcript: TranscriptConfig,
     /// Quiet time after which a running agent counts as idle.
     pub idle_after: Duration,
+    /// The email bridge; `None` when `[mail]` is absent or disabled.
+    pub mail: Option<MailConfig>,
     pub users: Vec<UserConfig>,
+}
+
+/// The email bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailConfig {
+    /// Our address, without a tag: `agent@example.org`. Users write to
+    /// `agent+SECRET@example.org`; confirmations come back to
+    /// `agent+c-TOKEN@example.org`.
+    pub address: String,
+    /// The authserv-id our MTA writes in `Authentication-Results`.
+    pub authserv_id: String,
+    pub confirm_ttl: Duration,
+    /// How long the bridge waits for the agent's answer before replying
+    /// "still running".
+    pub result_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub max_mime_depth: usize,
+    /// Authenticated messages accepted per hour, per sender and per user.
+    pub sender_per_hour: u32,
+    pub user_per_hour: u32,
+    /// The page's public URL, for links in mail (confirm, transcript).
+    pub web_url: Option<String>,
+    /// Inbound by IMAP IDLE; without it only `tmuxd mail-ingest` delivers.
+    pub imap: Option<ImapConfig>,
+    pub smtp: MailServer,
+}
+
+/// How a mail connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailSecurity {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain, upgraded with STARTTLS before login (IMAP 143, submission 587).
+    Starttls,
+    /// No TLS: only allowed to a loopback host.
+    Plain,
+}
+
+/// An IMAP or SMTP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailServer {
+    pub host: String,
+    pub port: u16,
+    pub security: MailSecurity,
+    pub username: Option<String>,
+    /// Read at connect time; never in the config itself.
+    pub password_file: Option<PathBuf>,
+}
+
+/// The mailbox the bridge watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImapConfig {
+    pub server: MailServer,
+    pub mailbox: String,
+    /// Where unauthenticated mail is moved.
+    pub quarantine_mailbox: String,
+}
+
+/// When a mailed command needs a confirming reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfirmPolicy {
+    #[default]
+    Always,
+    /// Only when the command raises a risk flag.
+    Risky,
+    Never,
 }
 
 /// Recording of sessions.
@@ -87,6 +157,12 @@ pub struct UserConfig {
     /// The prompt that means the agent waits for input (matched against
     /// its recent output, escape sequences removed).
     pub waiting_pattern: Option<String>,
+    /// Mailed commands: when to ask for confirmation.
+    pub confirm: ConfirmPolicy,
+    /// Risk flags that refuse a mailed command outright.
+    pub block: Vec<String>,
+    /// Mail the user when one of their sessions starts waiting for input.
+    pub notify_waiting: bool,
 }
 
 /// Per-user resource limits (rlimits of the tmux server and its agents).
@@ -158,8 +234,45 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     transcript: RawTranscript,
+    mail: Option<RawMail>,
     #[serde(default)]
     users: Vec<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    enabled: Option<bool>,
+    address: String,
+    authserv_id: String,
+    confirm_ttl_s: Option<u64>,
+    result_timeout_s: Option<u64>,
+    max_message_bytes: Option<usize>,
+    max_mime_depth: Option<usize>,
+    sender_per_hour: Option<u32>,
+    user_per_hour: Option<u32>,
+    web_url: Option<String>,
+    imap: Option<RawImap>,
+    smtp: RawServer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    host: String,
+    port: Option<u16>,
+    security: MailSecurity,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    #[serde(flatten)]
+    server: RawServer,
+    mailbox: Option<String>,
+    quarantine_mailbox: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -216,6 +329,12 @@ struct RawUser {
     max_open_files: Option<u64>,
     memory_max_mb: Option<u64>,
     cpu_quota_percent: Option<u64>,
+    #[serde(default)]
+    confirm: ConfirmPolicy,
+    #[serde(default)]
+    block: Vec<String>,
+    #[serde(default)]
+    notify_waiting: bool,
 }
 
 /// Claude Code's permission questions.
@@ -319,9 +438,13 @@ impl Config {
                 emails: Vec::new(),
                 limits: Limits::default(),
                 waiting_pattern: Some(DEFAULT_WAITING_PATTERN.to_owned()),
+                confirm: ConfirmPolicy::Always,
+                block: Vec::new(),
+                notify_waiting: false,
             }],
             transcript: default_transcript(&host.state_dir.join("run")),
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
+            mail: None,
         }
     }
 
@@ -524,6 +647,18 @@ impl Config {
                     return Err(err(&key(k), "must be at least 1".into()));
                 }
             }
+            for (j, flag) in u.block.iter().enumerate() {
+                if !crate::mail::risk::is_flag(flag) {
+                    let known: Vec<&str> = crate::mail::risk::FLAGS.iter().map(|f| f.0).collect();
+                    return Err(err(
+                        &format!("users[{i}].block[{j}]"),
+                        format!(
+                            "unknown risk flag {flag:?}; the flags are {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
             users.push(UserConfig {
                 name,
                 command,
@@ -537,8 +672,23 @@ impl Config {
                     cpu_quota_percent: u.cpu_quota_percent,
                 },
                 waiting_pattern,
+                confirm: u.confirm,
+                block: u.block,
+                notify_waiting: u.notify_waiting,
             });
         }
+        let mail = match raw.mail {
+            Some(m) if m.enabled.unwrap_or(true) => {
+                if !transcript.enabled {
+                    return Err(err(
+                        "mail.enabled",
+                        "the email bridge reports what the agent printed, so it needs transcript.enabled = true".into(),
+                    ));
+                }
+                Some(parse_mail(m).map_err(|(k, r)| err(&k, r))?)
+            }
+            _ => None,
+        };
 
         let config = Config {
             origin: origin.to_owned(),
@@ -549,6 +699,7 @@ impl Config {
             web,
             transcript,
             idle_after,
+            mail,
             users,
         };
         for user in &config.users {
@@ -761,6 +912,144 @@ fn is_origin(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+fn parse_mail(m: RawMail) -> Result<MailConfig, (String, String)> {
+    let bad = |k: &str, r: String| (format!("mail.{k}"), r);
+    if !is_plausible_email(&m.address) || m.address.contains('+') {
+        return Err(bad(
+            "address",
+            format!(
+                "{:?} is not an address like agent@example.org (without a +tag)",
+                m.address
+            ),
+        ));
+    }
+    if m.authserv_id.trim().is_empty() || m.authserv_id.contains([';', ' ']) {
+        return Err(bad(
+            "authserv_id",
+            "must name your MTA's authserv-id, as in its Authentication-Results header (e.g. mx.example.org)".into(),
+        ));
+    }
+    let positive = |k: &str, v: Option<u64>, default: u64| -> Result<u64, (String, String)> {
+        match v {
+            Some(0) => Err(bad(k, "must be at least 1".into())),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    let confirm_ttl = Duration::from_secs(positive("confirm_ttl_s", m.confirm_ttl_s, 600)?);
+    let result_timeout =
+        Duration::from_secs(positive("result_timeout_s", m.result_timeout_s, 300)?);
+    let max_message_bytes = positive(
+        "max_message_bytes",
+        m.max_message_bytes.map(|v| v as u64),
+        256 * 1024,
+    )? as usize;
+    if max_message_bytes > 2 * 1024 * 1024 {
+        return Err(bad(
+            "max_message_bytes",
+            "must be at most 2097152 (2 MiB)".into(),
+        ));
+    }
+    let max_mime_depth =
+        positive("max_mime_depth", m.max_mime_depth.map(|v| v as u64), 8)? as usize;
+    let sender_per_hour = positive("sender_per_hour", m.sender_per_hour.map(u64::from), 30)? as u32;
+    let user_per_hour = positive("user_per_hour", m.user_per_hour.map(u64::from), 60)? as u32;
+    if let Some(url) = &m.web_url {
+        if !is_origin(url.trim_end_matches('/'))
+            && !url.starts_with("https://")
+            && !url.starts_with("http://")
+        {
+            return Err(bad(
+                "web_url",
+                format!("{url:?} is not a URL like https://tmuxd.example.org"),
+            ));
+        }
+    }
+    let server = |k: &str,
+                  s: RawServer,
+                  default_ports: [u16; 3]|
+     -> Result<MailServer, (String, String)> {
+        if s.host.trim().is_empty() {
+            return Err(bad(&format!("{k}.host"), "must not be empty".into()));
+        }
+        let loopback = s.host == "localhost"
+            || s.host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if s.security == MailSecurity::Plain && !loopback {
+            return Err(bad(
+                &format!("{k}.security"),
+                format!("\"plain\" sends passwords and mail unencrypted; it is only allowed to a loopback host, not {:?}: use \"tls\" or \"starttls\"", s.host),
+            ));
+        }
+        match (&s.username, &s.password_file) {
+            (Some(_), None) => {
+                return Err(bad(
+                    &format!("{k}.password_file"),
+                    "is required with a username".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    &format!("{k}.username"),
+                    "is required with a password_file".into(),
+                ))
+            }
+            (_, Some(p)) if !p.is_absolute() => {
+                return Err(bad(
+                    &format!("{k}.password_file"),
+                    "must be an absolute path".into(),
+                ))
+            }
+            _ => {}
+        }
+        let port = s.port.unwrap_or(match s.security {
+            MailSecurity::Tls => default_ports[0],
+            MailSecurity::Starttls => default_ports[1],
+            MailSecurity::Plain => default_ports[2],
+        });
+        Ok(MailServer {
+            host: s.host,
+            port,
+            security: s.security,
+            username: s.username,
+            password_file: s.password_file,
+        })
+    };
+    let smtp = server("smtp", m.smtp, [465, 587, 25])?;
+    let imap = match m.imap {
+        Some(i) => {
+            if i.server.username.is_none() {
+                return Err(bad(
+                    "imap.username",
+                    "is required: the bridge logs in to read its mailbox".into(),
+                ));
+            }
+            Some(ImapConfig {
+                server: server("imap", i.server, [993, 143, 143])?,
+                mailbox: i.mailbox.unwrap_or_else(|| "INBOX".into()),
+                quarantine_mailbox: i
+                    .quarantine_mailbox
+                    .unwrap_or_else(|| "tmuxd-quarantine".into()),
+            })
+        }
+        None => None,
+    };
+    Ok(MailConfig {
+        address: m.address.to_ascii_lowercase(),
+        authserv_id: m.authserv_id.to_ascii_lowercase(),
+        confirm_ttl,
+        result_timeout,
+        max_message_bytes,
+        max_mime_depth,
+        sender_per_hour,
+        user_per_hour,
+        web_url: m.web_url.map(|u| u.trim_end_matches('/').to_owned()),
+        imap,
+        smtp,
+    })
 }
 
 fn is_plausible_email(s: &str) -> bool {

@@ -49,6 +49,10 @@ pub enum Request {
         since_ms: Option<u64>,
         grep: Option<String>,
     },
+    /// One RFC 5322 message for the email bridge (base64).
+    MailIngest {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +134,7 @@ impl ControlServer {
     pub async fn run(
         self,
         supervisor: Supervisor,
+        bridge: Option<crate::mail::Bridge>,
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) {
@@ -155,10 +160,11 @@ impl ControlServer {
                 continue;
             };
             let supervisor = supervisor.clone();
+            let bridge = bridge.clone();
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 tokio::select! {
-                    r = serve_one(stream, &supervisor, uid) => {
+                    r = serve_one(stream, &supervisor, bridge.as_ref(), uid) => {
                         if let Err(e) = r {
                             tracing::debug!(error = %e, "control connection ended");
                         }
@@ -171,7 +177,12 @@ impl ControlServer {
     }
 }
 
-async fn serve_one(stream: UnixStream, supervisor: &Supervisor, uid: u32) -> io::Result<()> {
+async fn serve_one(
+    stream: UnixStream,
+    supervisor: &Supervisor,
+    bridge: Option<&crate::mail::Bridge>,
+    uid: u32,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
@@ -197,6 +208,7 @@ async fn serve_one(stream: UnixStream, supervisor: &Supervisor, uid: u32) -> io:
         .await;
     }
     let response = match request {
+        Ok(Request::MailIngest { message }) => mail_ingest(bridge, &message).await,
         Ok(request) => handle(request, supervisor, uid).await,
         Err(_) if !line.ends_with('\n') => Response {
             ok: false,
@@ -306,10 +318,35 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
         },
         Request::Ping => Ok("pong".to_owned()),
         Request::Transcript { .. } => unreachable!("streamed in serve_one"),
+        Request::MailIngest { .. } => unreachable!("handled in serve_one"),
     };
     match result {
         Ok(message) => Response::ok(message),
         Err(e) => Response::from_error(&e),
+    }
+}
+
+async fn mail_ingest(bridge: Option<&crate::mail::Bridge>, message: &str) -> Response {
+    use base64::Engine;
+    let Some(bridge) = bridge else {
+        return Response {
+            ok: false,
+            bad_input: true,
+            message: "the email bridge is not configured ([mail] in the config)".into(),
+        };
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(message) else {
+        return Response {
+            ok: false,
+            bad_input: true,
+            message: "the message is not valid base64".into(),
+        };
+    };
+    let handled = bridge.handle(&raw).await;
+    Response {
+        ok: handled.decision != "failed",
+        bad_input: false,
+        message: format!("{}: {}", handled.decision, handled.reason),
     }
 }
 

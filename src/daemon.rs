@@ -63,11 +63,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(rec) = recorder {
         tracker.spawn(rec.run(cancel.clone()));
     }
-    tracker.spawn(control.run(supervisor.clone(), cancel.clone(), tracker.clone()));
     let mut config = Arc::new(config);
+    let bridge = match &config.mail {
+        Some(mail) => {
+            let bridge = crate::mail::Bridge::open(config.clone(), supervisor.clone())?;
+            tracker.spawn(crate::mail::exec::run(bridge.clone(), cancel.clone()));
+            tracker.spawn(crate::mail::outbox::run(bridge.clone(), cancel.clone()));
+            if let Some(imap) = &mail.imap {
+                tracker.spawn(crate::mail::imap::run(
+                    bridge.clone(),
+                    imap.clone(),
+                    cancel.clone(),
+                ));
+            }
+            tracing::info!(address = %mail.address, imap = mail.imap.is_some(), "email bridge running");
+            Some(bridge)
+        }
+        None => None,
+    };
+    tracker.spawn(control.run(
+        supervisor.clone(),
+        bridge.clone(),
+        cancel.clone(),
+        tracker.clone(),
+    ));
     let web = crate::web::AppState::new(
         config.clone(),
         supervisor.clone(),
+        bridge.clone(),
         cancel.clone(),
         tracker.clone(),
     );
@@ -166,6 +189,7 @@ async fn reload(
             "transcript.spool_dir",
             new.transcript.spool_dir != current.transcript.spool_dir,
         ),
+        ("mail", new.mail != current.mail),
     ];
     for (key, changed) in fixed {
         if changed {
@@ -177,6 +201,7 @@ async fn reload(
     new.web.listen = current.web.listen;
     new.transcript.enabled = current.transcript.enabled;
     new.transcript.spool_dir = current.transcript.spool_dir.clone();
+    new.mail = current.mail.clone();
 
     let report = supervisor.reload(&new).await;
     if let Some(rec) = supervisor.recorder() {
@@ -190,6 +215,9 @@ async fn reload(
     }
     let new = Arc::new(new);
     web.set_config(new.clone());
+    if let Some(bridge) = &web.bridge {
+        bridge.set_config(new.clone());
+    }
     let names = |v: &[crate::names::Name]| {
         v.iter()
             .map(|n| n.to_string())

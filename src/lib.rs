@@ -17,6 +17,7 @@
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
+//! - [`mail`]: the email bridge (IMAP in, confirmations, SMTP out);
 //! - [`metrics`]: counters for `/metrics` and readiness for `/healthz`;
 //! - [`notify`]: systemd's readiness and watchdog notifications;
 //! - [`doctor`]: `tmuxd doctor`, checks with fixes;
@@ -28,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod notify;

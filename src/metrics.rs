@@ -22,6 +22,23 @@ pub static COUNTERS: Counters = Counters {
     ready: AtomicBool::new(false),
 };
 
+/// Mail decisions by kind (`pending`, `rejected`, ...).
+static MAIL_DECISIONS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+pub fn mail_decision(kind: &str) {
+    let mut m = MAIL_DECISIONS.lock().expect("metrics lock");
+    *m.entry(kind.to_owned()).or_default() += 1;
+}
+
+/// `(labels, count)` samples of mail decisions.
+pub fn mail_decisions() -> Vec<(String, u64)> {
+    let m = MAIL_DECISIONS.lock().expect("metrics lock");
+    m.iter()
+        .map(|(k, v)| (format!("decision=\"{k}\""), *v))
+        .collect()
+}
+
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }

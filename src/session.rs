@@ -474,6 +474,19 @@ impl UserServer {
         Ok(())
     }
 
+    /// Sends Ctrl-C to the agent pane.
+    pub async fn interrupt(&self, name: &Name) -> Result<(), SessionError> {
+        let info = self.info(name).await?;
+        let pane = match (&info.pane, info.state) {
+            (Some(p), State::Running | State::Starting) => p.clone(),
+            _ => return Err(SessionError::AgentNotRunning(self.id(name))),
+        };
+        self.tmux
+            .run_with_input(&[Command::send_key(&pane, SpecialKey::Interrupt)], None)
+            .await?;
+        Ok(())
+    }
+
     /// Kills session `name` (its agent gets SIGHUP). `main` is refused:
     /// the daemon would only create it again.
     pub async fn kill(&self, name: &Name) -> Result<(), SessionError> {

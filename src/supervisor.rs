@@ -296,6 +296,15 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Sends Ctrl-C to `id` and records it (as `^C`) with its `source`.
+    pub async fn interrupt(&self, id: &SessionId, source: &str) -> Result<(), SessionError> {
+        self.server(&id.user)?.interrupt(&id.session).await?;
+        if let Some(rec) = &self.0.recorder {
+            rec.input(id, source, "^C").await;
+        }
+        Ok(())
+    }
+
     /// Kills `id`; its watcher sees the agent go and ends.
     pub async fn kill(&self, id: &SessionId) -> Result<(), SessionError> {
         self.server(&id.user)?.kill(&id.session).await?;

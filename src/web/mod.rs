@@ -43,6 +43,8 @@ pub struct Inner {
     viewers: Mutex<HashMap<String, usize>>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
+    /// The email bridge, when `[mail]` is configured.
+    pub bridge: Option<crate::mail::Bridge>,
 }
 
 impl std::ops::Deref for AppState {
@@ -56,6 +58,7 @@ impl AppState {
     pub fn new(
         config: Arc<Config>,
         supervisor: Supervisor,
+        bridge: Option<crate::mail::Bridge>,
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> AppState {
@@ -68,6 +71,7 @@ impl AppState {
             viewers: Mutex::new(HashMap::new()),
             cancel,
             tracker,
+            bridge,
         }))
     }
 
@@ -351,6 +355,9 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{user}/{session}/transcript",
             get(api::transcript),
         )
+        .route("/api/mail/log", get(api::mail_log))
+        .route("/api/mail/pending", get(api::mail_pending))
+        .route("/api/mail/pending/{id}/confirm", post(api::mail_confirm))
         .route("/ws/sessions/{user}/{session}", get(terminal::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

@@ -1,0 +1,325 @@
+//! Confirmed commands, typed one at a time per session, and their answers.
+//!
+//! A worker per session with queued jobs takes them in order. It waits
+//! until the agent is not mid-answer (its state is not `running`), marks
+//! the job `typing` (durably), types it with the input recorded as
+//! `email:JOB`, marks it `typed`, then waits for the agent to go from
+//! running to idle or waiting (or exit), up to `result_timeout`, and queues
+//! the reply with what the agent printed. After a crash, a job found in
+//! `typing` is typed only if the transcript has no input from `email:JOB`:
+//! a job is typed once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::bridge::Bridge;
+use super::state::{now_ms, Action, AuditEntry, Job, Stage};
+use crate::names::{Name, SessionId};
+use crate::recorder::AgentState;
+use crate::supervisor::Supervisor;
+use crate::transcript::{Body, ExportOptions, Format};
+
+/// Most of the agent's answer put in a reply (the end is kept).
+const MAX_ANSWER: usize = 32 * 1024;
+/// With no output at all after typing, the answer is complete after
+/// `idle_after` plus this.
+const NO_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// The recorded source of a job's input.
+pub fn source(job_id: &str) -> String {
+    format!("email:{job_id}")
+}
+
+fn job_session(job: &Job) -> Option<SessionId> {
+    Some(SessionId::new(
+        Name::new(&job.user).ok()?,
+        Name::new(&job.session).ok()?,
+    ))
+}
+
+/// Runs workers for sessions with jobs until `cancel`.
+pub async fn run(bridge: Bridge, cancel: CancellationToken) {
+    let mut running: HashSet<SessionId> = HashSet::new();
+    let mut workers: JoinSet<SessionId> = JoinSet::new();
+    loop {
+        let jobs = bridge.store().snapshot().jobs;
+        for job in &jobs {
+            let Some(id) = job_session(job) else { continue };
+            if running.insert(id.clone()) {
+                let (b, c) = (bridge.clone(), cancel.clone());
+                workers.spawn(async move {
+                    worker(&b, &id, &c).await;
+                    id
+                });
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = bridge.exec_wake().notified() => {}
+            Some(done) = workers.join_next(), if !workers.is_empty() => {
+                if let Ok(id) = done {
+                    running.remove(&id);
+                }
+            }
+        }
+    }
+    // Workers stop at their next await; their jobs stay in the state.
+    workers.shutdown().await;
+}
+
+async fn worker(bridge: &Bridge, id: &SessionId, cancel: &CancellationToken) {
+    while !cancel.is_cancelled() {
+        let next = bridge
+            .store()
+            .snapshot()
+            .jobs
+            .into_iter()
+            .find(|j| job_session(j).as_ref() == Some(id));
+        let Some(job) = next else { return };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = run_job(bridge, job) => {}
+        }
+    }
+}
+
+/// What came of a job.
+struct Outcome {
+    decision: &'static str,
+    summary: String,
+    output: Option<String>,
+}
+
+async fn run_job(bridge: &Bridge, mut job: Job) {
+    let Some(id) = job_session(&job) else {
+        finish(
+            bridge,
+            &job,
+            Outcome {
+                decision: "failed",
+                summary: "invalid session name".into(),
+                output: None,
+            },
+        );
+        return;
+    };
+    let sup = bridge.supervisor().clone();
+    let Some(rec) = sup.recorder().cloned() else {
+        finish(
+            bridge,
+            &job,
+            Outcome {
+                decision: "failed",
+                summary: "recording is off".into(),
+                output: None,
+            },
+        );
+        return;
+    };
+    let mut states = rec.subscribe();
+    let timeout = bridge.mail().result_timeout;
+
+    if job.stage == Stage::Typing && typed_before(&sup, &id, &job.id) {
+        job.stage = Stage::Typed;
+        set_stage(bridge, &job);
+    }
+    if job.stage != Stage::Typed {
+        // Not while the agent is mid-answer.
+        if job.stage == Stage::Queued && !matches!(job.action, Action::New) {
+            while rec.state(&id) == Some(AgentState::Running) {
+                match states.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        }
+        job.stage = Stage::Typing;
+        job.typed_ms = Some(now_ms());
+        if !set_stage(bridge, &job) {
+            return;
+        }
+        let src = source(&job.id);
+        let r = match &job.action {
+            Action::Prompt { text } => sup.send(&id, text, true, &src).await,
+            Action::Interrupt => sup.interrupt(&id, &src).await,
+            Action::New => sup.create(&id).await.map(|_| ()),
+        };
+        if let Err(e) = r {
+            finish(
+                bridge,
+                &job,
+                Outcome {
+                    decision: "failed",
+                    summary: format!("not typed: {e}"),
+                    output: None,
+                },
+            );
+            return;
+        }
+        job.stage = Stage::Typed;
+        set_stage(bridge, &job);
+    }
+    if matches!(job.action, Action::New) {
+        finish(
+            bridge,
+            &job,
+            Outcome {
+                decision: "executed",
+                summary: format!("{id} was created"),
+                output: None,
+            },
+        );
+        return;
+    }
+
+    let typed = job.typed_ms.unwrap_or_else(now_ms);
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis((typed + timeout.as_millis() as u64).saturating_sub(now_ms()));
+    let quiet_done = tokio::time::Instant::now() + bridge.config().idle_after + NO_OUTPUT_GRACE;
+    let mut saw_running = false;
+    let state = loop {
+        let now_state = rec.state(&id);
+        match &now_state {
+            Some(AgentState::Running) => saw_running = true,
+            Some(s @ AgentState::Exited { .. }) => break Some(s.clone()),
+            Some(s) if saw_running => break Some(s.clone()),
+            Some(s) if tokio::time::Instant::now() >= quiet_done => break Some(s.clone()),
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        let wake = deadline.min(if saw_running { deadline } else { quiet_done });
+        tokio::select! {
+            r = states.recv() => if let Err(RecvError::Closed) = r { break None },
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    };
+    // Idle and waiting come after a quiet spell well past the recorder's
+    // ingest delay, so the answer is in the transcript by now.
+    let summary = match &state {
+        Some(AgentState::Waiting) => format!("{id} is waiting for your input"),
+        Some(AgentState::Exited { status, signal }) => match (status, signal) {
+            (Some(s), _) => format!("the agent in {id} exited with status {s}"),
+            (_, Some(sig)) => format!("the agent in {id} was killed by signal {sig}"),
+            _ => format!("the agent in {id} exited"),
+        },
+        Some(_) => format!("done: {id} is idle"),
+        None => format!("{id} is still running after {} s", timeout.as_secs()),
+    };
+    let output = transcript_text(&sup, &id, Some(typed));
+    finish(
+        bridge,
+        &job,
+        Outcome {
+            decision: "executed",
+            summary,
+            output: Some(output),
+        },
+    );
+}
+
+/// Whether the transcript holds the input of job `job_id`.
+fn typed_before(sup: &Supervisor, id: &SessionId, job_id: &str) -> bool {
+    let want = source(job_id);
+    let Some(log) = sup.recorder().and_then(|r| r.log(id).ok()) else {
+        return false;
+    };
+    let found = log.records(None).any(|r| {
+        matches!(r, Ok(crate::transcript::Record { body: Body::Input { ref source, .. }, .. }) if *source == want)
+    });
+    found
+}
+
+/// Persists `job`'s stage; false if the state cannot be written (the job
+/// stays where it was and is retried after a restart).
+fn set_stage(bridge: &Bridge, job: &Job) -> bool {
+    let r = bridge.store().update(|st| {
+        if let Some(j) = st.jobs.iter_mut().find(|j| j.id == job.id) {
+            *j = job.clone();
+        }
+    });
+    if let Err(e) = &r {
+        tracing::error!(error = %e, "cannot write the mail state");
+    }
+    r.is_ok()
+}
+
+/// The session's text transcript from `since_ms` (marker lines removed).
+pub fn transcript_text(sup: &Supervisor, id: &SessionId, since_ms: Option<u64>) -> String {
+    let Some(log) = sup.recorder().and_then(|r| r.log(id).ok()) else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    let options = ExportOptions {
+        since_ms,
+        grep: None,
+    };
+    if let Err(e) = crate::transcript::export(&log, Format::Text, &options, &mut out) {
+        tracing::warn!(session = %id, error = %e, "cannot read the transcript for mail");
+    }
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("[tmuxd "))
+        .map(str::trim_end)
+        .collect();
+    lines.join("\n").trim().to_owned()
+}
+
+/// Removes the job and queues its reply, in one commit.
+fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
+    let mail = bridge.mail();
+    let mut body = format!("{}.\n\nTyped: {}\n", outcome.summary, job.action.describe());
+    if let Some(out) = &outcome.output {
+        let mut out = out.as_str();
+        let mut clipped = false;
+        if out.len() > MAX_ANSWER {
+            let mut cut = out.len() - MAX_ANSWER;
+            while !out.is_char_boundary(cut) {
+                cut += 1;
+            }
+            out = &out[cut..];
+            clipped = true;
+        }
+        body.push_str("\nWhat the agent printed");
+        body.push_str(if clipped {
+            " (the end of it):\n\n"
+        } else {
+            ":\n\n"
+        });
+        body.push_str(if out.is_empty() { "(nothing)" } else { out });
+        body.push('\n');
+    }
+    if let Some(url) = &mail.web_url {
+        body.push_str(&format!(
+            "\nTranscript: {url}/#transcript/{}/{}\n",
+            job.user, job.session
+        ));
+    }
+    let reply = bridge.reply(&job.thread, &body);
+    let r = bridge.store().update(|st| {
+        st.jobs.retain(|j| j.id != job.id);
+        st.outbox.push(reply);
+    });
+    if let Err(e) = r {
+        tracing::error!(error = %e, "cannot write the mail state");
+        return;
+    }
+    bridge.audit(AuditEntry {
+        ts_ms: now_ms(),
+        message_id: job.thread.in_reply_to.clone(),
+        from: Some(job.thread.to.clone()),
+        user: Some(job.user.clone()),
+        session: Some(job.session.clone()),
+        decision: outcome.decision.into(),
+        reason: outcome.summary,
+        command: Some(job.action.describe()),
+        flags: Vec::new(),
+    });
+    bridge.outbox_wake().notify_one();
+}

@@ -1,0 +1,427 @@
+//! The bridge's durable state, outside the transcript database: one JSON
+//! file written atomically (write, fsync, rename, fsync the directory), and
+//! an append-only audit log.
+//!
+//! Everything one decision changes (the Message-ID marked handled, a
+//! pending confirmation, a queued job, a reply in the outbox) is committed
+//! in one write, so a crash leaves either all of it or none of it, and the
+//! message is then handled again from scratch or recognized as handled.
+//! The daemon holds an exclusive lock on `STATE_DIR/mail/lock` while it
+//! runs. The volume is small (pending confirmations and replies in flight;
+//! handled ids are kept 30 days).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Handled Message-IDs are remembered this long.
+const HANDLED_KEEP_MS: u64 = 30 * 24 * 3600 * 1000;
+/// The audit log is rotated (one old file kept) past this size.
+const AUDIT_ROTATE: u64 = 8 * 1024 * 1024;
+
+/// What a mailed command asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Type this line and Enter.
+    Prompt { text: String },
+    /// Ctrl-C.
+    Interrupt,
+    /// Create the session named in the job.
+    New,
+}
+
+impl Action {
+    /// How the action reads in mail and the audit log.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Prompt { text } => text.clone(),
+            Action::Interrupt => "(interrupt: Ctrl-C)".into(),
+            Action::New => "(create the session)".into(),
+        }
+    }
+}
+
+/// Where replies go, and how they thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The authenticated sender.
+    pub to: String,
+    pub subject: String,
+    pub in_reply_to: String,
+    pub references: Vec<String>,
+}
+
+/// A command waiting for its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Public id (the web link); not a secret.
+    pub id: String,
+    /// SHA-256 of the mailed token.
+    pub token_hash: String,
+    pub user: String,
+    pub session: String,
+    pub action: Action,
+    pub flags: Vec<String>,
+    pub thread: Thread,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// Where a confirmed job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Waiting for the agent to finish what it is doing.
+    Queued,
+    /// About to be typed; after a crash here, the transcript tells whether
+    /// it was.
+    Typing,
+    /// Typed at `typed_ms`; waiting for the agent's answer.
+    Typed,
+}
+
+/// A confirmed command on its session's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub user: String,
+    pub session: String,
+    pub action: Action,
+    pub thread: Thread,
+    pub stage: Stage,
+    pub queued_ms: u64,
+    pub typed_ms: Option<u64>,
+}
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub reply_to: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub attempts: u32,
+    pub next_ms: u64,
+    pub created_ms: u64,
+    pub last_error: Option<String>,
+}
+
+/// IMAP position: the mailbox's UIDVALIDITY and the last UID handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapMark {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+/// Everything in `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub imap: Option<ImapMark>,
+    /// Message-ID -> when it was handled (ms).
+    #[serde(default)]
+    pub handled: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub pending: Vec<Pending>,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+    #[serde(default)]
+    pub outbox: Vec<Outgoing>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub ts_ms: u64,
+    pub message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// rejected, ignored, refused, duplicate, pending, confirmed, queued,
+    /// cancelled, expired, answered, executed, failed, sent, send-failed.
+    pub decision: String,
+    pub reason: String,
+    /// The command, for authenticated senders only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+/// Failure to read or write the mail state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged ({reason}); move it away to start with an empty mail state")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("{0} is locked by another tmuxd")]
+    Locked(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The mail state directory and its open files.
+pub struct MailStore {
+    dir: PathBuf,
+    /// std mutex: held only for a short in-memory change and one small
+    /// file write, never across an `.await`.
+    state: Mutex<State>,
+    audit: Mutex<()>,
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// `STATE_DIR/mail`.
+pub fn mail_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("mail")
+}
+
+pub fn now_ms() -> u64 {
+    crate::transcript::now().0
+}
+
+impl MailStore {
+    /// Opens (creating) the mail state in `dir`, taking its lock.
+    pub fn open(dir: &Path) -> Result<MailStore, StateError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+        let lock_path = dir.join("lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StateError::Locked(lock_path.clone()))?;
+        let path = dir.join("state.json");
+        let mut state = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<State>(&bytes).map_err(|e| StateError::Damaged {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let cutoff = now_ms().saturating_sub(HANDLED_KEEP_MS);
+        state.handled.retain(|_, t| *t >= cutoff);
+        Ok(MailStore {
+            dir: dir.to_owned(),
+            state: Mutex::new(state),
+            audit: Mutex::new(()),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A copy of the state.
+    pub fn snapshot(&self) -> State {
+        self.state.lock().expect("mail state lock").clone()
+    }
+
+    /// Changes the state with `f` and commits it; on a failed write the
+    /// change is undone and the error returned.
+    pub fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
+        let mut guard = self.state.lock().expect("mail state lock");
+        let before = guard.clone();
+        let r = f(&mut guard);
+        if *guard == before {
+            return Ok(r);
+        }
+        if let Err(e) = write_atomic(&self.dir.join("state.json"), &guard) {
+            *guard = before;
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Appends `entry` to the audit log (fsynced).
+    pub fn audit(&self, entry: &AuditEntry) {
+        let _g = self.audit.lock().expect("audit lock");
+        let path = self.dir.join("audit.jsonl");
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > AUDIT_ROTATE) {
+            let _ = std::fs::rename(&path, self.dir.join("audit.jsonl.1"));
+        }
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| {
+                let mut line = serde_json::to_vec(entry).expect("json");
+                line.push(b'\n');
+                f.write_all(&line)?;
+                f.sync_data()
+            });
+        if let Err(e) = r {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the mail audit log");
+        }
+    }
+}
+
+/// The last `limit` audit entries (oldest first) that `keep` accepts; read
+/// without the lock, so the CLI works beside a running daemon.
+pub fn read_audit(
+    dir: &Path,
+    limit: usize,
+    keep: impl Fn(&AuditEntry) -> bool,
+) -> Result<Vec<AuditEntry>, StateError> {
+    let mut out = std::collections::VecDeque::new();
+    for name in ["audit.jsonl.1", "audit.jsonl"] {
+        let path = dir.join(name);
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line.map_err(io(&path))?;
+            // A torn last line (crash mid-append) is skipped.
+            let Ok(entry) = serde_json::from_str::<AuditEntry>(&line) else {
+                continue;
+            };
+            if keep(&entry) {
+                out.push_back(entry);
+                if out.len() > limit {
+                    out.pop_front();
+                }
+            }
+        }
+    }
+    Ok(out.into())
+}
+
+fn write_atomic(path: &Path, state: &State) -> Result<(), StateError> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(state).expect("json");
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    r.map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopen_and_failed_writes_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("mail");
+        {
+            let s = MailStore::open(&d).unwrap();
+            assert!(matches!(MailStore::open(&d), Err(StateError::Locked(_))));
+            s.update(|st| {
+                st.handled.insert("a@b".into(), now_ms());
+                st.imap = Some(ImapMark {
+                    uidvalidity: 7,
+                    last_uid: 3,
+                });
+            })
+            .unwrap();
+            // A write that cannot happen leaves memory as it was.
+            std::fs::create_dir(d.join("state.json.tmp")).unwrap();
+            assert!(s.update(|st| st.handled.insert("c@d".into(), 1)).is_err());
+            assert!(!s.snapshot().handled.contains_key("c@d"));
+            std::fs::remove_dir(d.join("state.json.tmp")).unwrap();
+        }
+        let s = MailStore::open(&d).unwrap();
+        let st = s.snapshot();
+        assert!(st.handled.contains_key("a@b"));
+        assert_eq!(
+            st.imap,
+            Some(ImapMark {
+                uidvalidity: 7,
+                last_uid: 3
+            })
+        );
+    }
+
+    #[test]
+    fn old_handled_ids_are_forgotten_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("mail");
+        {
+            let s = MailStore::open(&d).unwrap();
+            s.update(|st| {
+                st.handled.insert("old".into(), 1);
+                st.handled.insert("new".into(), now_ms());
+            })
+            .unwrap();
+        }
+        let s = MailStore::open(&d).unwrap();
+        assert_eq!(s.snapshot().handled.keys().collect::<Vec<_>>(), vec!["new"]);
+        drop(s);
+        std::fs::write(d.join("state.json"), b"{not json").unwrap();
+        let e = MailStore::open(&d).err().unwrap().to_string();
+        assert!(e.contains("state.json is damaged"), "{e}");
+    }
+
+    #[test]
+    fn audit_log_reads_back_filtered_and_skips_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MailStore::open(dir.path()).unwrap();
+        for (i, user) in ["alice", "bob", "alice"].iter().enumerate() {
+            s.audit(&AuditEntry {
+                ts_ms: i as u64,
+                user: Some(user.to_string()),
+                decision: "pending".into(),
+                ..Default::default()
+            });
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("audit.jsonl"))
+            .unwrap()
+            .write_all(b"{\"ts_ms\":")
+            .unwrap();
+        let alice = read_audit(dir.path(), 10, |e| e.user.as_deref() == Some("alice")).unwrap();
+        assert_eq!(
+            alice.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        let last = read_audit(dir.path(), 1, |_| true).unwrap();
+        assert_eq!(last[0].ts_ms, 2);
+    }
+}

@@ -350,3 +350,142 @@ pub fn marker() -> String {
         .as_nanos();
     format!("{:x}", n ^ (std::process::id() as u128) << 64)
 }
+
+/// Real Postfix and Dovecot on loopback (scripts/mail-testbed.sh), stopped
+/// on drop. Any `NAME@example.test` is a mailbox.
+pub struct Testbed {
+    pub dir: tempfile::TempDir,
+    pub smtp: u16,
+    pub imap: u16,
+    pub password: String,
+}
+
+const TESTBED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mail-testbed.sh");
+const MAILCLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/mailclient.py");
+
+/// One message as the test's IMAP client read it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Mail {
+    pub uid: u32,
+    pub flags: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Mail {
+    /// The first value of header `name` (case-insensitive), or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+impl Testbed {
+    pub fn start() -> Testbed {
+        for tool in ["dovecot", "postfix", "python3", "script"] {
+            require(tool);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("tmuxd-mail")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let out = Command::new(TESTBED)
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let bed = |vars: &std::collections::HashMap<String, String>, k: &str| -> String {
+            vars.get(k).cloned().unwrap_or_default()
+        };
+        let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let t = Testbed {
+            smtp: bed(&vars, "SMTP_PORT").parse().unwrap_or(0),
+            imap: bed(&vars, "IMAP_PORT").parse().unwrap_or(0),
+            password: bed(&vars, "MAIL_PASSWORD"),
+            dir,
+        };
+        assert!(
+            out.status.success() && t.smtp != 0,
+            "mail testbed did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    /// Submits `raw` over SMTP from `envelope_from` to `rcpt`.
+    pub fn send(&self, envelope_from: &str, rcpt: &str, raw: &str) {
+        let mut child = Command::new("python3")
+            .args([
+                MAILCLIENT,
+                "send",
+                &self.smtp.to_string(),
+                envelope_from,
+                rcpt,
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(raw.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "SMTP send failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every message in `user@example.test`'s `mailbox`.
+    pub fn list_in(&self, user: &str, mailbox: &str) -> Vec<Mail> {
+        let out = Command::new("python3")
+            .args([
+                MAILCLIENT,
+                "list",
+                &self.imap.to_string(),
+                user,
+                &self.password,
+                mailbox,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "IMAP list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn list(&self, user: &str) -> Vec<Mail> {
+        self.list_in(user, "INBOX")
+    }
+
+    /// Waits until `user`'s INBOX holds at least `n` messages.
+    pub fn wait_mail(&self, user: &str, n: usize) -> Vec<Mail> {
+        wait_for(30, &format!("{n} messages for {user}"), || {
+            let all = self.list(user);
+            (all.len() >= n).then_some(all)
+        })
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = Command::new(TESTBED)
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -267,7 +267,7 @@ impl Bridge {
         };
         let (message_id, d) = match message::parse(raw, caps) {
             Err(e) => (
-                format!("sha256:{}", message::digest_hex(raw)),
+                message::message_id_of(raw),
                 Decision::new("rejected", e.to_string()).quarantined(),
             ),
             Ok(msg) => {

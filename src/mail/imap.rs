@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -189,6 +190,19 @@ async fn connection(
                     last_uid: last,
                 })
             })?;
+        }
+        // New mail reported while we ran other commands sits in the
+        // unsolicited queue (bounded: drain it); look again before idling.
+        session.noop().await?;
+        let mut news = false;
+        while let Ok(r) = session.unsolicited_responses.try_recv() {
+            news |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        if news {
+            continue;
         }
         let mut idle = session.idle();
         idle.init().await?;

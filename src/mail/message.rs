@@ -75,6 +75,17 @@ pub fn digest_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The Message-ID of a message that could not be parsed whole (too large,
+/// too deep), read from its headers alone; else a hash of it.
+pub fn message_id_of(raw: &[u8]) -> String {
+    let head = &raw[..raw.len().min(64 * 1024)];
+    MessageParser::default()
+        .parse_headers(head)
+        .and_then(|m| m.message_id().map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("sha256:{}", digest_hex(raw)))
+}
+
 /// Parses `raw` within `caps`.
 pub fn parse(raw: &[u8], caps: Caps) -> Result<Inbound, ParseError> {
     if raw.len() > caps.max_bytes {

@@ -7,37 +7,7 @@ use std::process::Command;
 
 #[test]
 fn testbed_delivers_serves_imap_and_bounces() {
-    for tool in ["dovecot", "postfix", "python3", "script"] {
-        common::require(tool);
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("tmuxd-mail")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mail-testbed.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    // Stop the servers whatever happens below.
-    struct Stop<'a>(&'a str, &'a std::path::Path);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new(self.0).arg("stop").arg(self.1).status();
-        }
-    }
-    let _stop = Stop(script, dir.path());
-    assert!(
-        out.status.success(),
-        "start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let vars: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
+    let bed = common::Testbed::start();
     let check = r#"
 import smtplib, imaplib, sys, time, email
 smtp, imap, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -68,9 +38,9 @@ print("ok")
         .arg("-c")
         .arg(check)
         .args([
-            &vars["SMTP_PORT"],
-            &vars["IMAP_PORT"],
-            &vars["MAIL_PASSWORD"],
+            bed.smtp.to_string(),
+            bed.imap.to_string(),
+            bed.password.clone(),
         ])
         .output()
         .unwrap();

@@ -1206,6 +1206,40 @@ mod tests {
     }
 
     #[test]
+    fn mail_errors_name_the_key() {
+        let base = "[[users]]\nname = \"a\"\nblock = [\"nope\"]\n";
+        assert_eq!(key_of(base), "users[0].block[0]");
+        let mail = |extra: &str| {
+            format!("[mail]\naddress = \"agent@example.org\"\nauthserv_id = \"mx.example.org\"\n{extra}\n[[users]]\nname = \"a\"\n")
+        };
+        let smtp = "[mail.smtp]\nhost = \"smtp.example.org\"\nsecurity = \"plain\"\n";
+        assert_eq!(key_of(&mail(smtp)), "mail.smtp.security");
+        let ok = "[mail.smtp]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\n";
+        let c = parse(&mail(ok)).unwrap();
+        assert_eq!(c.mail.as_ref().unwrap().smtp.port, 25);
+        assert_eq!(
+            key_of(&mail(&format!("max_message_bytes = 99999999\n{ok}"))),
+            "mail.max_message_bytes"
+        );
+        assert_eq!(
+            key_of(&mail(&format!(
+                "{ok}[mail.imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\n"
+            ))),
+            "mail.imap.username"
+        );
+        assert_eq!(
+            key_of(&format!("[transcript]\nenabled = false\n{}", mail(ok))),
+            "mail.enabled"
+        );
+        assert_eq!(
+            key_of(&mail(ok).replace("agent@example.org", "agent+x@example.org")),
+            "mail.address"
+        );
+        let off = mail(ok).replace("[mail]\n", "[mail]\nenabled = false\n");
+        assert!(parse(&off).unwrap().mail.is_none());
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let p = RestartPolicy {
             mode: RestartMode::OnFailure,

@@ -69,6 +69,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let bridge = crate::mail::Bridge::open(config.clone(), supervisor.clone())?;
             tracker.spawn(crate::mail::exec::run(bridge.clone(), cancel.clone()));
             tracker.spawn(crate::mail::outbox::run(bridge.clone(), cancel.clone()));
+            tracker.spawn(crate::mail::exec::notify_waiting(
+                bridge.clone(),
+                cancel.clone(),
+            ));
             if let Some(imap) = &mail.imap {
                 tracker.spawn(crate::mail::imap::run(
                     bridge.clone(),

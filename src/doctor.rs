@@ -105,10 +105,36 @@ pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
         }
         spool_on_tmpfs(&mut out, &config.transcript.spool_dir);
     }
-    out.push(ok(
-        "email bridge: not part of this version (no [mail] section to check)",
-    ));
+    mail(&mut out, &config);
     out
+}
+
+/// The email bridge: password files readable, the mail state directory.
+fn mail(out: &mut Vec<Finding>, config: &Config) {
+    let Some(mail) = &config.mail else {
+        out.push(ok("email bridge: off (no [mail] section)"));
+        return;
+    };
+    let servers = [
+        ("mail.smtp", Some(&mail.smtp)),
+        ("mail.imap", mail.imap.as_ref().map(|i| &i.server)),
+    ];
+    for (key, server) in servers {
+        let Some(server) = server else { continue };
+        match crate::mail::outbox::read_password(server) {
+            Ok(_) => out.push(ok(format!("{key}: {}:{} ({:?})", server.host, server.port, server.security))),
+            Err(e) => out.push(problem(
+                format!("{key}.password_file: {e}"),
+                format!("put the password alone in that file, readable by the daemon (chmod 600), or fix {key}.password_file"),
+            )),
+        }
+    }
+    private_dir(
+        out,
+        &crate::mail::state::mail_dir(&config.state_dir),
+        None,
+        "mail state directory",
+    );
 }
 
 /// A directory that must be 0700 and owned by `account` (or us).

@@ -286,3 +286,54 @@ fn log_in_type_reload_and_read_only_in_a_real_browser() {
             .then_some(())
     });
 }
+
+/// The email page: the link in a confirmation mail opens the pending
+/// command; Confirm types it; the audit log lists the decisions.
+#[test]
+fn email_page_confirms_a_pending_command() {
+    // No IMAP (mail arrives by mail-ingest); replies go nowhere (the
+    // outbox keeps retrying, which is fine here).
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\", \"-c\", \"while IFS= read -r l; do echo \\\"got: $l\\\"; done\"]\nidle_after_s = 1\n\
+         [mail]\naddress = \"agent@example.test\"\nauthserv_id = \"mx.example.test\"\n\
+         [mail.smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n\
+         [[users]]\nname = \"alice\"\nemails = [\"alice@example.test\"]\n",
+    );
+    let token = env.token("alice", "user");
+    let to = env.ok(&["mail-address", "alice"]).trim().to_owned();
+    let d = env.serve();
+    let m = marker();
+    let raw = format!(
+        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: web\r\nMessage-ID: <w1@example.test>\r\n\r\nweb {m}\r\n"
+    );
+    let mut c = env
+        .cmd(&["mail-ingest"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut c.stdin.take().unwrap(), raw.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("pending:"));
+
+    let base = d.url();
+    let driver = Driver::start();
+    let b = driver.browser();
+    b.go(&format!("{base}/"));
+    b.type_into("#token", &token);
+    b.click("#login-submit");
+    b.click("#mail-link");
+    wait_for(20, "the pending command", || {
+        b.text("#pending")
+            .contains(&format!("web {m}"))
+            .then_some(())
+    });
+    assert!(b.text("#audit").contains("pending"));
+    b.click("#pending button.primary");
+    env.wait_pane("alice", "main", &format!("got: web {m}"));
+    wait_for(20, "the audit log shows the confirmation", || {
+        let t = b.text("#audit");
+        (t.contains("confirmed") && t.contains("web page")).then_some(())
+    });
+    assert!(b.text("#pending").contains("Nothing is waiting"));
+}

@@ -172,7 +172,7 @@ fn full_loop_command_confirm_execute_reply() {
         "Risk flags: none",
         "YES as the first line",
         "Nothing has been typed yet",
-        "http://tmuxd.example.test/#mail/",
+        "http://tmuxd.example.test/#/m/",
     ] {
         assert!(
             c.body.contains(needle),
@@ -224,7 +224,7 @@ fn full_loop_command_confirm_execute_reply() {
         format!("got: {text}"),
         "done: alice/main is idle".into(),
         format!("Typed: {text}"),
-        "Transcript: http://tmuxd.example.test/#transcript/alice/main".into(),
+        "Transcript: http://tmuxd.example.test/#/t/alice/main".into(),
     ] {
         assert!(
             r.body.contains(&needle),
@@ -724,7 +724,7 @@ fn sigkill_before_confirmation_and_before_execution_types_once() {
 fn mail_ingest_policies_rate_limits_and_web_confirmation() {
     let bed = Testbed::start();
     let users = format!(
-        "{ALICE}confirm = \"risky\"\nblock = [\"privilege\"]\n\n[[users]]\nname = \"carol\"\nemails = [\"carol@example.test\"]\nconfirm = \"never\"\n"
+        "{ALICE}confirm = \"risky\"\nblock = [\"privilege\"]\n\n[[users]]\nname = \"carol\"\nemails = [\"carol@example.test\"]\nconfirm = \"never\"\nnotify_waiting = true\nwaiting_pattern = \"proceed[?]\"\n"
     );
     let mut env = setup(&bed, "sender_per_hour = 5", &users);
     let alice_to = secret(&env, "alice");
@@ -899,6 +899,21 @@ fn mail_ingest_policies_rate_limits_and_web_confirmation() {
     assert!(replies_to(&inbox, "v2@x")[0].body.contains("carol/docs"));
     assert!(replies_to(&inbox, "v3@x")[0].body.contains("got: in docs"));
     assert!(replies_to(&inbox, "n2@x")[0].body.contains("got: in docs"));
+
+    // notify_waiting: carol's session asks a question; she gets a mail
+    // whose reply goes to her secret address.
+    env.ok(&["send", "carol/docs", "shall we proceed?"]);
+    let note = wait_for(30, "the waiting notification", || {
+        bed.list(carol)
+            .into_iter()
+            .find(|m| m.header("Subject") == "[docs] waiting for your input")
+    });
+    assert_eq!(note.header("Reply-To"), carol_to);
+    assert!(
+        note.body.contains("got: shall we proceed?"),
+        "{}",
+        note.body
+    );
 
     // The web page: alice sees and confirms her pending command; bob's
     // token (another user) cannot.

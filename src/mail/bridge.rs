@@ -690,7 +690,7 @@ impl Bridge {
         ));
         if let Some(url) = &mail.web_url {
             b.push_str(&format!(
-                "\nOr confirm it on the web page (after logging in): {url}/#mail/{}\n",
+                "\nOr confirm it on the web page (after logging in): {url}/#/m/{}\n",
                 p.id
             ));
         }
@@ -719,7 +719,7 @@ impl Bridge {
         } else {
             format!("Re: {}", thread.subject)
         };
-        let real_id = !thread.in_reply_to.starts_with("sha256:");
+        let real_id = !thread.in_reply_to.is_empty() && !thread.in_reply_to.starts_with("sha256:");
         Outgoing {
             id: new_id(),
             to: thread.to.clone(),

@@ -9,7 +9,7 @@
 //! `typing` is typed only if the transcript has no input from `email:JOB`:
 //! a job is typed once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
@@ -223,6 +223,72 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
     );
 }
 
+/// Mails users with `notify_waiting` when one of their sessions starts
+/// waiting for input: at most once per session per ten minutes, and not
+/// while a mailed command to that session will report it anyway.
+pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
+    const QUIET_FOR: Duration = Duration::from_secs(600);
+    let Some(rec) = bridge.supervisor().recorder().cloned() else {
+        return;
+    };
+    let mut states = rec.subscribe();
+    let mut last: HashMap<SessionId, tokio::time::Instant> = HashMap::new();
+    loop {
+        let change = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = states.recv() => match r {
+                Ok(c) => c,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if change.state != AgentState::Waiting {
+            continue;
+        }
+        let config = bridge.config();
+        let Some(user) = config.user(&change.id.user).filter(|u| u.notify_waiting) else {
+            continue;
+        };
+        let Some(to) = user.emails.first() else {
+            continue;
+        };
+        let id = change.id;
+        if last.get(&id).is_some_and(|t| t.elapsed() < QUIET_FOR) {
+            continue;
+        }
+        let busy = bridge
+            .store()
+            .snapshot()
+            .jobs
+            .iter()
+            .any(|j| job_session(j).as_ref() == Some(&id));
+        if busy {
+            continue;
+        }
+        last.insert(id.clone(), tokio::time::Instant::now());
+        let text = transcript_text(bridge.supervisor(), &id, None);
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        let thread = super::state::Thread {
+            to: to.clone(),
+            subject: format!("[{}] waiting for your input", id.session),
+            in_reply_to: String::new(),
+            references: Vec::new(),
+        };
+        let mut note = bridge.reply(
+            &thread,
+            &format!("{id} is waiting for your input. Its last lines:\n\n{tail}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n"),
+        );
+        note.subject = thread.subject.clone();
+        note.reply_to = Some(bridge.user_address(id.user.as_str()));
+        if let Err(e) = bridge.store().update(|st| st.outbox.push(note)) {
+            tracing::error!(error = %e, "cannot write the mail state");
+            continue;
+        }
+        bridge.outbox_wake().notify_one();
+    }
+}
+
 /// Whether the transcript holds the input of job `job_id`.
 fn typed_before(sup: &Supervisor, id: &SessionId, job_id: &str) -> bool {
     let want = source(job_id);
@@ -297,7 +363,7 @@ fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
     }
     if let Some(url) = &mail.web_url {
         body.push_str(&format!(
-            "\nTranscript: {url}/#transcript/{}/{}\n",
+            "\nTranscript: {url}/#/t/{}/{}\n",
             job.user, job.session
         ));
     }

@@ -305,6 +305,17 @@ impl Recorder {
             .map(|t| t.state.clone())
     }
 
+    /// The recent rendered text of `id` (what prompt patterns match), if
+    /// tracked: current even before the latest output is ingested.
+    pub fn recent_text(&self, id: &SessionId) -> Option<String> {
+        self.0
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .map(recent_view)
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
         self.0.states.subscribe()
     }

@@ -199,8 +199,12 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             _ = tokio::time::sleep_until(wake) => {}
         }
     };
-    // Idle and waiting come after a quiet spell well past the recorder's
-    // ingest delay, so the answer is in the transcript by now.
+    // Idle comes after a quiet spell well past the recorder's ingest delay,
+    // so the answer is in the transcript by now; waiting is seen as soon as
+    // the prompt prints, so give the ingest its moment.
+    if state == Some(AgentState::Waiting) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
     let summary = match &state {
         Some(AgentState::Waiting) => format!("{id} is waiting for your input"),
         Some(AgentState::Exited { status, signal }) => match (status, signal) {
@@ -266,8 +270,12 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
             continue;
         }
         last.insert(id.clone(), tokio::time::Instant::now());
-        let text = transcript_text(bridge.supervisor(), &id, None);
-        let lines: Vec<&str> = text.lines().collect();
+        let text = rec.recent_text(&id).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
         let thread = super::state::Thread {
             to: to.clone(),

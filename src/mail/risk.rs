@@ -5,7 +5,7 @@
 //! broad (a shell command and a plain-language prompt to an agent both
 //! count): a flag only asks for confirmation under `confirm = "risky"`, and
 //! refuses the command when the user lists it in `block`. The README and
-//! `tmuxd mail-help` show the same list.
+//! the `help` mail show the same list.
 
 use std::sync::OnceLock;
 

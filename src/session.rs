@@ -441,15 +441,20 @@ impl UserServer {
             .ok_or_else(|| SessionError::NoSuchSession(self.id(name)))
     }
 
+    /// The agent pane of session `name`, if its agent runs.
+    async fn agent_pane(&self, name: &Name) -> Result<PaneId, SessionError> {
+        let info = self.info(name).await?;
+        match (info.pane, info.state) {
+            (Some(p), State::Running | State::Starting) => Ok(p),
+            _ => Err(SessionError::AgentNotRunning(self.id(name))),
+        }
+    }
+
     /// Types `text` into the agent pane, then Enter if `enter`, in one tmux
     /// invocation. Long text goes through a paste buffer.
     pub async fn send(&self, name: &Name, text: &str, enter: bool) -> Result<(), SessionError> {
         check_typed_text(text)?;
-        let info = self.info(name).await?;
-        let pane = match (&info.pane, info.state) {
-            (Some(p), State::Running | State::Starting) => p.clone(),
-            _ => return Err(SessionError::AgentNotRunning(self.id(name))),
-        };
+        let pane = self.agent_pane(name).await?;
         let mut commands = Vec::new();
         let input = if text.len() <= SEND_KEYS_MAX {
             if !text.is_empty() {
@@ -476,11 +481,7 @@ impl UserServer {
 
     /// Sends Ctrl-C to the agent pane.
     pub async fn interrupt(&self, name: &Name) -> Result<(), SessionError> {
-        let info = self.info(name).await?;
-        let pane = match (&info.pane, info.state) {
-            (Some(p), State::Running | State::Starting) => p.clone(),
-            _ => return Err(SessionError::AgentNotRunning(self.id(name))),
-        };
+        let pane = self.agent_pane(name).await?;
         self.tmux
             .run_with_input(&[Command::send_key(&pane, SpecialKey::Interrupt)], None)
             .await?;

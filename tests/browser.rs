@@ -306,14 +306,7 @@ fn email_page_confirms_a_pending_command() {
     let raw = format!(
         "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: web\r\nMessage-ID: <w1@example.test>\r\n\r\nweb {m}\r\n"
     );
-    let mut c = env
-        .cmd(&["mail-ingest"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut c.stdin.take().unwrap(), raw.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("pending:"));
 
     let base = d.url();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::message::{self, Caps, Inbound, LOOP_HEADER};
+use super::message::{self, Caps, Inbound};
 use super::risk;
 use super::sender::{self, AddressKey, CONFIRM_PREFIX};
 use super::state::{
@@ -54,10 +54,10 @@ struct Inner {
     limiter: Mutex<Limiter>,
     /// One decision at a time (async: held across the verbs' tmux calls).
     deciding: tokio::sync::Mutex<()>,
-    pub(super) outbox_wake: Notify,
-    pub(super) exec_wake: Notify,
+    outbox_wake: Notify,
+    exec_wake: Notify,
     /// Our host name, in the loop header and Message-IDs.
-    pub(super) host: String,
+    host: String,
 }
 
 /// What a decision changes besides the audit log.
@@ -155,7 +155,7 @@ impl Bridge {
         &self.0.supervisor
     }
 
-    pub(super) fn inner_host(&self) -> &str {
+    pub(super) fn host(&self) -> &str {
         &self.0.host
     }
 
@@ -175,13 +175,13 @@ impl Bridge {
     /// Pending confirmations of `user` (for the web page).
     pub fn pending_for(&self, user: &Name) -> Vec<Pending> {
         let now = now_ms();
-        self.0
-            .store
-            .snapshot()
-            .pending
-            .into_iter()
-            .filter(|p| p.user == user.as_str() && p.expires_ms > now)
-            .collect()
+        self.0.store.read(|st| {
+            st.pending
+                .iter()
+                .filter(|p| p.user == user.as_str() && p.expires_ms > now)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Confirms pending `id` of `user` from the authenticated web page.
@@ -190,10 +190,12 @@ impl Bridge {
         let pending = self
             .0
             .store
-            .snapshot()
-            .pending
-            .into_iter()
-            .find(|p| p.id == id && p.user == user.as_str())
+            .read(|st| {
+                st.pending
+                    .iter()
+                    .find(|p| p.id == id && p.user == user.as_str())
+                    .cloned()
+            })
             .ok_or_else(|| {
                 "no such pending command (already confirmed, cancelled or expired)".to_owned()
             })?;
@@ -204,15 +206,7 @@ impl Bridge {
         let done = self
             .0
             .store
-            .update(|st| {
-                let before = st.pending.len();
-                st.pending.retain(|p| p.id != pending.id);
-                let found = st.pending.len() < before;
-                if found {
-                    st.jobs.push(job);
-                }
-                found
-            })
+            .update(|st| st.confirm(&pending.id, job))
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot write the mail state");
                 "internal error; nothing was confirmed".to_owned()
@@ -265,42 +259,35 @@ impl Bridge {
             max_depth: mail.max_mime_depth,
             ..Caps::default()
         };
-        let (message_id, d) = match message::parse(raw, caps) {
+        let (message_id, d, mark) = match message::parse(raw, caps) {
             Err(e) => (
                 message::message_id_of(raw),
                 Decision::new("rejected", e.to_string()).quarantined(),
+                true,
             ),
-            Ok(msg) => {
+            Ok(msg)
                 if self
                     .0
                     .store
-                    .snapshot()
-                    .handled
-                    .contains_key(&msg.message_id)
-                {
-                    let d = Decision::new("duplicate", "this Message-ID was handled before");
-                    self.finish(&msg.message_id, d, now, false);
-                    return Handled {
-                        decision: "duplicate",
-                        reason: "this Message-ID was handled before".into(),
-                        quarantine: false,
-                    };
-                }
+                    .read(|st| st.handled.contains_key(&msg.message_id)) =>
+            {
+                (
+                    msg.message_id,
+                    Decision::new("duplicate", "this Message-ID was handled before"),
+                    false,
+                )
+            }
+            Ok(msg) => {
                 let d = self.decide(&mail, &msg, now).await;
-                (msg.message_id, d)
+                (msg.message_id, d, true)
             }
         };
-        let handled = Handled {
-            decision: d.decision,
-            reason: d.reason.clone(),
-            quarantine: d.quarantine,
-        };
-        self.finish(&message_id, d, now, true);
-        handled
+        self.finish(&message_id, d, now, mark)
     }
 
-    /// Commits `d` (and marks `message_id` handled if `mark`), audits it.
-    fn finish(&self, message_id: &str, mut d: Decision, now: u64, mark: bool) {
+    /// Commits `d` (and marks `message_id` handled if `mark`), audits it,
+    /// and says what became of the message.
+    fn finish(&self, message_id: &str, mut d: Decision, now: u64, mark: bool) -> Handled {
         let effect = std::mem::replace(&mut d.effect, Effect::None);
         let mut wake_exec = false;
         let mut wake_outbox = false;
@@ -325,10 +312,7 @@ impl Bridge {
                     wake_exec = true;
                 }
                 Effect::Confirm(id, j) => {
-                    let before = st.pending.len();
-                    st.pending.retain(|p| p.id != id);
-                    if st.pending.len() < before {
-                        st.jobs.push(j);
+                    if st.confirm(&id, j) {
                         wake_exec = true;
                     } else {
                         d.decision = "refused";
@@ -350,6 +334,11 @@ impl Bridge {
             d.decision = "failed";
             d.reason = "could not write the mail state; will retry".into();
         }
+        let handled = Handled {
+            decision: d.decision,
+            reason: d.reason.clone(),
+            quarantine: d.quarantine,
+        };
         self.audit(AuditEntry {
             ts_ms: now,
             message_id: message_id.to_owned(),
@@ -367,6 +356,7 @@ impl Bridge {
         if wake_outbox {
             self.0.outbox_wake.notify_one();
         }
+        handled
     }
 
     async fn decide(&self, mail: &MailConfig, msg: &Inbound, now: u64) -> Decision {
@@ -422,13 +412,12 @@ impl Bridge {
         // A confirmation?
         if let Some(token) = tags.iter().find_map(|t| t.strip_prefix(CONFIRM_PREFIX)) {
             let hash = sender::token_hash(token);
-            let pending = self
-                .0
-                .store
-                .snapshot()
-                .pending
-                .into_iter()
-                .rfind(|p| constant_time_eq(p.token_hash.as_bytes(), hash.as_bytes()));
+            let pending = self.0.store.read(|st| {
+                st.pending
+                    .iter()
+                    .rfind(|p| constant_time_eq(p.token_hash.as_bytes(), hash.as_bytes()))
+                    .cloned()
+            });
             let Some(p) = pending else {
                 let mut x = d(
                     "refused",
@@ -447,8 +436,9 @@ impl Bridge {
             x.command = Some(p.action.describe());
             x.flags = p.flags.clone();
             let owner_ok = config
-                .user(&Name::new(&p.user).unwrap_or_else(|_| Name::sanitize(&p.user)))
-                .is_some_and(|u| u.emails.contains(&from));
+                .users
+                .iter()
+                .any(|u| u.name.as_str() == p.user && u.emails.contains(&from));
             if p.thread.to != from || !owner_ok {
                 // Do not answer: the token's owner did not send this.
                 x.reason = "the confirmation token belongs to another sender".into();
@@ -470,7 +460,7 @@ impl Bridge {
                 );
                 return x;
             }
-            if self.limited(&from, &p.user) {
+            if self.limited(mail, &from, &p.user) {
                 x.decision = "rejected";
                 x.reason = "rate limit reached".into();
                 return x;
@@ -515,13 +505,13 @@ impl Bridge {
         };
         let mut x = d("refused", String::new());
         x.user = Some(user.name.to_string());
-        if self.limited(&from, user.name.as_str()) {
+        if self.limited(mail, &from, user.name.as_str()) {
             x.decision = "rejected";
             x.reason = "rate limit reached".into();
             return x;
         }
-        let refuse = |mut x: Decision, why: String, this: &Bridge| {
-            x.effect = Effect::Reply(this.reply_to_msg(
+        let refuse = |mut x: Decision, why: String| {
+            x.effect = Effect::Reply(self.reply_to_msg(
                 &from,
                 msg,
                 &format!("Refused: {why}.\n\nNothing was typed. Send `help` for how to use this address."),
@@ -530,11 +520,11 @@ impl Bridge {
             x
         };
         if msg.undecodable {
-            return refuse(x, "the text could not be decoded (unknown charset or invalid bytes); send it as UTF-8".into(), self);
+            return refuse(x, "the text could not be decoded (unknown charset or invalid bytes); send it as UTF-8".into());
         }
         let session = match session_from_subject(&msg.subject) {
             Ok(s) => s,
-            Err(why) => return refuse(x, why, self),
+            Err(why) => return refuse(x, why),
         };
         x.session = Some(session.to_string());
         let mut id = SessionId::new(user.name.clone(), session);
@@ -542,7 +532,6 @@ impl Bridge {
             return refuse(
                 x,
                 "the mail has no command (its first line is empty)".into(),
-                self,
             );
         };
         x.command = Some(line.to_owned());
@@ -560,18 +549,18 @@ impl Bridge {
                 x.session = Some(id.session.to_string());
                 Action::New
             }
-            Err(why) => return refuse(x, why, self),
+            Err(why) => return refuse(x, why),
         };
         let exists = match self.0.supervisor.server(&id.user) {
             Ok(server) => server.info(&id.session).await.is_ok(),
-            Err(e) => return refuse(x, e.to_string(), self),
+            Err(e) => return refuse(x, e.to_string()),
         };
         match (&action, exists) {
-            (Action::New, true) => return refuse(x, format!("{id} already exists"), self),
+            (Action::New, true) => return refuse(x, format!("{id} already exists")),
             (Action::New, false) | (_, true) => {}
             (_, false) => {
                 let why = format!("{id} does not exist; mail `new {}` first", id.session);
-                return refuse(x, why, self);
+                return refuse(x, why);
             }
         }
         let flags: Vec<String> = match &action {
@@ -582,11 +571,7 @@ impl Bridge {
         let blocked: Vec<&String> = flags.iter().filter(|f| user.block.contains(f)).collect();
         if !blocked.is_empty() {
             let names: Vec<&str> = blocked.iter().map(|s| s.as_str()).collect();
-            return refuse(
-                x,
-                format!("blocked by your policy: {}", names.join(", ")),
-                self,
-            );
+            return refuse(x, format!("blocked by your policy: {}", names.join(", ")));
         }
         let confirm = match user.confirm {
             ConfirmPolicy::Always => true,
@@ -647,8 +632,7 @@ impl Bridge {
         x
     }
 
-    fn limited(&self, from: &str, user: &str) -> bool {
-        let mail = self.mail();
+    fn limited(&self, mail: &MailConfig, from: &str, user: &str) -> bool {
         let mut l = self.0.limiter.lock().expect("limiter lock");
         !l.allow(
             &[
@@ -835,11 +819,6 @@ fn hostname() -> String {
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// The header our mail carries (name and value).
-pub fn loop_header(host: &str) -> (&'static str, String) {
-    (LOOP_HEADER, host.to_owned())
 }
 
 /// The session named in the subject (`[docs]`), else `main`.

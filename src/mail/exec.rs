@@ -8,6 +8,9 @@
 //! the reply with what the agent printed. After a crash, a job found in
 //! `typing` is typed only if the transcript has no input from `email:JOB`:
 //! a job is typed once.
+//!
+//! Also here, as it watches the same agent states: the optional mail to a
+//! user whose session starts waiting for input (`notify_waiting`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -46,9 +49,10 @@ pub async fn run(bridge: Bridge, cancel: CancellationToken) {
     let mut running: HashSet<SessionId> = HashSet::new();
     let mut workers: JoinSet<SessionId> = JoinSet::new();
     loop {
-        let jobs = bridge.store().snapshot().jobs;
-        for job in &jobs {
-            let Some(id) = job_session(job) else { continue };
+        let sessions: Vec<SessionId> = bridge
+            .store()
+            .read(|st| st.jobs.iter().filter_map(job_session).collect());
+        for id in sessions {
             if running.insert(id.clone()) {
                 let (b, c) = (bridge.clone(), cancel.clone());
                 workers.spawn(async move {
@@ -73,12 +77,12 @@ pub async fn run(bridge: Bridge, cancel: CancellationToken) {
 
 async fn worker(bridge: &Bridge, id: &SessionId, cancel: &CancellationToken) {
     while !cancel.is_cancelled() {
-        let next = bridge
-            .store()
-            .snapshot()
-            .jobs
-            .into_iter()
-            .find(|j| job_session(j).as_ref() == Some(id));
+        let next = bridge.store().read(|st| {
+            st.jobs
+                .iter()
+                .find(|j| job_session(j).as_ref() == Some(id))
+                .cloned()
+        });
         let Some(job) = next else { return };
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -262,10 +266,7 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         }
         let busy = bridge
             .store()
-            .snapshot()
-            .jobs
-            .iter()
-            .any(|j| job_session(j).as_ref() == Some(&id));
+            .read(|st| st.jobs.iter().any(|j| job_session(j).as_ref() == Some(&id)));
         if busy {
             continue;
         }

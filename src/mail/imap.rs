@@ -131,7 +131,7 @@ async fn connection(
         .await
         .with_context(|| format!("selecting {:?}", imap.mailbox))?;
     let uidvalidity = mailbox.uid_validity.unwrap_or(0);
-    let mut last = match bridge.store().snapshot().imap {
+    let mut last = match bridge.store().read(|st| st.imap) {
         Some(m) if m.uidvalidity == uidvalidity => m.last_uid,
         Some(m) => {
             tracing::warn!(old = m.uidvalidity, new = uidvalidity, "IMAP UIDVALIDITY changed; reading the mailbox again (handled Message-IDs are skipped)");

@@ -100,7 +100,7 @@ pub fn build(mail: &MailConfig, host: &str, o: &Outgoing) -> anyhow::Result<Mess
 
 async fn send(bridge: &Bridge, o: &Outgoing) -> anyhow::Result<()> {
     let mail = bridge.mail();
-    let msg = build(&mail, bridge.inner_host(), o)?;
+    let msg = build(&mail, bridge.host(), o)?;
     transport(&mail.smtp)?.send(msg).await?;
     Ok(())
 }
@@ -115,13 +115,13 @@ fn backoff(attempts: u32) -> Duration {
 pub async fn run(bridge: Bridge, cancel: CancellationToken) {
     loop {
         let now = now_ms();
-        let due: Vec<Outgoing> = bridge
-            .store()
-            .snapshot()
-            .outbox
-            .into_iter()
-            .filter(|o| o.next_ms <= now)
-            .collect();
+        let due: Vec<Outgoing> = bridge.store().read(|st| {
+            st.outbox
+                .iter()
+                .filter(|o| o.next_ms <= now)
+                .cloned()
+                .collect()
+        });
         for o in due {
             if cancel.is_cancelled() {
                 return;
@@ -172,11 +172,7 @@ pub async fn run(bridge: Bridge, cancel: CancellationToken) {
         }
         let next = bridge
             .store()
-            .snapshot()
-            .outbox
-            .iter()
-            .map(|o| o.next_ms)
-            .min();
+            .read(|st| st.outbox.iter().map(|o| o.next_ms).min());
         let sleep = match next {
             Some(t) => Duration::from_millis(t.saturating_sub(now_ms()).max(50)),
             None => Duration::from_secs(3600),

@@ -138,6 +138,20 @@ pub struct State {
     pub outbox: Vec<Outgoing>,
 }
 
+impl State {
+    /// Turns pending `id` into `job`; false if it is gone (used, cancelled,
+    /// expired), so a confirmation takes effect at most once.
+    pub fn confirm(&mut self, id: &str, job: Job) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.id != id);
+        let found = self.pending.len() < before;
+        if found {
+            self.jobs.push(job);
+        }
+        found
+    }
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -244,8 +258,14 @@ impl MailStore {
     }
 
     /// A copy of the state.
+    #[cfg(test)]
     pub fn snapshot(&self) -> State {
-        self.state.lock().expect("mail state lock").clone()
+        self.read(State::clone)
+    }
+
+    /// Reads the state in place (no copy).
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.state.lock().expect("mail state lock"))
     }
 
     /// Changes the state with `f` and commits it; on a failed write the

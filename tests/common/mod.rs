@@ -112,6 +112,20 @@ impl Env {
         self.cmd(args).output().expect("run tmuxd")
     }
 
+    /// Runs with `input` on stdin; returns the output.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tmuxd");
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
     /// Issues a login token for `user` with `role` (user, admin, read-only).
     pub fn token(&self, user: &str, role: &str) -> String {
         self.ok(&["token", user, "--role", role]).trim().to_owned()

@@ -581,6 +581,12 @@ fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliErr
     if !exists {
         return Err(SessionError::NoSuchSession(id.clone()).into());
     }
+    if server.tmux.switches_account() {
+        // Never the caller's terminal in another account's hands.
+        return runtime(false)?
+            .block_on(crate::attach::relay(&server.tmux, &id.session, read_only))
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("attach: {e}")));
+    }
     let err = server
         .tmux
         .std_command(&[TmuxCommand::attach(&id.session, read_only)])

@@ -15,6 +15,7 @@
 //! - [`control`]: the daemon's control socket and the CLI's client for it;
 //! - [`auth`]: login tokens, roles and the failed-login limiter;
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
+//! - [`attach`]: `tmuxd attach` into another account's server, relayed;
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
 //! - [`mail`]: the email bridge (IMAP in, confirmations, SMTP out);
@@ -23,6 +24,7 @@
 //! - [`doctor`]: `tmuxd doctor`, checks with fixes;
 //! - [`cli`]: the command-line verbs.
 
+pub mod attach;
 pub mod auth;
 pub mod cli;
 pub mod config;

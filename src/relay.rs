@@ -1,8 +1,9 @@
 //! One viewer's terminal: a PTY running `tmux attach` (read-only viewers
 //! `attach -r`) on the session's socket.
 //!
-//! portable-pty opens the PTY and spawns the tmux client with it as the
-//! controlling terminal; the daemon then does non-blocking I/O on the PTY
+//! The PTY is opened here and the tmux client spawned with it as the
+//! controlling terminal, as the account that owns the tmux server; the
+//! daemon then does non-blocking I/O on the PTY
 //! master through the tokio reactor, so a viewer costs no threads and no
 //! polling. Back-pressure is tmux's own: when a viewer does not read, its
 //! tmux client blocks on the PTY, and the tmux server skips output for that
@@ -10,9 +11,9 @@
 //! down, and the daemon holds at most one read buffer per viewer.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
 
-use portable_pty::{CommandBuilder, MasterPty, PtySize};
 use tokio::io::unix::AsyncFd;
 
 use crate::names::Name;
@@ -24,14 +25,21 @@ pub const MAX_ROWS: u16 = 1000;
 
 /// A PTY running `tmux attach` for one viewer.
 pub struct ViewerPty {
+    /// The PTY master, non-blocking.
     io: AsyncFd<OwnedFd>,
-    /// Only used for resizing; a mutex makes the viewer `Sync`.
-    master: std::sync::Mutex<Box<dyn MasterPty + Send>>,
-    child: Option<Box<dyn portable_pty::Child + Send + Sync>>,
+    child: Option<std::process::Child>,
 }
 
 impl ViewerPty {
     /// Attaches to `session` on `tmux`'s socket with a `cols`×`rows` terminal.
+    ///
+    /// The tmux client runs as the account that owns the tmux server (see
+    /// [`Tmux::std_command`]): a tmux server can make its clients run
+    /// commands (`detach-client -E`, `lock-command`), so a client started
+    /// as root would be root code execution for whoever controls the
+    /// server. portable-pty cannot spawn under another uid, so the PTY is
+    /// opened and the client started here: `setsid`, the slave as its
+    /// controlling terminal, then the account switch.
     pub fn spawn(
         tmux: &Tmux,
         session: &Name,
@@ -39,36 +47,41 @@ impl ViewerPty {
         cols: u16,
         rows: u16,
     ) -> io::Result<ViewerPty> {
-        let pair = portable_pty::native_pty_system()
-            .openpty(size(cols, rows))
-            .map_err(io::Error::other)?;
-        let argv = tmux.argv(&[TmuxCommand::attach(session, read_only)]);
-        let mut cmd = CommandBuilder::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        for var in crate::tmux::SCRUBBED_ENV {
-            cmd.env_remove(var);
+        let pty = nix::pty::openpty(&winsize(cols, rows), None)?;
+        if let Some((uid, gid)) = tmux.account_ids() {
+            // As login(1) does: the terminal belongs to who uses it.
+            nix::unistd::fchown(&pty.slave, Some(uid.into()), Some(gid.into()))?;
         }
-        cmd.env("TERM", "xterm-256color");
-        let child = pair.slave.spawn_command(cmd).map_err(io::Error::other)?;
-        // Only the child keeps the slave open: EOF when it exits.
-        drop(pair.slave);
-        let master = pair.master;
-        let raw = master
-            .as_raw_fd()
-            .ok_or_else(|| io::Error::other("the PTY has no file descriptor"))?;
-        let fd = nix::unistd::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) })?;
-        set_nonblocking(&fd)?;
-        // SAFETY: `fd` is our own duplicate, owned by the AsyncFd until drop.
+        let mut cmd = tmux.std_command(&[TmuxCommand::attach(session, read_only)]);
+        cmd.env("TERM", "xterm-256color")
+            .stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave));
+        // SAFETY: only async-signal-safe calls (setsid, ioctl) in the child.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        // Only the child keeps the slave open (the Command held our
+        // copies and is dropped here): EOF when it exits.
+        drop(cmd);
+        set_nonblocking(&pty.master)?;
+        // SAFETY: the master fd is owned by the AsyncFd until drop.
         let io = unsafe {
             AsyncFd::register_with_interest(
-                fd,
+                pty.master,
                 tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
             )
         }
         .map_err(|e| e.into_parts().1)?;
         Ok(ViewerPty {
             io,
-            master: std::sync::Mutex::new(master),
             child: Some(child),
         })
     }
@@ -103,22 +116,23 @@ impl ViewerPty {
 
     /// Resizes the terminal; tmux redraws for the new size.
     pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
-        self.master
-            .lock()
-            .expect("pty lock")
-            .resize(size(cols, rows))
-            .map_err(io::Error::other)
+        let ws = winsize(cols, rows);
+        // SAFETY: TIOCSWINSZ reads a valid winsize from a live PTY master.
+        if unsafe { libc::ioctl(self.io.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|c| c.process_id())
+        self.child.as_ref().map(|c| c.id())
     }
 }
 
 impl Drop for ViewerPty {
     fn drop(&mut self) {
         // Hang up the tmux client (it detaches; the session is untouched)
-        // and reap it off the async threads: portable-pty's kill waits.
+        // and reap it off the async threads.
         if let Some(mut child) = self.child.take() {
             let mut reap = move || {
                 let _ = child.kill();
@@ -132,12 +146,12 @@ impl Drop for ViewerPty {
     }
 }
 
-fn size(cols: u16, rows: u16) -> PtySize {
-    PtySize {
-        rows,
-        cols,
-        pixel_width: 0,
-        pixel_height: 0,
+fn winsize(cols: u16, rows: u16) -> nix::pty::Winsize {
+    nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
     }
 }
 

@@ -359,8 +359,11 @@ impl Tmux {
         argv
     }
 
-    /// A `std` command running `tmux -S SOCKET ARGS`, with the environment
-    /// scrubbed (it may start the server, whose environment agents inherit).
+    /// A `std` command running `tmux -S SOCKET ARGS` as the server's
+    /// account (never as root against a user's server: a tmux server can
+    /// make its clients run commands, e.g. `detach-client -E`), with the
+    /// environment scrubbed (it may start the server, whose environment
+    /// agents inherit).
     pub fn std_command(&self, commands: &[Command]) -> std::process::Command {
         let argv = self.argv(commands);
         let mut cmd = std::process::Command::new(&argv[0]);
@@ -368,7 +371,19 @@ impl Tmux {
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
+        self.apply_identity(&mut cmd);
         cmd
+    }
+
+    /// Whether commands against this server switch to another account
+    /// (the daemon is root and the user has a `unix_user`).
+    pub fn switches_account(&self) -> bool {
+        self.identity.account.is_some()
+    }
+
+    /// The account's uid and gid, when commands switch to it.
+    pub fn account_ids(&self) -> Option<(u32, u32)> {
+        self.identity.account.as_ref().map(|a| (a.uid, a.gid))
     }
 
     /// Runs `commands` in one invocation and returns stdout.
@@ -415,8 +430,7 @@ impl Tmux {
         commands: &[Command],
         input: Option<&[u8]>,
     ) -> Result<String, TmuxError> {
-        let mut std_cmd = self.std_command(commands);
-        self.apply_identity(&mut std_cmd);
+        let std_cmd = self.std_command(commands);
         let mut cmd = tokio::process::Command::from(std_cmd);
         cmd.stdin(if input.is_some() {
             Stdio::piped()

@@ -4,64 +4,11 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::accounts::UnixUsers;
 use common::{alive, marker, wait_for, Env};
 use nix::sys::signal::Signal;
-
-/// Unix users made for a test, removed (with their homes) on drop.
-struct UnixUsers(Vec<String>);
-
-/// useradd and userdel rewrite /etc/passwd; tests run in parallel.
-static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl UnixUsers {
-    fn create(count: usize) -> UnixUsers {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test creates Unix users: run it as root (CI does)"
-        );
-        common::require("useradd");
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let tag = std::process::id() % 100_000;
-        let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let names: Vec<String> = (0..count)
-            .map(|i| format!("tmuxdt{tag}x{call}{}", (b'a' + i as u8) as char))
-            .collect();
-        let _lock = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        for name in &names {
-            let home = format!("/tmp/{name}-home");
-            let st = Command::new("useradd")
-                .args(["-m", "-d", &home, "-s", "/bin/sh", name])
-                .status()
-                .unwrap();
-            assert!(st.success(), "useradd {name}");
-        }
-        UnixUsers(names)
-    }
-
-    fn uid(&self, i: usize) -> u32 {
-        nix::unistd::User::from_name(&self.0[i])
-            .unwrap()
-            .unwrap()
-            .uid
-            .as_raw()
-    }
-}
-
-impl Drop for UnixUsers {
-    fn drop(&mut self) {
-        let _lock = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        for name in &self.0 {
-            // Only processes of the users this test made.
-            let _ = Command::new("pkill").args(["-KILL", "-u", name]).status();
-            let _ = Command::new("userdel")
-                .args(["-f", "-r", name])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 fn proc_field(pid: u64, file: &str, key: &str) -> String {
     let text = std::fs::read(format!("/proc/{pid}/{file}")).unwrap();

@@ -12,6 +12,7 @@
 //! - [`supervisor`]: the daemon's per-session watchers that restart agents;
 //! - [`transcript`]: transcripts in sled (the only sled user) and export;
 //! - [`recorder`]: spool files into transcripts, and agent state;
+//! - [`userfs`]: opening files in directories a user controls;
 //! - [`control`]: the daemon's control socket and the CLI's client for it;
 //! - [`auth`]: login tokens, roles and the failed-login limiter;
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
@@ -42,4 +43,5 @@ pub mod session;
 pub mod supervisor;
 pub mod tmux;
 pub mod transcript;
+pub mod userfs;
 pub mod web;

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::names::SessionId;
 use crate::session::ExitInfo;
 use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError, TextRenderer};
+use crate::userfs::{Refused, UserDir};
 
 /// Output counts as paused after this much quiet; then it is ingested.
 /// During a burst the recorder only watches the spool's tail for agent
@@ -39,8 +40,11 @@ const QUIET: Duration = Duration::from_millis(100);
 const MAX_BACKLOG: u64 = 64 * 1024 * 1024;
 /// Bytes at the end of the spool read for agent state during a burst.
 const TAIL_PEEK: u64 = 8 * 1024;
-/// Ingest at most this much per session and round (bounded memory).
+/// Read at most this much at a time (bounded memory).
 const MAX_READ: u64 = 1024 * 1024;
+/// A session's share of one ingest round: one user's huge spool never
+/// stalls the others' recording.
+const QUANTUM: u64 = 8 * MAX_READ;
 /// Flush and punch ingested spool data out once this much has accumulated
 /// (and whenever output pauses).
 const PUNCH_EVERY: u64 = 16 * 1024 * 1024;
@@ -106,6 +110,8 @@ struct Tracked {
     stored: Option<u64>,
     /// When age-based retention last ran.
     age_checked: Option<Instant>,
+    /// Why the spool was last refused (logged once per reason).
+    refused: Option<String>,
 }
 
 /// The recorder; cloneable handle.
@@ -133,10 +139,15 @@ struct Inner {
 }
 
 /// Sessions to ingest, and where to report the new marks.
-type IngestJob = (
-    Vec<SessionId>,
-    tokio::sync::oneshot::Sender<Vec<(SessionId, SpoolMark)>>,
-);
+type IngestJob = (Vec<SessionId>, tokio::sync::oneshot::Sender<Ingested>);
+
+/// What one ingest round did: new marks, and the sessions that have more
+/// than their share left.
+#[derive(Default)]
+struct Ingested {
+    marks: Vec<(SessionId, SpoolMark)>,
+    left: HashSet<SessionId>,
+}
 
 /// Ingest runs at this niceness: recording must never slow the agent or
 /// the viewers. What it has not read yet waits safely in the spool.
@@ -190,6 +201,40 @@ impl Recorder {
         spool_path(&self.0.spool_root, id)
     }
 
+    /// The spool directory of `id`'s user (theirs: tmux writes it as them).
+    fn spool_dir(&self, id: &SessionId) -> PathBuf {
+        self.0.spool_root.join(id.user.as_str())
+    }
+
+    /// Opens `id`'s spool as [`UserDir`] allows: a regular file of the
+    /// directory's owner, never through a link, never blocking.
+    fn spool_file(&self, id: &SessionId, write: bool) -> Result<std::fs::File, Refused> {
+        UserDir::open(&self.spool_dir(id))?.open_file(&spool_name(id), write)
+    }
+
+    /// Logs and records a refused spool once per reason; `None`: usable again.
+    fn note_refused(&self, id: &SessionId, refused: Option<&Refused>) {
+        let reason = refused.map(Refused::to_string);
+        let log = {
+            let mut sessions = self.0.sessions.lock().expect("sessions lock");
+            let Some(t) = sessions.get_mut(id) else {
+                return;
+            };
+            if t.refused == reason {
+                return;
+            }
+            t.refused = reason;
+            t.log.clone()
+        };
+        if let Some(r) = refused {
+            tracing::warn!(session = %id, path = %self.spool_path(id).display(), reason = %r, "spool refused: not recording this session until it is a regular file of its user again");
+            let _ = log.event(
+                "spool-refused",
+                serde_json::json!({"reason": r.to_string()}),
+            );
+        }
+    }
+
     /// Starts recording `id`: its spool directory exists and is watched, and
     /// whatever its spool holds is ingested soon.
     pub fn track(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -207,7 +252,12 @@ impl Recorder {
                     .0
                     .add_watch(
                         &dir,
-                        F::IN_MODIFY | F::IN_CREATE | F::IN_MOVED_TO | F::IN_CLOSE_WRITE,
+                        F::IN_MODIFY
+                            | F::IN_CREATE
+                            | F::IN_MOVED_TO
+                            | F::IN_CLOSE_WRITE
+                            | F::IN_DONT_FOLLOW
+                            | F::IN_ONLYDIR,
                     )
                     .map_err(|e| {
                         StoreError::BadRecord(format!("inotify on {}: {e}", dir.display()))
@@ -228,6 +278,7 @@ impl Recorder {
                     punched: 0,
                     stored: None,
                     age_checked: None,
+                    refused: None,
                 },
             );
         }
@@ -375,10 +426,11 @@ impl Recorder {
                 for id in &busy {
                     self.peek_tail(id);
                 }
-                if !ready.is_empty() {
-                    self.ingest_round(ready, &mut unflushed).await;
-                }
                 dirty = busy;
+                if !ready.is_empty() {
+                    let left = self.ingest_round(ready, &mut unflushed).await;
+                    dirty.extend(left);
+                }
                 continue;
             }
             // Output paused: make it durable and reclaim the spool.
@@ -422,7 +474,10 @@ impl Recorder {
     /// makes it durable.
     pub async fn catch_up(&self) {
         let mut unflushed = HashMap::new();
-        self.ingest_round(self.tracked(), &mut unflushed).await;
+        let mut ids = self.tracked();
+        while !ids.is_empty() {
+            ids = self.ingest_round(ids, &mut unflushed).await;
+        }
         self.flush_and_reclaim(&mut unflushed).await;
     }
 
@@ -491,24 +546,23 @@ impl Recorder {
         }
     }
 
-    /// Ingests the given sessions; flushes and reclaims spool space when
-    /// enough has accumulated.
+    /// Ingests a share of the given sessions; flushes and reclaims spool
+    /// space when enough has accumulated. Returns the sessions with more.
     async fn ingest_round(
         &self,
         ids: HashSet<SessionId>,
         unflushed: &mut HashMap<SessionId, SpoolMark>,
-    ) {
-        let (reply, marks) = tokio::sync::oneshot::channel();
+    ) -> HashSet<SessionId> {
+        let (reply, done) = tokio::sync::oneshot::channel();
         let sent = self
             .ingest_thread()
             .send((ids.into_iter().collect(), reply));
         if sent.is_err() {
             tracing::error!("the transcript ingest thread is gone");
-            return;
+            return HashSet::new();
         }
-        if let Ok(marks) = marks.await {
-            unflushed.extend(marks);
-        }
+        let Ingested { marks, left } = done.await.unwrap_or_default();
+        unflushed.extend(marks);
         let due = {
             let sessions = self.0.sessions.lock().expect("sessions lock");
             unflushed.iter().any(|(id, mark)| {
@@ -520,6 +574,7 @@ impl Recorder {
         if due {
             self.flush_and_reclaim(unflushed).await;
         }
+        left
     }
 
     /// Spool bytes not yet in any transcript (the ingest lag).
@@ -529,8 +584,9 @@ impl Recorder {
 
     /// Spool bytes of `id` not yet in the transcript.
     fn backlog(&self, id: &SessionId) -> u64 {
-        let size = std::fs::metadata(self.spool_path(id))
-            .map(|m| m.len())
+        let size = UserDir::open(&self.spool_dir(id))
+            .and_then(|d| d.stat(&spool_name(id)))
+            .map(|st| st.st_size as u64)
             .unwrap_or(0);
         let offset = self
             .log(id)
@@ -542,7 +598,7 @@ impl Recorder {
 
     /// Mid-burst: derive agent state from the spool's last few KiB only.
     fn peek_tail(&self, id: &SessionId) {
-        let Ok(file) = std::fs::File::open(self.spool_path(id)) else {
+        let Ok(file) = self.spool_file(id, false) else {
             return;
         };
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -590,15 +646,21 @@ impl Recorder {
         tx
     }
 
-    /// Ingests each session until its spool is read (on the ingest thread).
-    fn ingest_all(&self, ids: Vec<SessionId>) -> Vec<(SessionId, SpoolMark)> {
-        let mut marks = Vec::new();
+    /// Ingests each session until its spool is read or its [`QUANTUM`]
+    /// is used (on the ingest thread).
+    fn ingest_all(&self, ids: Vec<SessionId>) -> Ingested {
+        let mut done = Ingested::default();
         for id in ids {
+            let mut budget = QUANTUM;
             loop {
                 match self.ingest(&id) {
                     Ok(Some((mark, more))) => {
-                        marks.push((id.clone(), mark));
-                        if !more {
+                        done.marks.push((id.clone(), mark));
+                        budget = budget.saturating_sub(MAX_READ);
+                        if more && budget == 0 {
+                            done.left.insert(id.clone());
+                        }
+                        if !more || budget == 0 {
                             break;
                         }
                     }
@@ -610,7 +672,7 @@ impl Recorder {
                 }
             }
         }
-        marks
+        done
     }
 
     /// Makes ingested data durable, then frees it from the spools.
@@ -629,10 +691,16 @@ impl Recorder {
     /// MAX_READ). Returns the new mark and whether more is left.
     fn ingest(&self, id: &SessionId) -> Result<Option<(SpoolMark, bool)>, StoreError> {
         let path = self.spool_path(id);
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::BadRecord(format!("{}: {e}", path.display()))),
+        let file = match self.spool_file(id, false) {
+            Ok(f) => {
+                self.note_refused(id, None);
+                f
+            }
+            Err(Refused::NotFound) => return Ok(None),
+            Err(refused) => {
+                self.note_refused(id, Some(&refused));
+                return Ok(None);
+            }
         };
         let meta = file
             .metadata()
@@ -666,6 +734,20 @@ impl Recorder {
             self.reset_punched(id);
         }
         mark.inode = meta.ino();
+        // cat only appends; a hole past what was ingested was made by
+        // someone else (a sparse file) and holds no output: skip it.
+        let data = next_data(&file, mark.offset, meta.len());
+        if data > mark.offset {
+            log.event(
+                "spool-hole-skipped",
+                serde_json::json!({"from": mark.offset, "to": data}),
+            )?;
+            mark.offset = data;
+            if data == meta.len() {
+                log.append_output(&[], mark)?;
+                return Ok(Some((mark, false)));
+            }
+        }
         let available = meta.len().saturating_sub(mark.offset);
         if available == 0 {
             return Ok(None);
@@ -740,7 +822,8 @@ impl Recorder {
             };
         let upto = mark.offset & !4095;
         if upto > punched {
-            match punch(&self.spool_path(id), upto) {
+            let file = self.spool_file(id, true).map_err(std::io::Error::other);
+            match file.and_then(|f| punch(&f, upto)) {
                 Ok(()) => {
                     if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
                         t.punched = upto;
@@ -814,11 +897,10 @@ fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::R
 }
 
 /// Deallocates `[0, upto)` of the spool file, keeping its size and offsets.
-fn punch(path: &Path, upto: u64) -> std::io::Result<()> {
+fn punch(file: &std::fs::File, upto: u64) -> std::io::Result<()> {
     use nix::fcntl::{fallocate, FallocateFlags};
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
     fallocate(
-        &file,
+        file,
         FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
         0,
         upto as i64,
@@ -828,8 +910,29 @@ fn punch(path: &Path, upto: u64) -> std::io::Result<()> {
 
 /// `SPOOL_ROOT/USER/SESSION.out`.
 pub fn spool_path(root: &Path, id: &SessionId) -> PathBuf {
-    root.join(id.user.as_str())
-        .join(format!("{}.out", id.session))
+    root.join(id.user.as_str()).join(spool_name(id))
+}
+
+fn spool_name(id: &SessionId) -> String {
+    format!("{}.out", id.session)
+}
+
+/// The first offset at or after `from` that holds data (`size` if none).
+fn next_data(file: &std::fs::File, from: u64, size: u64) -> u64 {
+    use std::os::fd::AsRawFd;
+    if from >= size {
+        return from;
+    }
+    // SAFETY: lseek on a file we own; SEEK_DATA only reads the extent map
+    // (it moves the offset, which our positioned reads do not use).
+    let at = unsafe { libc::lseek(file.as_raw_fd(), from as libc::off_t, libc::SEEK_DATA) };
+    match at {
+        n if n >= 0 => n as u64,
+        // ENXIO: nothing but a hole up to the end.
+        _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) => size,
+        // No SEEK_DATA here: read everything.
+        _ => from,
+    }
 }
 
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {

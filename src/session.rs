@@ -19,7 +19,7 @@
 //! signals, are reset for the program it runs). User text never enters the
 //! script: the agent argv is passed as positional parameters.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::config::{Config, UserConfig};
 use crate::names::{Name, SessionId};
 use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
+use crate::userfs::UserDir;
 
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
 /// the rest the agent argv. A status above 128 is how sh reports a signal.
@@ -544,30 +545,31 @@ fn ensure_private_dir(dir: &Path, owner: (u32, u32), what: &str) -> Result<(), S
             .create(parent)
             .map_err(|e| io_err("cannot create", parent, &e))?;
     }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            let (uid, gid) = owner;
-            if uid != nix::unistd::geteuid().as_raw() {
-                nix::unistd::chown(dir, Some(uid.into()), Some(gid.into())).map_err(|e| {
-                    SessionError::Io(format!("cannot chown {}: {e}", dir.display()))
-                })?;
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+    let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(io_err("cannot create", dir, &e)),
+    };
+    // The user owns it: from here on only through a checked fd, never by
+    // a path they could swap for a link.
+    let mut d = UserDir::open(dir).map_err(|r| {
+        SessionError::Io(format!("{what} {} {r}; refusing to use it", dir.display()))
+    })?;
+    let (uid, gid) = owner;
+    if created && d.owner() != uid {
+        d.set_owner(uid, gid)
+            .map_err(|e| SessionError::Io(format!("cannot chown {}: {e}", dir.display())))?;
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| io_err("cannot inspect", dir, &e))?;
-    if !meta.is_dir() || meta.uid() != owner.0 {
+    if d.owner() != uid {
         return Err(SessionError::Io(format!(
-            "{what} {} is not a directory owned by uid {}; refusing to use it",
+            "{what} {} is not a directory owned by uid {uid}; refusing to use it",
             dir.display(),
-            owner.0
         )));
     }
-    if meta.mode() & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "{what} was not private; setting 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_err("cannot chmod", dir, &e))?;
+    if d.mode() & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", d.mode()), "{what} was not private; setting 0700");
+        d.set_mode(0o700)
+            .map_err(|e| SessionError::Io(format!("cannot chmod {}: {e}", dir.display())))?;
     }
     Ok(())
 }

@@ -85,41 +85,47 @@ async fn issue10_1_tmux_clients_never_run_commands_as_root() {
         (attached_clients(&env) == 4).then_some(())
     });
 
-    // lock-command runs in every client of the session.
-    env.ok(&[
-        "send",
-        "alice",
-        &format!("tmux set -g lock-command 'id -u >> {p}' && tmux lock-session -t =main"),
-    ]);
-    let after_lock = wait_proofs(&proof, 4, "lock-command in 4 clients");
-    assert_eq!(
-        after_lock, [alice_uid; 4],
-        "lock-command ran as these uids; alice is {alice_uid}"
-    );
-    // C-b : run-shell (the server) and detach-client -E (the typing client).
+    // C-b : run-shell (the server) and detach-client -E (the typing
+    // client), typed by alice's read-write viewer.
     let rw_ws = &mut viewers[0];
     rw_ws
         .send(Message::Binary(b"\x02:".to_vec().into()))
         .await
         .unwrap();
     type_line(rw_ws, &format!("run-shell 'id -u >> {p}'")).await;
-    wait_proofs(&proof, 5, "run-shell from the command prompt");
+    wait_proofs(&proof, 1, "run-shell from the command prompt");
     rw_ws
         .send(Message::Binary(b"\x02:".to_vec().into()))
         .await
         .unwrap();
     type_line(rw_ws, &format!("detach-client -E 'id -u >> {p}'")).await;
-    wait_proofs(&proof, 6, "detach-client -E from the command prompt");
+    let prompt = wait_proofs(&proof, 2, "detach-client -E from the command prompt");
+    assert_eq!(
+        prompt, [alice_uid; 2],
+        "commands from C-b : ran as these uids; alice is {alice_uid}"
+    );
     wait_for(10, "three clients left", || {
         (attached_clients(&env) == 3).then_some(())
     });
+    // lock-command runs in every client of the session (no keys are typed
+    // from here on: a locked client does not pass them on).
+    env.ok(&[
+        "send",
+        "alice",
+        &format!("tmux set -g lock-command 'id -u >> {p}' && tmux lock-session -t =main"),
+    ]);
+    let after_lock = wait_proofs(&proof, 5, "lock-command in the 3 clients");
+    assert_eq!(
+        after_lock, [alice_uid; 5],
+        "lock-command ran as these uids; alice is {alice_uid}"
+    );
     // detach-client -E from the shell, for every remaining client.
     env.ok(&[
         "send",
         "alice",
         &format!("tmux detach-client -s =main -E 'id -u >> {p}'"),
     ]);
-    let all = wait_proofs(&proof, 9, "detach-client -E in the other 3 clients");
+    let all = wait_proofs(&proof, 8, "detach-client -E in the other 3 clients");
     assert!(
         all.iter().all(|uid| *uid == alice_uid),
         "commands a user's tmux server made its clients run ran as {all:?}; alice is {alice_uid}"
@@ -130,4 +136,169 @@ async fn issue10_1_tmux_clients_never_run_commands_as_root() {
         .unwrap();
     assert!(status.success(), "tmuxd attach: {status}");
     drop(viewers);
+}
+
+/// Runs `script` with `sh -c` as Unix account `account`.
+fn as_account(account: &str, script: &str) {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", account, "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Output typed into bob's session reaches his transcript, and `/healthz`
+/// answers: one user's spool never stalls the others.
+fn others_still_recorded(env: &Env, base: &str, tag: &str) {
+    let m = common::marker();
+    env.ok(&["send", "bob", &format!("echo bob-{tag}-$((6*7))-{m}")]);
+    wait_for(10, &format!("bob recorded after {tag}"), || {
+        env.ok(&["transcript", "bob"])
+            .contains(&format!("bob-{tag}-42-{m}"))
+            .then_some(())
+    });
+    let started = std::time::Instant::now();
+    let (status, _) = call("GET", &format!("{base}/healthz"), None, None);
+    assert_eq!(status, 200, "healthz after {tag}");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "healthz took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Findings 2 and 3: alice's account replaces her spool with a link to a
+/// root-only file, a FIFO, a device, or a hard link to bob's spool (root
+/// makes the last two, as a machine without protected links would let her).
+/// The daemon must refuse each (recording the refusal), never read or
+/// punch the target, and keep recording bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_2_and_3_a_spool_that_is_a_link_fifo_device_or_foreign_file_is_refused() {
+    common::require("runuser");
+    let users = UnixUsers::create(2);
+    let a = users.0[0].clone();
+    let mut env = isolated_env(&users);
+    let secret = env.path().join("secret");
+    let secret_text = format!("SECRET-{}\n", common::marker()).repeat(4096);
+    std::fs::write(&secret, &secret_text).unwrap();
+    std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
+    let secret_blocks =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&secret).unwrap());
+    let d = env.serve();
+    let base = d.url();
+    for user in ["alice", "bob"] {
+        wait_for(10, "agents running", || {
+            env.session(&format!("{user}/main"))?["agent_pid"].as_u64()
+        });
+    }
+    let dir = env.path().join("run/spool/alice");
+    let spool = dir.join("main.out").display().to_string();
+    let tmp = dir.join("attack").display().to_string();
+    let bob_spool = env.path().join("run/spool/bob/main.out");
+    type Attack<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let attacks: [Attack; 4] = [
+        (
+            "symlink",
+            Box::new(|| {
+                as_account(
+                    &a,
+                    &format!("ln -s {} {tmp} && mv -f {tmp} {spool}", secret.display()),
+                )
+            }),
+        ),
+        (
+            "fifo",
+            Box::new(|| as_account(&a, &format!("mkfifo {tmp} && mv -f {tmp} {spool}"))),
+        ),
+        (
+            "device",
+            Box::new(|| {
+                nix::sys::stat::mknod(
+                    Path::new(&tmp),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(0o600),
+                    nix::sys::stat::makedev(1, 3),
+                )
+                .unwrap();
+                nix::unistd::chown(Path::new(&tmp), Some(users.uid(0).into()), None).unwrap();
+                std::fs::rename(&tmp, &spool).unwrap();
+            }),
+        ),
+        (
+            "foreign",
+            Box::new(|| {
+                std::fs::hard_link(&bob_spool, &tmp).unwrap();
+                std::fs::rename(&tmp, &spool).unwrap();
+            }),
+        ),
+    ];
+    for (i, (tag, attack)) in attacks.iter().enumerate() {
+        attack();
+        others_still_recorded(&env, &base, tag);
+        wait_for(10, &format!("the {tag} refusal recorded"), || {
+            let text = env.ok(&["transcript", "alice"]);
+            (text.matches("spool-refused").count() > i).then_some(())
+        });
+    }
+    let alice = env.ok(&["transcript", "alice", "--format", "raw"]);
+    assert!(
+        !alice.contains("SECRET-"),
+        "the root-only file reached alice's transcript"
+    );
+    assert!(
+        !alice.contains("bob-"),
+        "bob's spool reached alice's transcript"
+    );
+    let text = env.ok(&["transcript", "alice"]);
+    for reason in ["symbolic link", "FIFO", "character device", "owned by uid"] {
+        assert!(
+            text.contains(reason),
+            "no refusal naming {reason:?}:\n{text}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), secret_text);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&secret).unwrap()),
+        secret_blocks,
+        "the root-only file was punched"
+    );
+    assert!(d.log().contains("spool refused"), "{}", d.log());
+}
+
+/// Finding 3: a sparse 50 GB spool must not stall everyone's recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_3_a_sparse_50gb_spool_does_not_stall_other_users() {
+    common::require("runuser");
+    let users = UnixUsers::create(2);
+    let mut env = isolated_env(&users);
+    let d = env.serve();
+    let base = d.url();
+    for user in ["alice", "bob"] {
+        wait_for(10, "agents running", || {
+            env.session(&format!("{user}/main"))?["agent_pid"].as_u64()
+        });
+    }
+    let dir = env.path().join("run/spool/alice");
+    as_account(
+        &users.0[0],
+        &format!(
+            "cd {} && truncate -s 50G attack && printf 'after-the-hole\\n' >> attack && mv -f attack main.out",
+            dir.display()
+        ),
+    );
+    others_still_recorded(&env, &base, "sparse");
+    wait_for(10, "alice's data after the hole", || {
+        env.ok(&["transcript", "alice"])
+            .contains("after-the-hole")
+            .then_some(())
+    });
+    assert!(
+        env.ok(&["transcript", "alice"])
+            .contains("spool-hole-skipped"),
+        "the skipped hole is recorded"
+    );
 }

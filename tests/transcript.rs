@@ -14,8 +14,12 @@ use sha2::Digest;
 /// Lines of the stream: `%09d\n`, 10 bytes each.
 const LINES: usize = 5_000_000;
 
+/// What the agent prints once echo is off, before it reads `go`.
+const READY: &str = "ready-for-go";
+
 fn expected_stream() -> Vec<u8> {
-    let mut v = Vec::with_capacity(LINES * 10);
+    let mut v = Vec::with_capacity(LINES * 10 + READY.len());
+    v.extend_from_slice(READY.as_bytes());
     for i in 0..LINES {
         v.extend_from_slice(format!("{i:09}\n").as_bytes());
     }
@@ -48,14 +52,13 @@ fn raw_transcript(env: &Env, id: &str) -> Vec<u8> {
 fn fifty_mb_through_twenty_sigkills_is_byte_identical() {
     // No echo and no output processing: the pane prints exactly the stream.
     let mut env = Env::new(&format!(
-        "[agent]\ncommand = [\"sh\", \"-c\", \"stty -echo -opost; read go; awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf \\\"%09d\\\\n\\\", i }}'; exec sleep 100000\"]\n[[users]]\nname = \"alice\"\n"
+        "[agent]\ncommand = [\"sh\", \"-c\", \"stty -echo -opost; printf {READY}; read go; awk 'BEGIN {{ for (i = 0; i < {LINES}; i++) printf \\\"%09d\\\\n\\\", i }}'; exec sleep 100000\"]\n[[users]]\nname = \"alice\"\n"
     ));
     let expected = expected_stream();
     let expected_sum = sha2::Sha256::digest(&expected);
     let mut d = env.serve();
-    wait_for(10, "agent waiting for go", || {
-        (env.display("alice", "#{pane_current_command}") == "sh").then_some(())
-    });
+    // Only once echo is off: a `go` typed earlier would be echoed.
+    env.wait_pane("alice", "main", READY);
     env.ok(&["send", "alice", "go"]);
 
     let seed = std::time::SystemTime::now()

@@ -5,8 +5,8 @@
 //! `STATE_DIR/tokens.json` (0600). Verification hashes the presented token
 //! and compares it in constant time with the stored hashes of that user.
 //! The file is re-read when it changes, so tokens issued or revoked while the
-//! daemon runs take effect at once. The user prefix lets failed logins be
-//! limited per user as well as per address before any hashing happens.
+//! daemon runs take effect at once. Failed logins are limited per address,
+//! after verification (see [`LoginLimiter`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -132,23 +132,10 @@ impl TokenStore {
 
     /// Writes the file atomically, mode 0600.
     fn write_file(&self, file: &TokenFile) -> Result<(), TokenError> {
-        let ioe =
-            |e: std::io::Error| TokenError::Io(self.path.clone(), crate::config::io_reason(&e));
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(ioe)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(ioe)?;
         let text = serde_json::to_vec_pretty(file)
             .map_err(|e| TokenError::Io(self.path.clone(), e.to_string()))?;
-        f.write_all(&text).and_then(|_| f.sync_all()).map_err(ioe)?;
-        std::fs::rename(&tmp, &self.path).map_err(ioe)
+        write_private(&self.path, &text)
+            .map_err(|e| TokenError::Io(self.path.clone(), crate::config::io_reason(&e)))
     }
 
     /// Issues a token for `user` with `role`; only its hash is stored.
@@ -198,6 +185,11 @@ impl TokenStore {
     /// The identity `token` proves, if any. Fails closed: an unreadable or
     /// damaged token file admits nobody (and is logged).
     pub fn verify(&self, token: &str) -> Option<Identity> {
+        self.verify_with_id(token).map(|(identity, _)| identity)
+    }
+
+    /// Like [`TokenStore::verify`], with the token's public id.
+    pub fn verify_with_id(&self, token: &str) -> Option<(Identity, String)> {
         let user = token_user(token)?;
         let presented = sha2::Sha256::digest(token.as_bytes());
         let mut cache = self.cache.lock().expect("token cache lock");
@@ -207,13 +199,26 @@ impl TokenStore {
         for t in cache.tokens.iter().filter(|t| t.user == user) {
             let stored = unhex(&t.sha256).unwrap_or_default();
             if constant_time_eq(&stored, &presented) {
-                found = Some(Identity {
-                    user: t.user.clone(),
-                    role: t.role,
-                });
+                found = Some((
+                    Identity {
+                        user: t.user.clone(),
+                        role: t.role,
+                    },
+                    t.id.clone(),
+                ));
             }
         }
         found
+    }
+
+    /// The identity of the token with public id `id`, while it exists.
+    pub fn by_id(&self, id: &str) -> Option<Identity> {
+        let mut cache = self.cache.lock().expect("token cache lock");
+        self.refresh(&mut cache);
+        cache.tokens.iter().find(|t| t.id == id).map(|t| Identity {
+            user: t.user.clone(),
+            role: t.role,
+        })
     }
 
     fn refresh(&self, cache: &mut Cache) {
@@ -272,80 +277,78 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Failed-login limits: per claimed user and per client address, over a
-/// sliding window. Memory is bounded: the oldest keys go first.
+/// Failed-login limits per client address, over a sliding window.
+///
+/// Tokens are verified first, and only failures are counted: a valid token
+/// is never refused, whoever else failed from the same address or claimed
+/// the same user name (tokens carry 256 random bits: the limit keeps logs
+/// and work small, it is not what stops guessing). A claimed user name
+/// counts for nothing, so junk tokens named after a user cannot lock them
+/// out. Memory is bounded: stale addresses go first.
 pub struct LoginLimiter {
     window: Duration,
-    per_user: usize,
     per_addr: usize,
     /// std mutex: in-memory work only.
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
 const MAX_TRACKED_KEYS: usize = 10_000;
 
 impl LoginLimiter {
-    pub fn new(window: Duration, per_user: usize, per_addr: usize) -> LoginLimiter {
+    pub fn new(window: Duration, per_addr: usize) -> LoginLimiter {
         LoginLimiter {
             window,
-            per_user,
             per_addr,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(user: Option<&Name>, addr: IpAddr) -> [Option<String>; 2] {
-        [user.map(|u| format!("u:{u}")), Some(format!("a:{addr}"))]
-    }
-
-    /// `Err(retry_after)` when `user` or `addr` has failed too often.
-    pub fn check(&self, user: Option<&Name>, addr: IpAddr) -> Result<(), Duration> {
+    /// Records a failed login from `addr`. `Err(retry_after)` once `addr`
+    /// has failed more than its limit within the window.
+    pub fn failed(&self, addr: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.failures.lock().expect("limiter lock");
-        let mut wait = Duration::ZERO;
-        for (key, limit) in Self::keys(user, addr)
-            .into_iter()
-            .zip([self.per_user, self.per_addr])
-        {
-            let Some(key) = key else { continue };
-            if let Some(q) = map.get_mut(&key) {
-                while q
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    q.pop_front();
-                }
-                if q.len() >= limit {
-                    let oldest = *q.front().expect("non-empty");
-                    wait = wait.max(self.window.saturating_sub(now.duration_since(oldest)));
-                }
-            }
-        }
-        if wait.is_zero() {
-            Ok(())
-        } else {
-            Err(wait)
-        }
-    }
-
-    pub fn record_failure(&self, user: Option<&Name>, addr: IpAddr) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().expect("limiter lock");
-        if map.len() >= MAX_TRACKED_KEYS {
+        if map.len() >= MAX_TRACKED_KEYS && !map.contains_key(&addr) {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
             if map.len() >= MAX_TRACKED_KEYS {
                 map.clear();
             }
         }
-        for key in Self::keys(user, addr).into_iter().flatten() {
-            let q = map.entry(key).or_default();
-            q.push_back(now);
-            if q.len() > self.per_user.max(self.per_addr) {
-                q.pop_front();
-            }
+        let q = map.entry(addr).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            q.pop_front();
         }
+        q.push_back(now);
+        if q.len() > self.per_addr {
+            q.pop_front();
+            let oldest = *q.front().expect("non-empty");
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        Ok(())
     }
+}
+
+/// Writes `bytes` to `path` atomically (tmp, fsync, rename), mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Where the token file lives.
@@ -445,23 +448,16 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_per_user_and_per_address() {
-        let l = LoginLimiter::new(Duration::from_secs(60), 3, 5);
-        let alice = Name::new("alice").unwrap();
+    fn limiter_counts_failures_per_address_only() {
+        let l = LoginLimiter::new(Duration::from_secs(60), 3);
         let a1: IpAddr = "10.0.0.1".parse().unwrap();
         let a2: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(l.check(Some(&alice), a1).is_ok());
-            l.record_failure(Some(&alice), a1);
+            assert!(l.failed(a1).is_ok());
         }
-        // Alice is blocked from any address; the address is not yet.
-        assert!(l.check(Some(&alice), a2).is_err());
-        assert!(l.check(None, a1).is_ok());
-        l.record_failure(None, a1);
-        l.record_failure(None, a1);
-        let wait = l.check(None, a1).unwrap_err();
+        let wait = l.failed(a1).unwrap_err();
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
-        assert!(l.check(None, a2).is_ok());
+        assert!(l.failed(a2).is_ok());
     }
 
     #[test]

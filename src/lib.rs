@@ -15,6 +15,7 @@
 //! - [`userfs`]: opening files in directories a user controls;
 //! - [`control`]: the daemon's control socket and the CLI's client for it;
 //! - [`auth`]: login tokens, roles and the failed-login limiter;
+//! - [`logins`]: browser logins, the login cookie's server side;
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
 //! - [`attach`]: `tmuxd attach` into another account's server, relayed;
 //! - [`web`]: the browser terminal and HTTP API (axum);
@@ -32,6 +33,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod logins;
 pub mod mail;
 pub mod metrics;
 pub mod names;

@@ -302,3 +302,133 @@ async fn issue10_3_a_sparse_50gb_spool_does_not_stall_other_users() {
         "the skipped hole is recorded"
     );
 }
+
+/// POST /api/login with `token`: the status and Retry-After.
+fn login(base: &str, token: &str) -> (u16, Option<String>) {
+    let r = http()
+        .post(&format!("{base}/api/login"))
+        .send_json(serde_json::json!({ "token": token }))
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), retry)
+}
+
+/// Finding 6: the failed-login limiter ran before verification, keyed by the
+/// claimed user and the address: 5 junk tokens named `alice.` locked alice
+/// out, 20 from loopback locked out everyone. Now 5 and 25 junk logins
+/// never refuse a valid token; junk beyond the per-address limit gets 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_6_junk_logins_never_refuse_a_valid_token() {
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n",
+    );
+    let alice = env.token("alice", "user");
+    let bob = env.token("bob", "user");
+    let d = env.serve();
+    let base = d.url();
+    let junk = |i: usize| format!("alice.{:A>43}", i);
+    for i in 0..5 {
+        assert_eq!(login(&base, &junk(i)).0, 401);
+    }
+    assert_eq!(
+        login(&base, &alice).0,
+        204,
+        "5 junk tokens named alice locked her out"
+    );
+    let mut refused = 0;
+    for i in 5..25 {
+        match login(&base, &junk(i)) {
+            (401, _) => {}
+            (429, Some(retry)) => {
+                assert!(retry.parse::<u64>().unwrap() <= 60, "{retry}");
+                refused += 1;
+            }
+            other => panic!("junk login answered {other:?}"),
+        }
+    }
+    assert_eq!(refused, 5, "20 failures a minute per address, then 429");
+    assert_eq!(
+        login(&base, &alice).0,
+        204,
+        "25 junk logins locked alice out"
+    );
+    assert_eq!(login(&base, &bob).0, 204, "25 junk logins locked bob out");
+    // A valid bearer token works too, on the API.
+    let (status, _) = call("GET", &format!("{base}/api/me"), Some(&alice), None);
+    assert_eq!(status, 200);
+}
+
+/// Finding 9 (logout): the cookie was the raw 30-day token, so logging out
+/// revoked nothing. Now the cookie is a login of its own: logout ends it
+/// (the token keeps working), and revoking the token ends its logins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_9_logout_revokes_the_login_and_the_cookie_is_not_the_token() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let log_in = || {
+        let r = http()
+            .post(&format!("{base}/api/login"))
+            .send_json(serde_json::json!({ "token": alice }))
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let set = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    };
+    let me = |cookie: &str| {
+        http()
+            .get(&format!("{base}/api/me"))
+            .header("Cookie", cookie)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let first = log_in();
+    let second = log_in();
+    assert!(
+        !first.contains(alice.split('.').nth(1).unwrap()),
+        "the cookie carries the token"
+    );
+    assert_eq!((me(&first), me(&second)), (200, 200));
+    let out = http()
+        .post(&format!("{base}/api/logout"))
+        .header("Cookie", &first)
+        .header("Origin", &base)
+        .send_empty()
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    assert_eq!(me(&first), 401, "a logged-out cookie still works");
+    assert_eq!(me(&second), 200, "logout ended another login");
+    assert_eq!(
+        call("GET", &format!("{base}/api/me"), Some(&alice), None).0,
+        200
+    );
+    // Logins survive a daemon restart; revoking the token ends them.
+    drop(d);
+    env.kill_daemons();
+    let d = env.serve();
+    let base = d.url();
+    let me = |cookie: &str| {
+        http()
+            .get(&format!("{base}/api/me"))
+            .header("Cookie", cookie)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(me(&second), 200);
+    let id = env.ok(&["token", "--list"]);
+    let id = id.split_whitespace().next().unwrap();
+    env.ok(&["token", "--revoke", id]);
+    assert_eq!(
+        me(&second),
+        401,
+        "revoking the token left its login working"
+    );
+}

@@ -518,7 +518,7 @@ async fn http_api_sessions_auth_and_isolation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_cookie_and_rate_limit() {
+async fn login_cookie() {
     let mut env = env();
     let alice = env.token("alice", "user");
     let d = env.serve();
@@ -580,23 +580,6 @@ async fn login_cookie_and_rate_limit() {
     req.headers_mut().insert("Origin", base.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(hello(&mut ws).await["user"], "alice");
-
-    // Failed logins for a user are limited (5 a minute), then refused
-    // even with the right token.
-    for _ in 0..5 {
-        let bad = format!("alice.{}", "B".repeat(43));
-        let r = agent
-            .post(&format!("{base}/api/login"))
-            .send_json(serde_json::json!({"token": bad}))
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 401);
-    }
-    let r = agent
-        .post(&format!("{base}/api/login"))
-        .send_json(serde_json::json!({"token": alice}))
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 429);
-    assert!(r.headers().get("retry-after").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{client_addr, ApiError, AppState, Auth, COOKIE};
+use super::{client_addr, ApiError, AppState, Auth, AuthVia, COOKIE};
 use crate::auth::{Identity, Role};
 use crate::names::{Name, SessionId};
 use crate::session::{ExitInfo, SessionError, SessionInfo, State as SessionState};
@@ -334,19 +334,31 @@ pub async fn login(
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
     let body: LoginBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?;
-    let identity = state.authenticate(body.token.trim(), addr)?;
+    let (identity, token_id) = state.authenticate(body.token.trim(), addr)?;
+    // The cookie is a login of its own, never the token: logging out ends
+    // it, and revoking the token ends it too.
+    let cookie = state
+        .logins
+        .create(token_id)
+        .await
+        .map_err(|e| ApiError::internal(format_args!("cannot store the login: {e}")))?;
     tracing::info!(user = %identity.user, role = ?identity.role, %addr, "logged in");
     let mut r = StatusCode::NO_CONTENT.into_response();
-    // The cookie carries the token itself: tokens are stored hashed, so
-    // there is nothing else to look up, and logins survive restarts.
     r.headers_mut().insert(
         header::SET_COOKIE,
-        login_cookie(&state, body.token.trim(), 30 * 86_400),
+        login_cookie(&state, &cookie, crate::logins::LOGIN_TTL_S),
     );
     Ok(r)
 }
 
-pub async fn logout(State(state): State<AppState>) -> Response {
+/// Ends the login the cookie carries, and clears the cookie.
+pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some((cookie, AuthVia::Cookie)) = super::presented_token(&headers) {
+        if let Err(e) = state.logins.remove(&cookie).await {
+            return ApiError::internal(format_args!("cannot store the logout: {e}"))
+                .into_response();
+        }
+    }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, login_cookie(&state, "", 0));

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{token_path, Identity, LoginLimiter, TokenStore};
 use crate::config::Config;
+use crate::logins::Logins;
 use crate::supervisor::Supervisor;
 
 /// The login cookie's name.
@@ -38,6 +39,8 @@ pub struct Inner {
     config: std::sync::RwLock<Arc<Config>>,
     pub supervisor: Supervisor,
     pub tokens: TokenStore,
+    /// Browser logins (the cookie's server side).
+    pub logins: Logins,
     pub limiter: LoginLimiter,
     /// Open terminals per session id. std mutex: never held across `.await`.
     viewers: Mutex<HashMap<String, usize>>,
@@ -64,8 +67,9 @@ impl AppState {
     ) -> AppState {
         AppState(Arc::new(Inner {
             tokens: TokenStore::new(token_path(&config.state_dir)),
-            // 5 failures per user and 20 per address per minute.
-            limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
+            logins: Logins::load(config.state_dir.join("logins.json")),
+            // 20 failures per address per minute.
+            limiter: LoginLimiter::new(Duration::from_secs(60), 20),
             config: std::sync::RwLock::new(config),
             supervisor,
             viewers: Mutex::new(HashMap::new()),
@@ -108,19 +112,40 @@ impl AppState {
         }
     }
 
-    /// Checks `token` from `addr`, applying the failed-login limits.
-    pub fn authenticate(&self, token: &str, addr: IpAddr) -> Result<Identity, ApiError> {
-        let claimed = crate::auth::token_user(token);
-        if let Err(wait) = self.limiter.check(claimed.as_ref(), addr) {
-            tracing::warn!(%addr, user = ?claimed.as_ref().map(|u| u.as_str()), "login rate limit hit");
-            return Err(ApiError::too_many(wait));
+    /// Checks `token` from `addr`; failures count against `addr` (a valid
+    /// token is never refused for others' failures).
+    /// Returns who it is and the token's public id.
+    pub fn authenticate(&self, token: &str, addr: IpAddr) -> Result<(Identity, String), ApiError> {
+        if let Some(found) = self.tokens.verify_with_id(token) {
+            return Ok(found);
         }
-        match self.tokens.verify(token) {
-            Some(identity) => Ok(identity),
-            None => {
-                self.limiter.record_failure(claimed.as_ref(), addr);
-                tracing::warn!(%addr, user = ?claimed.as_ref().map(|u| u.as_str()), "authentication failed");
-                Err(ApiError::unauthorized())
+        let claimed = crate::auth::token_user(token);
+        tracing::warn!(%addr, user = ?claimed.as_ref().map(|u| u.as_str()), "authentication failed");
+        self.refuse(addr)
+    }
+
+    /// The caller of a request: a bearer token, or a login cookie.
+    pub fn identify(&self, headers: &HeaderMap, addr: IpAddr) -> Result<Identity, ApiError> {
+        match presented_token(headers) {
+            Some((token, AuthVia::Bearer)) => self.authenticate(&token, addr).map(|(i, _)| i),
+            Some((cookie, AuthVia::Cookie)) => match self.logins.identity(&cookie, &self.tokens) {
+                Some(identity) => Ok(identity),
+                None => {
+                    tracing::warn!(%addr, "unknown or ended login cookie");
+                    self.refuse(addr)
+                }
+            },
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// A failed authentication from `addr`: 401, or 429 past the limit.
+    fn refuse<T>(&self, addr: IpAddr) -> Result<T, ApiError> {
+        match self.limiter.failed(addr) {
+            Ok(()) => Err(ApiError::unauthorized()),
+            Err(wait) => {
+                tracing::warn!(%addr, "failed-login limit hit");
+                Err(ApiError::too_many(wait))
             }
         }
     }
@@ -228,13 +253,12 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (token, _) = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
         let addr = client_addr(&parts.headers, peer, state);
-        state.authenticate(&token, addr).map(Auth)
+        state.identify(&parts.headers, addr).map(Auth)
     }
 }
 

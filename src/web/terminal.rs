@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{presented_token, AppState};
+use super::AppState;
 use crate::auth::{Identity, Role};
 use crate::names::{Name, SessionId};
 use crate::relay::{valid_size, ViewerPty};
@@ -50,10 +50,7 @@ pub async fn upgrade(
     };
     let id = SessionId::new(user, session);
     let addr = super::client_addr(&headers, Some(peer), &state);
-    let auth = match presented_token(&headers) {
-        Some((token, _)) => state.authenticate(&token, addr).ok(),
-        None => None,
-    };
+    let auth = state.identify(&headers, addr).ok();
     ws.max_frame_size(MAX_FRAME)
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {

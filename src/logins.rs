@@ -1,0 +1,176 @@
+//! Browser logins: the server-side half of the login cookie.
+//!
+//! Logging in with a token makes a login: 256 random bits sent to the
+//! browser as the cookie, of which only the SHA-256 is kept, with the token
+//! it was made from and an expiry. The cookie is never the token itself, so
+//! logging out revokes exactly what it logs out (the token keeps working for
+//! the CLI and the API), and revoking the token ends its logins at once.
+//! Logins are kept in `STATE_DIR/logins.json` (0600, written atomically off
+//! the async workers), so they survive daemon restarts.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::auth::{Identity, TokenStore};
+
+/// How long a login lasts (the cookie's Max-Age).
+pub const LOGIN_TTL_S: u64 = 30 * 86_400;
+/// Logins kept at most; the oldest go first.
+const MAX_LOGINS: usize = 10_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Login {
+    /// The public id of the token it was made from.
+    token_id: String,
+    expires: u64,
+}
+
+/// The logins, by the hex SHA-256 of their cookie.
+#[derive(Clone)]
+pub struct Logins(Arc<Inner>);
+
+struct Inner {
+    path: PathBuf,
+    /// std mutex: in-memory work only; the file is written from a copy.
+    logins: Mutex<HashMap<String, Login>>,
+    /// Serialises file writes (a blocking thread holds it while writing).
+    write: Mutex<()>,
+}
+
+fn digest(cookie: &str) -> String {
+    sha2::Sha256::digest(cookie.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Logins {
+    /// Loads `path` (missing: no logins; damaged: no logins, logged).
+    pub fn load(path: PathBuf) -> Logins {
+        let logins = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::error!(path = %path.display(), error = %e, "login file damaged; everyone logs in again");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
+        Logins(Arc::new(Inner {
+            path,
+            logins: Mutex::new(logins),
+            write: Mutex::new(()),
+        }))
+    }
+
+    /// A new login for the token `token_id`; returns the cookie value.
+    pub async fn create(&self, token_id: String) -> std::io::Result<String> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
+        let cookie = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let now = crate::session::unix_now();
+        {
+            let mut logins = self.0.logins.lock().expect("logins lock");
+            logins.retain(|_, l| l.expires > now);
+            if logins.len() >= MAX_LOGINS {
+                if let Some(oldest) = logins
+                    .iter()
+                    .min_by_key(|(_, l)| l.expires)
+                    .map(|(k, _)| k.clone())
+                {
+                    logins.remove(&oldest);
+                }
+            }
+            logins.insert(
+                digest(&cookie),
+                Login {
+                    token_id,
+                    expires: now + LOGIN_TTL_S,
+                },
+            );
+        }
+        self.save().await?;
+        Ok(cookie)
+    }
+
+    /// Ends the login `cookie` (if it is one).
+    pub async fn remove(&self, cookie: &str) -> std::io::Result<()> {
+        let removed = self
+            .0
+            .logins
+            .lock()
+            .expect("logins lock")
+            .remove(&digest(cookie))
+            .is_some();
+        if removed {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    /// Who the login `cookie` is: unexpired, and its token not revoked.
+    pub fn identity(&self, cookie: &str, tokens: &TokenStore) -> Option<Identity> {
+        let login = self
+            .0
+            .logins
+            .lock()
+            .expect("logins lock")
+            .get(&digest(cookie))
+            .cloned()?;
+        if login.expires <= crate::session::unix_now() {
+            return None;
+        }
+        tokens.by_id(&login.token_id)
+    }
+
+    /// Writes the logins atomically (tmp, fsync, rename) on a blocking thread.
+    async fn save(&self) -> std::io::Result<()> {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writing = inner.write.lock().expect("login write lock");
+            let text = {
+                let logins = inner.logins.lock().expect("logins lock");
+                serde_json::to_vec(&*logins).map_err(std::io::Error::other)?
+            };
+            crate::auth::write_private(&inner.path, &text)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::names::Name;
+
+    #[tokio::test]
+    async fn logins_end_on_logout_on_revocation_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = TokenStore::new(dir.path().join("tokens.json"));
+        let alice = Name::new("alice").unwrap();
+        let t = tokens.issue(&alice, Role::User).unwrap();
+        let logins = Logins::load(dir.path().join("logins.json"));
+        let a = logins.create(t.id.clone()).await.unwrap();
+        let b = logins.create(t.id.clone()).await.unwrap();
+        assert_ne!(a, t.token);
+        assert_eq!(logins.identity(&a, &tokens).unwrap().user, alice);
+        // Only hashes reach the file.
+        let file = std::fs::read_to_string(dir.path().join("logins.json")).unwrap();
+        assert!(!file.contains(&a) && file.contains(&digest(&a)));
+        logins.remove(&a).await.unwrap();
+        assert!(logins.identity(&a, &tokens).is_none());
+        // A restart keeps the other login.
+        let again = Logins::load(dir.path().join("logins.json"));
+        assert!(again.identity(&a, &tokens).is_none());
+        assert!(again.identity(&b, &tokens).is_some());
+        // Revoking the token ends its logins.
+        tokens.revoke(&t.id).unwrap();
+        assert!(again.identity(&b, &tokens).is_none());
+        assert!(again.identity("junk", &tokens).is_none());
+    }
+}

@@ -48,7 +48,17 @@ pub enum TmuxError {
     Spawn(#[from] std::io::Error),
     #[error("unexpected tmux output: {0}")]
     Parse(String),
+    /// The server did not answer in time (e.g. its user stopped it); the
+    /// tmux client was killed.
+    #[error("the tmux server on {0} did not answer within {1:?}")]
+    Timeout(PathBuf, std::time::Duration),
 }
+
+/// How long one tmux invocation may take: a server its user froze
+/// (SIGSTOP) must not hold up anything else.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Starting a server in a systemd scope goes through the service manager.
+const SCOPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A pane id as tmux prints it, `%N`: an exact pane target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -415,8 +425,10 @@ impl Tmux {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await?;
+            .output();
+        let out = tokio::time::timeout(SCOPE_TIMEOUT, out)
+            .await
+            .map_err(|_| TmuxError::Timeout(self.socket.clone(), SCOPE_TIMEOUT))??;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
@@ -441,11 +453,17 @@ impl Tmux {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
         let mut child = cmd.spawn()?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input).await?;
-            drop(stdin);
-        }
-        let out = child.wait_with_output().await?;
+        // Dropping the child on timeout kills it (kill_on_drop).
+        let run = async move {
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(input).await?;
+                drop(stdin);
+            }
+            child.wait_with_output().await
+        };
+        let out = tokio::time::timeout(CALL_TIMEOUT, run)
+            .await
+            .map_err(|_| TmuxError::Timeout(self.socket.clone(), CALL_TIMEOUT))??;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             return Ok(stdout);

@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::accounts::UnixUsers;
 use common::client::*;
@@ -431,4 +432,144 @@ async fn issue10_9_logout_revokes_the_login_and_the_cookie_is_not_the_token() {
         401,
         "revoking the token left its login working"
     );
+}
+
+/// Resumes a stopped process on drop, so cleanup can end it.
+struct Stopped(i32);
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGCONT,
+        );
+    }
+}
+
+/// GET `url` (with a bearer token) with a 20 s limit: the status and how
+/// long it took.
+fn timed_get(url: &str, token: Option<&str>) -> (u16, String, Duration) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let started = Instant::now();
+    let mut r = agent.get(url);
+    if let Some(t) = token {
+        r = r.header("Authorization", &format!("Bearer {t}"));
+    }
+    match r.call() {
+        Ok(mut resp) => (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+            started.elapsed(),
+        ),
+        Err(e) => panic!("GET {url}: {e} after {:?}", started.elapsed()),
+    }
+}
+
+const AR_PASS: &str =
+    "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test";
+
+/// A `status` mail from `user`@example.test to their secret address.
+fn status_mail(env: &Env, user: &str, id: &str) -> String {
+    let to = env.ok(&["mail-address", user]).trim().to_owned();
+    format!(
+        "{AR_PASS}\nFrom: {user}@example.test\nTo: {to}\nSubject: s\nMessage-ID: <{id}>\nDate: Sat, 21 Nov 2026 10:00:00 +0000\nContent-Type: text/plain\n\nstatus\n"
+    )
+}
+
+/// Finding 5: a tmux server its user froze (SIGSTOP) wedged `/metrics`, the
+/// admin list and every user's mail (no timeout on tmux calls; the mail
+/// bridge's decision lock was held across them). Now the others answer
+/// within the tmux call timeout (5 s), and bob's own requests at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_5_a_frozen_tmux_server_stalls_no_one_else() {
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\n[mail]\naddress = \"agent@example.test\"\nauthserv_id = \"mx.example.test\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n[[users]]\nname = \"alice\"\nemails = [\"alice@example.test\"]\n[[users]]\nname = \"bob\"\nemails = [\"bob@example.test\"]\n",
+    );
+    let bob = env.token("bob", "user");
+    let admin = env.token("alice", "admin");
+    let d = env.serve();
+    let base = d.url();
+    for user in ["alice", "bob"] {
+        wait_for(10, "agents running", || {
+            env.session(&format!("{user}/main"))?["agent_pid"].as_u64()
+        });
+    }
+    let pid: i32 = env.display("alice", "#{pid}").trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let _resume = Stopped(pid);
+
+    // Alice's mail waits on her frozen server...
+    let alice_mail = status_mail(&env, "alice", "frozen-alice@x");
+    let alice_env_cmd = env.cmd(&["mail-ingest"]);
+    let alice_ingest = std::thread::spawn(move || {
+        let mut cmd = alice_env_cmd;
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(alice_mail.as_bytes())
+            .unwrap();
+        child.wait().unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // ...bob's does not.
+    let started = Instant::now();
+    let out = env.run_with_stdin(
+        &["mail-ingest"],
+        status_mail(&env, "bob", "bob@x").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bob's mail waited {:?} for alice's frozen server",
+        started.elapsed()
+    );
+    let log = env.ok(&["mail-log", "bob", "--json"]);
+    assert!(log.contains("\"answered\""), "{log}");
+
+    let (status, body, took) = timed_get(&format!("{base}/api/sessions"), Some(&bob));
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(2), "bob's list took {took:?}");
+    let (status, body, took) = timed_get(&format!("{base}/api/sessions"), Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("bob/main"), "{body}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the admin list took {took:?}"
+    );
+    let (status, body, took) = timed_get(&format!("{base}/metrics"), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(8), "/metrics took {took:?}");
+    // Bob's terminal works.
+    let mut ws = connect(&base, "/ws/sessions/bob/main", Some(&bob), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    type_line(&mut ws, "echo bob-$((40+2))").await;
+    read_until(&mut ws, "bob-42", 5).await;
+    // Alice's mail is decided too once her server's calls time out.
+    let status = tokio::task::spawn_blocking(move || alice_ingest.join().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "alice's mail-ingest: {status}");
+    let log = env.ok(&["mail-log", "alice", "--json"]);
+    assert!(log.contains("frozen-alice@x"), "{log}");
 }

@@ -52,8 +52,11 @@ struct Inner {
     key: AddressKey,
     supervisor: Supervisor,
     limiter: Mutex<Limiter>,
-    /// One decision at a time (async: held across the verbs' tmux calls).
-    deciding: tokio::sync::Mutex<()>,
+    /// One decision at a time per Message-ID (IMAP and mail-ingest may
+    /// bring the same message); different messages, and so different
+    /// users, never wait on each other's tmux calls. std mutex around the
+    /// map only; entries live while their message is being decided.
+    deciding: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     outbox_wake: Notify,
     exec_wake: Notify,
     /// Our host name, in the loop header and Message-IDs.
@@ -125,7 +128,7 @@ impl Bridge {
             key,
             supervisor,
             limiter: Mutex::new(Limiter::default()),
-            deciding: tokio::sync::Mutex::new(()),
+            deciding: Mutex::new(HashMap::new()),
             outbox_wake: Notify::new(),
             exec_wake: Notify::new(),
             host,
@@ -251,7 +254,28 @@ impl Bridge {
 
     /// Handles one RFC 5322 message.
     pub async fn handle(&self, raw: &[u8]) -> Handled {
-        let _one = self.0.deciding.lock().await;
+        let key = message::message_id_of(raw);
+        let slot = self
+            .0
+            .deciding
+            .lock()
+            .expect("deciding lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let handled = {
+            let _one = slot.lock().await;
+            self.decide_and_finish(raw).await
+        };
+        let mut deciding = self.0.deciding.lock().expect("deciding lock");
+        // Ours and the map's: nobody else waits for this message.
+        if Arc::strong_count(&slot) == 2 {
+            deciding.remove(&key);
+        }
+        handled
+    }
+
+    async fn decide_and_finish(&self, raw: &[u8]) -> Handled {
         let mail = self.mail();
         let now = now_ms();
         let caps = Caps {

@@ -73,6 +73,13 @@ fn session_error(e: SessionError) -> ApiError {
             format!("the agent of {id} is not running"),
         ),
         SessionError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+        SessionError::Tmux(e @ crate::tmux::TmuxError::Timeout(..)) => {
+            tracing::warn!(error = %e, "tmux server not answering");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the session's tmux server is not answering; try again later",
+            )
+        }
         e @ (SessionError::Tmux(_) | SessionError::Io(_)) => ApiError::internal(e),
     }
 }
@@ -203,8 +210,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .map(|k| (k, 0))
             .collect();
     let mut viewers = 0u64;
-    for server in state.supervisor.servers() {
-        let Ok(list) = server.list().await else {
+    let servers = state.supervisor.servers();
+    let lists = futures_util::future::join_all(servers.iter().map(|s| s.list())).await;
+    for listed in lists {
+        let Ok(list) = listed else {
             continue;
         };
         for s in list {
@@ -383,12 +392,26 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(identity): Auth,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let mut out = Vec::new();
     let config = state.config();
-    for user in config.users.iter().filter(|u| identity.can_view(&u.name)) {
-        let server = state.supervisor.server(&user.name).map_err(session_error)?;
-        let sessions = server.list().await.map_err(session_error)?;
-        out.extend(sessions.into_iter().map(|s| view(&state, s)));
+    let servers = config
+        .users
+        .iter()
+        .filter(|u| identity.can_view(&u.name))
+        .map(|u| state.supervisor.server(&u.name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(session_error)?;
+    // Every user's server at once: one that does not answer costs its
+    // own timeout, not the sum, and hides only its own sessions.
+    let lists = futures_util::future::join_all(servers.iter().map(|s| s.list())).await;
+    let mut out = Vec::new();
+    for (server, listed) in servers.iter().zip(lists) {
+        match listed {
+            Ok(sessions) => out.extend(sessions.into_iter().map(|s| view(&state, s))),
+            Err(e) if servers.len() > 1 => {
+                tracing::warn!(user = %server.user.name, error = %e, "cannot list sessions; leaving them out");
+            }
+            Err(e) => return Err(session_error(e)),
+        }
     }
     Ok(Json(out))
 }

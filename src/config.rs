@@ -43,6 +43,8 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// A root daemon may run agents of users without `unix_user` as root.
     pub allow_root_agents: bool,
+    /// Sessions one user may have at once (`main` included).
+    pub max_sessions_per_user: usize,
     pub restart: RestartPolicy,
     pub web: WebConfig,
     pub transcript: TranscriptConfig,
@@ -141,6 +143,35 @@ pub struct WebConfig {
     pub tls_proxy: bool,
     /// Origins allowed besides the server's own (`https://host[:port]`).
     pub origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (with `tls_proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub bounds: WebBounds,
+}
+
+/// Timeouts and caps of the web side: what one client may hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WebBounds {
+    /// A request's headers (and an idle keep-alive connection's next
+    /// request) must arrive within this.
+    pub header_timeout: Duration,
+    /// A request (body included) must be answered within this; terminals
+    /// and streamed transcripts are not cut by it once they started.
+    pub request_timeout: Duration,
+    pub max_connections_per_address: usize,
+    pub max_viewers_per_session: usize,
+    pub max_viewers_per_user: usize,
+}
+
+impl Default for WebBounds {
+    fn default() -> WebBounds {
+        WebBounds {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections_per_address: 128,
+            max_viewers_per_session: 16,
+            max_viewers_per_user: 32,
+        }
+    }
 }
 
 /// One user: a tmux server of their own, session `main` running `command`.
@@ -291,6 +322,7 @@ struct RawDaemon {
     runtime_dir: Option<PathBuf>,
     #[serde(default)]
     allow_root_agents: bool,
+    max_sessions_per_user: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,6 +345,13 @@ struct RawWeb {
     tls_proxy: bool,
     #[serde(default)]
     origins: Vec<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    header_timeout_s: Option<u64>,
+    request_timeout_s: Option<u64>,
+    max_connections_per_address: Option<usize>,
+    max_viewers_per_session: Option<usize>,
+    max_viewers_per_user: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -342,6 +381,7 @@ pub const DEFAULT_WAITING_PATTERN: &str =
     r"(?i)do you want to (proceed|make this edit|create|run|allow)";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7681";
+const DEFAULT_MAX_SESSIONS: usize = 16;
 
 /// Facts about the environment the defaults depend on; a parameter so tests
 /// can fix them.
@@ -424,11 +464,14 @@ impl Config {
             state_dir,
             // Whoever runs the embedded default runs their own agent.
             allow_root_agents: true,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS,
             restart: default_restart(),
             web: WebConfig {
                 listen: DEFAULT_LISTEN.parse().expect("valid default address"),
                 tls_proxy: false,
                 origins: Vec::new(),
+                trusted_proxies: Vec::new(),
+                bounds: WebBounds::default(),
             },
             users: vec![UserConfig {
                 name: Name::sanitize(&host.login),
@@ -465,6 +508,11 @@ impl Config {
             origin: origin.to_owned(),
             key: key.to_owned(),
             reason,
+        };
+        let at_least_one = |v: Option<usize>, key: &str, default: usize| match v {
+            Some(0) => Err(err(key, "must be at least 1".into())),
+            Some(n) => Ok(n),
+            None => Ok(default),
         };
         let de = toml::Deserializer::parse(text).map_err(|e| {
             err(
@@ -581,11 +629,60 @@ impl Config {
                 ));
             }
         }
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in raw.web.trusted_proxies.iter().enumerate() {
+            trusted_proxies.push(p.parse().map_err(|_| {
+                err(
+                    &format!("web.trusted_proxies[{i}]"),
+                    format!("{p:?} is not an IP address like 192.0.2.10"),
+                )
+            })?);
+        }
+        let d = WebBounds::default();
+        let secs = |v: Option<u64>, key: &str, default: Duration| match v {
+            Some(0) => Err(err(key, "must be at least 1".into())),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        };
+        let bounds = WebBounds {
+            header_timeout: secs(
+                raw.web.header_timeout_s,
+                "web.header_timeout_s",
+                d.header_timeout,
+            )?,
+            request_timeout: secs(
+                raw.web.request_timeout_s,
+                "web.request_timeout_s",
+                d.request_timeout,
+            )?,
+            max_connections_per_address: at_least_one(
+                raw.web.max_connections_per_address,
+                "web.max_connections_per_address",
+                d.max_connections_per_address,
+            )?,
+            max_viewers_per_session: at_least_one(
+                raw.web.max_viewers_per_session,
+                "web.max_viewers_per_session",
+                d.max_viewers_per_session,
+            )?,
+            max_viewers_per_user: at_least_one(
+                raw.web.max_viewers_per_user,
+                "web.max_viewers_per_user",
+                d.max_viewers_per_user,
+            )?,
+        };
         let web = WebConfig {
             listen,
             tls_proxy: raw.web.tls_proxy,
             origins: raw.web.origins,
+            trusted_proxies,
+            bounds,
         };
+        let max_sessions_per_user = at_least_one(
+            raw.daemon.max_sessions_per_user,
+            "daemon.max_sessions_per_user",
+            DEFAULT_MAX_SESSIONS,
+        )?;
 
         if raw.users.is_empty() {
             return Err(err(
@@ -695,6 +792,7 @@ impl Config {
             state_dir,
             runtime_dir,
             allow_root_agents: raw.daemon.allow_root_agents,
+            max_sessions_per_user,
             restart,
             web,
             transcript,
@@ -1186,6 +1284,39 @@ mod tests {
     fn duplicate_user_names_the_first() {
         let e = parse("[[users]]\nname = \"a\"\n[[users]]\nname = \"a\"\n").unwrap_err();
         assert!(e.reason.contains("users[0]"), "{e}");
+    }
+
+    #[test]
+    fn bounds_default_and_refuse_zero() {
+        let c = parse("[[users]]\nname = \"a\"\n").unwrap();
+        assert_eq!(c.web.bounds, WebBounds::default());
+        assert_eq!(c.max_sessions_per_user, 16);
+        let c = parse("[daemon]\nmax_sessions_per_user = 3\n[web]\nheader_timeout_s = 4\nmax_viewers_per_user = 5\ntrusted_proxies = [\"192.0.2.1\"]\n[[users]]\nname = \"a\"\n").unwrap();
+        assert_eq!(c.max_sessions_per_user, 3);
+        assert_eq!(c.web.bounds.header_timeout, Duration::from_secs(4));
+        assert_eq!(c.web.bounds.max_viewers_per_user, 5);
+        assert_eq!(
+            c.web.trusted_proxies,
+            ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        for (text, key) in [
+            ("[web]\nheader_timeout_s = 0\n", "web.header_timeout_s"),
+            (
+                "[web]\nmax_viewers_per_session = 0\n",
+                "web.max_viewers_per_session",
+            ),
+            (
+                "[daemon]\nmax_sessions_per_user = 0\n",
+                "daemon.max_sessions_per_user",
+            ),
+            (
+                "[web]\ntrusted_proxies = [\"proxy\"]\n",
+                "web.trusted_proxies[0]",
+            ),
+        ] {
+            let e = parse(&format!("{text}[[users]]\nname = \"a\"\n")).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct Counters {
     pub bytes_from_viewers: AtomicU64,
     pub agent_restarts: AtomicU64,
     pub transcript_bytes: AtomicU64,
+    /// Open HTTP connections (a gauge).
+    pub connections: AtomicU64,
     pub ready: AtomicBool,
 }
 
@@ -19,24 +21,47 @@ pub static COUNTERS: Counters = Counters {
     bytes_from_viewers: AtomicU64::new(0),
     agent_restarts: AtomicU64::new(0),
     transcript_bytes: AtomicU64::new(0),
+    connections: AtomicU64::new(0),
     ready: AtomicBool::new(false),
 };
 
+/// Counts by one label's value.
+type Labelled = std::sync::Mutex<std::collections::BTreeMap<String, u64>>;
+
 /// Mail decisions by kind (`pending`, `rejected`, ...).
-static MAIL_DECISIONS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+static MAIL_DECISIONS: Labelled = std::sync::Mutex::new(std::collections::BTreeMap::new());
+/// Refusals by the limit that refused (`viewers_per_session`, ...).
+static LIMIT_REFUSALS: Labelled = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn count(map: &Labelled, value: &str) {
+    let mut m = map.lock().expect("metrics lock");
+    *m.entry(value.to_owned()).or_default() += 1;
+}
+
+fn samples(map: &Labelled, label: &str) -> Vec<(String, u64)> {
+    let m = map.lock().expect("metrics lock");
+    m.iter()
+        .map(|(k, v)| (format!("{label}=\"{k}\""), *v))
+        .collect()
+}
 
 pub fn mail_decision(kind: &str) {
-    let mut m = MAIL_DECISIONS.lock().expect("metrics lock");
-    *m.entry(kind.to_owned()).or_default() += 1;
+    count(&MAIL_DECISIONS, kind);
 }
 
 /// `(labels, count)` samples of mail decisions.
 pub fn mail_decisions() -> Vec<(String, u64)> {
-    let m = MAIL_DECISIONS.lock().expect("metrics lock");
-    m.iter()
-        .map(|(k, v)| (format!("decision=\"{k}\""), *v))
-        .collect()
+    samples(&MAIL_DECISIONS, "decision")
+}
+
+/// A request or connection refused by the limit `limit`.
+pub fn limit_refused(limit: &str) {
+    count(&LIMIT_REFUSALS, limit);
+}
+
+/// `(labels, count)` samples of refusals by limit.
+pub fn limit_refusals() -> Vec<(String, u64)> {
+    samples(&LIMIT_REFUSALS, "limit")
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

@@ -199,6 +199,8 @@ pub struct UserServer {
     owner: (u32, u32),
     /// Start the tmux server in a systemd scope of its own.
     scope: bool,
+    /// `[daemon] max_sessions_per_user`.
+    max_sessions: usize,
 }
 
 impl UserServer {
@@ -220,6 +222,7 @@ impl UserServer {
             socket_dir: config.user_socket_dir(&user.name),
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
             spool_root: config.transcript.enabled.then(|| config.spool_root()),
+            max_sessions: config.max_sessions_per_user,
         }
     }
 
@@ -281,6 +284,17 @@ impl UserServer {
         let pipe = self.pipe_command(name)?;
         if self.tmux.has_session(name).await? {
             return Err(SessionError::AlreadyExists(self.id(name)));
+        }
+        if name != &Name::main() {
+            let running = self.list().await?;
+            let n = running.iter().filter(|s| s.state != State::Stopped).count();
+            if n >= self.max_sessions {
+                crate::metrics::limit_refused("sessions_per_user");
+                return Err(SessionError::BadInput(format!(
+                    "{} has {n} sessions, the most [daemon] max_sessions_per_user allows; kill one first",
+                    self.user.name
+                )));
+            }
         }
         let gate = new_gate();
         let argv = self.launcher_argv(&gate, &self.user.command);

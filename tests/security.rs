@@ -573,3 +573,114 @@ async fn issue10_5_a_frozen_tmux_server_stalls_no_one_else() {
     let log = env.ok(&["mail-log", "alice", "--json"]);
     assert!(log.contains("frozen-alice@x"), "{log}");
 }
+
+/// Whether the server closes `stream` within `secs` (reads to EOF).
+fn closed_within(stream: &mut std::net::TcpStream, secs: u64) -> Option<Duration> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(secs)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(started.elapsed())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Finding 7: half-sent headers and idle connections stayed open forever,
+/// and one read-only token opened 150 viewers. Now slow and idle
+/// connections close after `header_timeout_s`, and the caps on connections
+/// per address, viewers per session and per user, and sessions per user
+/// hold, each refusal counted in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_7_slow_and_idle_connections_close_and_caps_hold() {
+    use std::io::Write;
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\n[daemon]\nmax_sessions_per_user = 2\n[web]\nlisten = \"127.0.0.1:0\"\nheader_timeout_s = 2\nmax_connections_per_address = 6\nmax_viewers_per_session = 3\nmax_viewers_per_user = 4\n[[users]]\nname = \"alice\"\n",
+    );
+    let ro = env.token("alice", "read-only");
+    let d = env.serve();
+    let base = d.url();
+    let addr = base.trim_start_matches("http://").to_owned();
+    // Half-sent headers: closed after the header timeout.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let took = closed_within(&mut slow, 10).expect("a half-sent request stayed open 10 s");
+    assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
+    // An idle keep-alive connection: closed after the same timeout.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let took = closed_within(&mut idle, 10).expect("an idle connection stayed open 10 s");
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    // Connections per address: the 7th is closed at once.
+    let mut held: Vec<_> = (0..6)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    let took = closed_within(&mut extra, 10).expect("the 7th connection stayed open");
+    assert!(
+        took < Duration::from_secs(1),
+        "the 7th connection lived {took:?}"
+    );
+    held.clear();
+    wait_for(10, "held connections closed", || {
+        let (s, body, _) = timed_get(&format!("{base}/metrics"), None);
+        (s == 200 && body.contains("tmuxd_connections 1")).then_some(())
+    });
+
+    // Viewers: 3 per session, 4 per user.
+    env.ok(&["new", "alice/two"]);
+    let mut views = Vec::new();
+    for _ in 0..3 {
+        let mut ws = connect(&base, "/ws/sessions/alice/main", Some(&ro), None)
+            .await
+            .unwrap();
+        hello(&mut ws).await;
+        views.push(ws);
+    }
+    let mut fourth = connect(&base, "/ws/sessions/alice/main", Some(&ro), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut fourth).await.0,
+        4429,
+        "a 4th viewer of one session"
+    );
+    let mut ws = connect(&base, "/ws/sessions/alice/two", Some(&ro), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    views.push(ws);
+    let mut fifth = connect(&base, "/ws/sessions/alice/two", Some(&ro), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut fifth).await.0,
+        4429,
+        "a 5th viewer of one user"
+    );
+    // Sessions: 2 per user.
+    let out = env.run(&["new", "alice/three"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_sessions_per_user"), "{err}");
+    let (_, metrics, _) = timed_get(&format!("{base}/metrics"), None);
+    for needle in [
+        "tmuxd_limit_refusals_total{limit=\"connections_per_address\"} 1",
+        "tmuxd_limit_refusals_total{limit=\"viewers_per_session\"} 1",
+        "tmuxd_limit_refusals_total{limit=\"viewers_per_user\"} 1",
+        "tmuxd_limit_refusals_total{limit=\"sessions_per_user\"} 1",
+        "tmuxd_limit{limit=\"viewers_per_session\"} 3",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+}

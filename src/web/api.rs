@@ -301,6 +301,37 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Email bridge decisions by kind (rejected, pending, confirmed, executed, ...).",
         &crate::metrics::mail_decisions(),
     );
+    e.family(
+        "tmuxd_connections",
+        "gauge",
+        "Open HTTP connections.",
+        &one(get(&COUNTERS.connections)),
+    );
+    let config = state.config();
+    let b = config.web.bounds;
+    e.family(
+        "tmuxd_limit",
+        "gauge",
+        "Configured caps ([web] max_*, [daemon] max_sessions_per_user).",
+        &labelled(
+            "limit",
+            [
+                ("connections_per_address", b.max_connections_per_address),
+                ("viewers_per_session", b.max_viewers_per_session),
+                ("viewers_per_user", b.max_viewers_per_user),
+                ("sessions_per_user", config.max_sessions_per_user),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k, v as u64))
+            .collect(),
+        ),
+    );
+    e.family(
+        "tmuxd_limit_refusals_total",
+        "counter",
+        "Connections and requests refused by a cap or timeout, by limit.",
+        &crate::metrics::limit_refusals(),
+    );
     let mut r = e.finish().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,6 +6,7 @@
 
 mod api;
 mod assets;
+mod listener;
 mod terminal;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{token_path, Identity, LoginLimiter, TokenStore};
 use crate::config::Config;
 use crate::logins::Logins;
+use crate::names::Name;
 use crate::supervisor::Supervisor;
 
 /// The login cookie's name.
@@ -43,7 +45,7 @@ pub struct Inner {
     pub logins: Logins,
     pub limiter: LoginLimiter,
     /// Open terminals per session id. std mutex: never held across `.await`.
-    viewers: Mutex<HashMap<String, usize>>,
+    viewers: Mutex<ViewerCounts>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     /// The email bridge, when `[mail]` is configured.
@@ -72,7 +74,7 @@ impl AppState {
             limiter: LoginLimiter::new(Duration::from_secs(60), 20),
             config: std::sync::RwLock::new(config),
             supervisor,
-            viewers: Mutex::new(HashMap::new()),
+            viewers: Mutex::new(ViewerCounts::default()),
             cancel,
             tracker,
             bridge,
@@ -93,23 +95,40 @@ impl AppState {
         self.viewers
             .lock()
             .expect("viewers lock")
+            .by_session
             .get(id)
             .copied()
             .unwrap_or(0)
     }
 
-    /// Counts a viewer of `id` until the guard is dropped.
-    fn add_viewer(&self, id: &str) -> ViewerGuard {
-        *self
-            .viewers
-            .lock()
-            .expect("viewers lock")
-            .entry(id.to_owned())
-            .or_default() += 1;
-        ViewerGuard {
+    /// Counts a viewer of `id` opened by `user` until the guard is dropped,
+    /// or says which cap (`[web] max_viewers_per_*`) refuses it.
+    fn add_viewer(&self, id: &str, user: &Name) -> Result<ViewerGuard, String> {
+        let bounds = self.config().web.bounds;
+        let mut counts = self.viewers.lock().expect("viewers lock");
+        let (on_session, by_user) = (
+            counts.by_session.get(id).copied().unwrap_or(0),
+            counts.by_user.get(user).copied().unwrap_or(0),
+        );
+        if on_session >= bounds.max_viewers_per_session {
+            crate::metrics::limit_refused("viewers_per_session");
+            return Err(format!(
+                "{id} has {on_session} viewers, the most max_viewers_per_session allows"
+            ));
+        }
+        if by_user >= bounds.max_viewers_per_user {
+            crate::metrics::limit_refused("viewers_per_user");
+            return Err(format!(
+                "{user} has {by_user} terminals open, the most max_viewers_per_user allows"
+            ));
+        }
+        *counts.by_session.entry(id.to_owned()).or_default() += 1;
+        *counts.by_user.entry(user.clone()).or_default() += 1;
+        Ok(ViewerGuard {
             state: self.clone(),
             id: id.to_owned(),
-        }
+            user: user.clone(),
+        })
     }
 
     /// Checks `token` from `addr`; failures count against `addr` (a valid
@@ -169,20 +188,33 @@ impl AppState {
     }
 }
 
+/// Open terminals per session id and per user who opened them.
+#[derive(Default)]
+struct ViewerCounts {
+    by_session: HashMap<String, usize>,
+    by_user: HashMap<Name, usize>,
+}
+
 struct ViewerGuard {
     state: AppState,
     id: String,
+    user: Name,
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        let mut map = self.state.viewers.lock().expect("viewers lock");
-        if let Some(n) = map.get_mut(&self.id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.id);
-            }
-        }
+        let mut counts = self.state.viewers.lock().expect("viewers lock");
+        decrement(&mut counts.by_session, &self.id);
+        decrement(&mut counts.by_user, &self.user);
     }
 }
 
@@ -286,11 +318,12 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The client's address: the peer, or behind a TLS proxy on loopback the
-/// last address the proxy appended to `X-Forwarded-For`.
+/// The client's address: the peer, or behind a TLS proxy at one of
+/// `[web] trusted_proxies` the last address it appended to `X-Forwarded-For`.
 pub fn client_addr(headers: &HeaderMap, peer: Option<SocketAddr>, state: &AppState) -> IpAddr {
     let peer = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if state.config().web.tls_proxy && peer.is_loopback() {
+    let config = state.config();
+    if config.web.tls_proxy && config.web.trusted_proxies.contains(&peer) {
         if let Some(forwarded) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -384,6 +417,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/mail/pending/{id}/confirm", post(api::mail_confirm))
         .route("/ws/sessions/{user}/{session}", get(terminal::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
+        ))
         .with_state(state)
 }
 
@@ -397,12 +434,20 @@ pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
 
 /// Serves until `state.cancel`; open terminals get a close frame.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
-    let cancel = state.cancel.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-    {
-        tracing::error!(error = %e, "web server failed");
+    let app = router(state.clone());
+    listener::serve(listener, state, app).await;
+}
+
+/// Answers 408 when a request (its body included) takes longer than
+/// `[web] request_timeout_s`; upgrades and streamed bodies are answered
+/// before that and are not cut.
+async fn request_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config().web.bounds.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => {
+            crate::metrics::limit_refused("request_timeout");
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request took too long").into_response()
+        }
     }
 }

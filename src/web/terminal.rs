@@ -97,6 +97,13 @@ async fn viewer(
         .zip(query.rows)
         .and_then(|(c, r)| valid_size(c, r))
         .unwrap_or((80, 24));
+    let _counted = match state.add_viewer(&id.to_string(), &identity.user) {
+        Ok(guard) => guard,
+        Err(why) => {
+            tracing::warn!(session = %id, user = %identity.user, %addr, "{why}");
+            return close(&mut socket, 4429, "too many viewers").await;
+        }
+    };
     let pty = match ViewerPty::spawn(&server.tmux, &id.session, read_only, cols, rows) {
         Ok(pty) => pty,
         Err(e) => {
@@ -104,7 +111,6 @@ async fn viewer(
             return close(&mut socket, 1011, "internal error").await;
         }
     };
-    let _counted = state.add_viewer(&id.to_string());
     tracing::info!(session = %id, user = %identity.user, read_only, %addr, "viewer attached");
     let recorder = state.supervisor.recorder().cloned();
     if let Some(rec) = &recorder {

@@ -77,9 +77,14 @@ impl Env {
         } else {
             ""
         };
-        let text = format!(
-            "[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n{root}\n{web}{body}"
-        );
+        let daemon =
+            format!("[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n{root}");
+        // A body with a [daemon] section of its own gets these keys in it.
+        let text = if body.contains("[daemon]\n") {
+            format!("{web}{}", body.replacen("[daemon]\n", &daemon, 1))
+        } else {
+            format!("{daemon}\n{web}{body}")
+        };
         std::fs::write(&config, text).unwrap();
         Env {
             dir,

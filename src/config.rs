@@ -863,7 +863,38 @@ impl Config {
                 }
             }
         }
+        self.check_roots()?;
         self.check_shared_dirs()
+    }
+
+    /// The daemon's own directories, each with its config key.
+    pub fn roots(&self) -> Vec<(&'static str, &Path, u32)> {
+        let mut roots = vec![
+            ("daemon.state_dir", self.state_dir.as_path(), 0o700),
+            ("daemon.runtime_dir", self.runtime_dir.as_path(), 0o755),
+        ];
+        if self.transcript.enabled {
+            roots.push((
+                "transcript.spool_dir",
+                self.transcript.spool_dir.as_path(),
+                0o755,
+            ));
+        }
+        roots
+    }
+
+    /// No other user can swap or pre-create the daemon's directories.
+    fn check_roots(&self) -> Result<(), ConfigError> {
+        for (key, dir, _) in self.roots() {
+            crate::roots::check_parents(dir)
+                .and_then(|()| crate::roots::check_existing(dir))
+                .map_err(|reason| ConfigError {
+                    origin: self.origin.clone(),
+                    key: key.to_owned(),
+                    reason,
+                })?;
+        }
+        Ok(())
     }
 
     /// When agents run as other accounts, their tmux servers must reach

@@ -6,7 +6,6 @@
 //! task and wait for them (bounded); tmux servers and agents are never
 //! touched, so they outlive the daemon and the next start adopts them.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
-    make_dir(&config.state_dir, 0o700)?;
-    make_dir(&config.runtime_dir, 0o755)?;
+    for (key, dir, mode) in config.roots() {
+        crate::roots::ensure(dir, mode).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    }
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -257,12 +257,4 @@ fn activity_config(config: &Config) -> crate::recorder::ActivityConfig {
         idle_after: config.idle_after,
         waiting,
     }
-}
-
-fn make_dir(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .with_context(|| format!("cannot create directory {}", path.display()))
 }

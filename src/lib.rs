@@ -13,6 +13,7 @@
 //! - [`transcript`]: transcripts in sled (the only sled user) and export;
 //! - [`recorder`]: spool files into transcripts, and agent state;
 //! - [`userfs`]: opening files in directories a user controls;
+//! - [`roots`]: the daemon's own directories, safe from other users;
 //! - [`control`]: the daemon's control socket and the CLI's client for it;
 //! - [`auth`]: login tokens, roles and the failed-login limiter;
 //! - [`logins`]: browser logins, the login cookie's server side;
@@ -41,6 +42,7 @@ pub mod notify;
 pub mod pidfd;
 pub mod recorder;
 pub mod relay;
+pub mod roots;
 pub mod session;
 pub mod supervisor;
 pub mod tmux;

@@ -684,3 +684,71 @@ async fn issue10_7_slow_and_idle_connections_close_and_caps_hold() {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }
 }
+
+/// Finding 4: a runtime or spool directory under a parent other users can
+/// write (or own) could be pre-created or swapped by them, and neither
+/// `check-config` nor `doctor` said so. Finding 9: a pre-existing 0755
+/// `state_dir` left the transcript database world-readable.
+#[test]
+fn issue10_4_and_9_daemon_directories_under_shared_parents_are_refused() {
+    common::require("runuser");
+    let users = UnixUsers::create(1);
+    let other = users.uid(0);
+    let env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let d = env.path().display().to_string();
+    let shared = env.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let write_config = |runtime: &str| {
+        std::fs::write(
+            &env.config,
+            format!("[daemon]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{runtime}\"\nallow_root_agents = true\n[web]\nlisten = \"127.0.0.1:0\"\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n"),
+        )
+        .unwrap();
+    };
+    let refused = |why: &str| {
+        for verb in ["check-config", "serve"] {
+            let out = env.run(&[verb]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+            assert!(
+                err.contains("daemon.runtime_dir") && err.contains(why),
+                "{verb}: {err}"
+            );
+        }
+        let out = env.run(&["doctor"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "doctor: {text}");
+        assert!(text.contains(why), "doctor: {text}");
+    };
+    write_config(&format!("{d}/shared/run"));
+    // Writable by everyone, not sticky.
+    std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o777)).unwrap();
+    refused("other users can write");
+    assert!(
+        !shared.join("run").exists(),
+        "created under a shared parent"
+    );
+    // Sticky, but another user's.
+    std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o1777)).unwrap();
+    nix::unistd::chown(&shared, Some(other.into()), None).unwrap();
+    refused(&format!("belongs to uid {other}"));
+    // Root's sticky directory (like /dev/shm), where the other user made
+    // the runtime directory first.
+    nix::unistd::chown(&shared, Some(0.into()), None).unwrap();
+    std::fs::create_dir(shared.join("run")).unwrap();
+    nix::unistd::chown(&shared.join("run"), Some(other.into()), None).unwrap();
+    refused("someone else made it");
+
+    // A loose state_dir is narrowed to 0700 on start.
+    std::fs::remove_dir(shared.join("run")).unwrap();
+    write_config(&format!("{d}/run"));
+    std::fs::create_dir(env.path().join("state")).unwrap();
+    std::fs::set_permissions(env.path().join("state"), PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = env;
+    let daemon = env.serve();
+    let mode =
+        std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(env.path().join("state")).unwrap());
+    assert_eq!(mode & 0o777, 0o700, "state_dir left at {:o}", mode & 0o777);
+    assert!(daemon.log().contains("narrowing"), "{}", daemon.log());
+}

@@ -428,7 +428,7 @@ pub fn export(
                 let r = r?;
                 let marker = match r.body {
                     Body::Output(bytes) => {
-                        let done = text.feed(&bytes);
+                        let done = unforgeable(text.feed(&bytes));
                         match done.find('\n') {
                             Some(i) if !pending.is_empty() => {
                                 lines.write(&done[..=i])?;
@@ -459,7 +459,7 @@ pub fn export(
                     pending.push(marker);
                 }
             }
-            lines.write(&text.flush())?;
+            lines.write(&unforgeable(text.flush()))?;
             for m in pending {
                 lines.write(&m)?;
             }
@@ -611,6 +611,24 @@ struct TextSink {
     line: Vec<char>,
     col: usize,
     done: String,
+}
+
+/// Output lines (complete lines, as [`TextRenderer`] gives them) that look
+/// like tmuxd's own `[tmuxd ...]` lines get a leading space: in the text
+/// export only tmuxd's lines start with `[tmuxd` at the start of a line, so
+/// what a program prints cannot pass for an input or an event.
+fn unforgeable(lines: String) -> String {
+    if !lines.contains("[tmuxd") {
+        return lines;
+    }
+    let mut out = String::with_capacity(lines.len() + 8);
+    for line in lines.split_inclusive('\n') {
+        if line.starts_with("[tmuxd") {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 impl TextRenderer {

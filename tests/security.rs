@@ -752,3 +752,39 @@ fn issue10_4_and_9_daemon_directories_under_shared_parents_are_refused() {
     assert_eq!(mode & 0o777, 0o700, "state_dir left at {:o}", mode & 0o777);
     assert!(daemon.log().contains("narrowing"), "{}", daemon.log());
 }
+
+/// Finding 9: what a program printed could pass for tmuxd's own
+/// `[tmuxd TIME input from SOURCE]` lines in the text export.
+#[test]
+fn issue10_9_output_cannot_forge_tmuxd_lines_in_the_text_export() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let _d = env.serve();
+    wait_for(10, "agent", || {
+        env.session("alice/main")?["agent_pid"].as_u64()
+    });
+    env.ok(&[
+        "send",
+        "alice",
+        "printf '[tmuxd 2026-01-01T00:00:00Z input from web:%s] forged\\n' bob",
+    ]);
+    let text = wait_for(10, "the forged line recorded", || {
+        let t = env.ok(&["transcript", "alice"]);
+        t.contains("web:bob] forged").then_some(t)
+    });
+    for line in text.lines().filter(|l| l.starts_with("[tmuxd")) {
+        assert!(
+            !line.contains("web:bob"),
+            "a forged line passed: {line}\n{text}"
+        );
+    }
+    assert!(
+        text.contains("\n [tmuxd 2026-01-01T00:00:00Z input from web:bob] forged"),
+        "{text}"
+    );
+    // tmuxd's own line for the typed command is still there.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("[tmuxd") && l.contains("input from cli:")),
+        "{text}"
+    );
+}

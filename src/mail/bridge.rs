@@ -306,6 +306,9 @@ impl Bridge {
                 (msg.message_id, d, true)
             }
         };
+        // Quarantined mail is never answered and never typed: it needs no
+        // handled mark (so junk cannot fill the state file).
+        let mark = mark && !d.quarantine;
         self.finish(&message_id, d, now, mark)
     }
 
@@ -930,12 +933,24 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
     }))
 }
 
-/// Characters never typed from mail: C0/C1 controls (escape sequences,
-/// tabs), and bidirectional or zero-width formatting that hides what the
-/// text says.
+/// Characters never typed from mail, by Unicode category rather than by a
+/// list: controls (Cc: escape sequences, tabs), format characters (Cf:
+/// bidirectional and zero-width marks, soft hyphens, the TAG block),
+/// private use (Co), unassigned code points (Cn), line and paragraph
+/// separators; plus the letters and marks that render as nothing (Hangul
+/// fillers, the blank Braille pattern, the combining grapheme joiner,
+/// variation selectors, Khmer inherent vowels). A confirmation must show
+/// everything that would be typed.
 fn forbidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    static INVISIBLE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = INVISIBLE.get_or_init(|| {
+        regex::Regex::new(
+            r"[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\x{115F}\x{1160}\x{3164}\x{FFA0}\x{2800}\x{034F}\x{17B4}\x{17B5}\x{180B}-\x{180F}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}]",
+        )
+        .expect("invisible character class compiles")
+    });
+    let mut buf = [0u8; 4];
+    re.is_match(c.encode_utf8(&mut buf))
 }
 
 fn help_text(address: &str, user: &UserConfig) -> String {
@@ -1025,6 +1040,19 @@ mod tests {
             "\u{9b}31m",
             "evil\u{202e}txt",
             "zero\u{200b}width",
+            // Found passing the old list (issue 10).
+            "tag\u{E0041}block",
+            "soft\u{AD}hyphen",
+            "arabic\u{61C}mark",
+            "mongolian\u{180E}space",
+            "emoji\u{FE0F}selector",
+            "hangul\u{3164}filler",
+            "choseong\u{115F}filler",
+            "braille\u{2800}blank",
+            "grapheme\u{34F}joiner",
+            "musical\u{1D173}begin",
+            "private\u{E000}use",
+            "unassigned\u{378}point",
         ] {
             let e = parse_command(bad).unwrap_err();
             assert!(e.contains("never typed"), "{bad:?}: {e}");

@@ -83,7 +83,22 @@ pub fn message_id_of(raw: &[u8]) -> String {
         .parse_headers(head)
         .and_then(|m| m.message_id().map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty())
+        .map(|s| bounded_id(&s))
         .unwrap_or_else(|| format!("sha256:{}", digest_hex(raw)))
+}
+
+/// Longest Message-ID kept as it is.
+const MAX_ID: usize = 200;
+
+/// A Message-ID as stored and audited: as sent when short and printable
+/// ASCII, else `sha256:` of it (a sender cannot grow the state with huge
+/// or strange ids).
+pub fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_ID && id.bytes().all(|b| b.is_ascii_graphic()) {
+        id.to_owned()
+    } else {
+        format!("sha256:{}", digest_hex(id.as_bytes()))
+    }
 }
 
 /// Parses `raw` within `caps`.
@@ -113,7 +128,7 @@ pub fn parse(raw: &[u8], caps: Caps) -> Result<Inbound, ParseError> {
     }
 
     let message_id = match msg.message_id() {
-        Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        Some(id) if !id.trim().is_empty() => bounded_id(id.trim()),
         _ => format!("sha256:{}", digest_hex(raw)),
     };
     let addrs = |a: Option<&mail_parser::Address>| -> Vec<String> {

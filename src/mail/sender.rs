@@ -188,13 +188,68 @@ fn strip_comments(v: &str) -> String {
 /// The authserv-id of an `Authentication-Results` value.
 fn authserv_id(value: &str) -> String {
     let v = strip_comments(value);
-    let first = v.split(';').next().unwrap_or("").trim().to_owned();
+    let parts = split_unquoted(&v, |c| c == ';');
+    let first = parts.first().map(String::as_str).unwrap_or("");
     // "id [version]"
-    first
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    split_unquoted(first, char::is_whitespace)
+        .first()
+        .map(|id| unquote(id).to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Splits `v` (comments already stripped) at characters `sep` accepts,
+/// outside quoted strings (RFC 8601 values may be quoted, and a `;` or a
+/// space inside one is data, not a separator). Empty pieces are dropped.
+fn split_unquoted(v: &str, sep: impl Fn(char) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in v.chars() {
+        if escaped {
+            escaped = false;
+            cur.push(c);
+            continue;
+        }
+        match c {
+            '\\' if quoted => {
+                escaped = true;
+                cur.push(c);
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            c if !quoted && sep(c) => {
+                let piece = std::mem::take(&mut cur);
+                if !piece.trim().is_empty() {
+                    out.push(piece.trim().to_owned());
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+/// A value without its quotes and escapes (`"a\"b"` -> `a"b`).
+fn unquote(v: &str) -> String {
+    let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) else {
+        return v.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut escaped = false;
+    for c in inner.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        out.push(c);
+    }
+    out
 }
 
 /// Checks the sender's From domain against the trusted
@@ -212,21 +267,17 @@ pub fn check_authentication(
     };
     let v = strip_comments(ours);
     let mut seen = Vec::new();
-    for res in v.split(';').skip(1) {
-        let mut words = res.split_whitespace();
+    for res in split_unquoted(&v, |c| c == ';').iter().skip(1) {
+        let words = split_unquoted(res, char::is_whitespace);
+        let mut words = words.iter();
         let Some((method, result)) = words.next().and_then(|w| w.split_once('=')) else {
             continue;
         };
         let method = method.to_ascii_lowercase();
-        let result = result.to_ascii_lowercase();
+        let result = unquote(result).to_ascii_lowercase();
         let props: Vec<(String, String)> = words
             .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.to_ascii_lowercase(),
-                    v.trim_matches('"').to_ascii_lowercase(),
-                )
-            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), unquote(v).to_ascii_lowercase()))
             .collect();
         let prop = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         seen.push(format!("{method}={result}"));
@@ -311,6 +362,28 @@ mod tests {
         // A comment cannot smuggle in a result.
         assert!(check(&["mx.example.test; dmarc=fail (dmarc=pass header.from=example.org) header.from=example.org"]).is_err());
         assert!(check(&["mx.example.test(;x); dmarc=pass header.from=example.org"]).is_ok());
+    }
+
+    #[test]
+    fn quoted_strings_cannot_inject_results() {
+        // Issue 10: a `;` inside a quoted value (RFC 8601 allows them)
+        // must not start a result of its own.
+        for v in [
+            r#"mx.example.test; dkim=fail header.d="x; dmarc=pass header.from=example.test""#,
+            r#"mx.example.test; dkim=fail header.b="a\"; dmarc=pass header.from=example.test""#,
+            r#"mx.example.test; spf=pass smtp.mailfrom="; dmarc=pass header.from=example.test""#,
+        ] {
+            assert!(
+                check_authentication(&[v.to_owned()], "mx.example.test", "example.test").is_err(),
+                "{v}"
+            );
+        }
+        // Quoted values themselves are understood.
+        let v = r#""mx.example.test" 1; dmarc="pass" header.from="example.test""#;
+        assert_eq!(
+            check_authentication(&[v.to_owned()], "mx.example.test", "example.test"),
+            Ok("dmarc")
+        );
     }
 
     #[test]

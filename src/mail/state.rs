@@ -21,8 +21,14 @@ use serde::{Deserialize, Serialize};
 
 /// Handled Message-IDs are remembered this long.
 const HANDLED_KEEP_MS: u64 = 30 * 24 * 3600 * 1000;
-/// The audit log is rotated (one old file kept) past this size.
+/// The audit log moves on to a new file past this size...
 const AUDIT_ROTATE: u64 = 8 * 1024 * 1024;
+/// ...keeping this many old ones (`audit.jsonl.1` newest): 64 MiB of
+/// history in all, the oldest file dropped first.
+const AUDIT_KEEP: usize = 8;
+/// Handled Message-IDs kept at most (the oldest are forgotten first), so
+/// the state file, rewritten per decision, stays small whatever arrives.
+const HANDLED_MAX: usize = 10_000;
 
 /// What a mailed command asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +147,26 @@ pub struct State {
 impl State {
     /// Turns pending `id` into `job`; false if it is gone (used, cancelled,
     /// expired), so a confirmation takes effect at most once.
+    /// Forgets handled ids older than 30 days, and the oldest beyond
+    /// [`HANDLED_MAX`].
+    fn prune(&mut self, now: u64) {
+        let cutoff = now.saturating_sub(HANDLED_KEEP_MS);
+        self.handled.retain(|_, t| *t >= cutoff);
+        if self.handled.len() > HANDLED_MAX {
+            let mut times: Vec<u64> = self.handled.values().copied().collect();
+            times.sort_unstable();
+            let keep_from = times[times.len() - HANDLED_MAX];
+            self.handled.retain(|_, t| *t >= keep_from);
+            // Ties at the boundary: drop arbitrary ones to stay bounded.
+            while self.handled.len() > HANDLED_MAX {
+                let Some(k) = self.handled.keys().next().cloned() else {
+                    break;
+                };
+                self.handled.remove(&k);
+            }
+        }
+    }
+
     pub fn confirm(&mut self, id: &str, job: Job) -> bool {
         let before = self.pending.len();
         self.pending.retain(|p| p.id != id);
@@ -243,8 +269,7 @@ impl MailStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(io(&path)(e)),
         };
-        let cutoff = now_ms().saturating_sub(HANDLED_KEEP_MS);
-        state.handled.retain(|_, t| *t >= cutoff);
+        state.prune(now_ms());
         Ok(MailStore {
             dir: dir.to_owned(),
             state: Mutex::new(state),
@@ -277,6 +302,7 @@ impl MailStore {
         if *guard == before {
             return Ok(r);
         }
+        guard.prune(now_ms());
         if let Err(e) = write_atomic(&self.dir.join("state.json"), &guard) {
             *guard = before;
             return Err(e);
@@ -289,7 +315,11 @@ impl MailStore {
         let _g = self.audit.lock().expect("audit lock");
         let path = self.dir.join("audit.jsonl");
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > AUDIT_ROTATE) {
-            let _ = std::fs::rename(&path, self.dir.join("audit.jsonl.1"));
+            // audit.jsonl.N-1 -> .N, ..., audit.jsonl -> .1: history kept.
+            for n in (1..AUDIT_KEEP).rev() {
+                let _ = std::fs::rename(audit_file(&self.dir, n), audit_file(&self.dir, n + 1));
+            }
+            let _ = std::fs::rename(&path, audit_file(&self.dir, 1));
         }
         let r = std::fs::OpenOptions::new()
             .create(true)
@@ -316,8 +346,8 @@ pub fn read_audit(
     keep: impl Fn(&AuditEntry) -> bool,
 ) -> Result<Vec<AuditEntry>, StateError> {
     let mut out = std::collections::VecDeque::new();
-    for name in ["audit.jsonl.1", "audit.jsonl"] {
-        let path = dir.join(name);
+    for n in (0..=AUDIT_KEEP).rev() {
+        let path = audit_file(dir, n);
         let f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -338,6 +368,14 @@ pub fn read_audit(
         }
     }
     Ok(out.into())
+}
+
+/// `audit.jsonl` (n = 0) or the n-th older one, `audit.jsonl.N`.
+fn audit_file(dir: &Path, n: usize) -> PathBuf {
+    match n {
+        0 => dir.join("audit.jsonl"),
+        n => dir.join(format!("audit.jsonl.{n}")),
+    }
 }
 
 fn write_atomic(path: &Path, state: &State) -> Result<(), StateError> {
@@ -416,6 +454,49 @@ mod tests {
         std::fs::write(d.join("state.json"), b"{not json").unwrap();
         let e = MailStore::open(&d).err().unwrap().to_string();
         assert!(e.contains("state.json is damaged"), "{e}");
+    }
+
+    #[test]
+    fn handled_ids_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MailStore::open(dir.path()).unwrap();
+        let now = now_ms();
+        s.update(|st| {
+            for i in 0..HANDLED_MAX as u64 + 500 {
+                st.handled.insert(format!("id{i}"), now - 1_000_000 + i);
+            }
+        })
+        .unwrap();
+        let st = s.snapshot();
+        assert_eq!(st.handled.len(), HANDLED_MAX);
+        // The newest are kept.
+        assert!(st
+            .handled
+            .contains_key(&format!("id{}", HANDLED_MAX as u64 + 499)));
+        assert!(!st.handled.contains_key("id0"));
+    }
+
+    #[test]
+    fn audit_rotation_keeps_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MailStore::open(dir.path()).unwrap();
+        let reason = "x".repeat(1024 * 1024);
+        // Each entry is ~1 MiB: rotations happen every ~8 entries.
+        for i in 0..30u64 {
+            s.audit(&AuditEntry {
+                ts_ms: i,
+                decision: "rejected".into(),
+                reason: reason.clone(),
+                ..Default::default()
+            });
+        }
+        let all = read_audit(dir.path(), 1000, |_| true).unwrap();
+        // Nothing written was lost to a rotation, in order.
+        assert_eq!(
+            all.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            (0..30).collect::<Vec<_>>()
+        );
+        assert!(audit_file(dir.path(), 2).exists());
     }
 
     #[test]

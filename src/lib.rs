@@ -25,7 +25,8 @@
 //! - [`metrics`]: counters for `/metrics` and readiness for `/healthz`;
 //! - [`notify`]: systemd's readiness and watchdog notifications;
 //! - [`doctor`]: `tmuxd doctor`, checks with fixes;
-//! - [`cli`]: the command-line verbs.
+//! - [`cli`]: the command-line verbs;
+//! - [`fuzz`]: fuzz targets for every parser of untrusted input.
 
 pub mod attach;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod fuzz;
 pub mod logins;
 pub mod mail;
 pub mod metrics;

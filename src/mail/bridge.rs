@@ -941,7 +941,7 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 /// fillers, the blank Braille pattern, the combining grapheme joiner,
 /// variation selectors, Khmer inherent vowels). A confirmation must show
 /// everything that would be typed.
-fn forbidden(c: char) -> bool {
+pub(crate) fn forbidden(c: char) -> bool {
     static INVISIBLE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = INVISIBLE.get_or_init(|| {
         regex::Regex::new(

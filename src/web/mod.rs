@@ -7,7 +7,7 @@
 mod api;
 mod assets;
 mod listener;
-mod terminal;
+pub(crate) mod terminal;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -253,12 +253,12 @@ async fn relay(
     }
 }
 
-enum Control {
+pub(crate) enum Control {
     Resize(u32, u32),
 }
 
 /// Parses a control message; `Err` holds the close reason.
-fn control(text: &str) -> Result<Control, &'static str> {
+pub(crate) fn control(text: &str) -> Result<Control, &'static str> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|_| "malformed control message")?;
     match value.get("type").and_then(|t| t.as_str()) {

@@ -1,5 +1,5 @@
 //! A typed layer over the `tmux` command line, for one server socket:
-//! [`argv`] builds commands, [`identity`] says whose they are, [`version`]
+//! `argv` builds commands, `identity` says whose they are, `version`
 //! checks tmux; this file runs them, each with a deadline.
 //!
 //! Every call is an argv (never a shell string) built from typed pieces:

@@ -1,0 +1,300 @@
+//! The recorder: tails each session's spool file into its transcript, and
+//! derives the agent's state from what it prints.
+//!
+//! tmux writes every byte a pane prints to `STATE_DIR/spool/USER/SESSION.out`
+//! through `pipe-pane` (a `cat` that belongs to the tmux server, so nothing
+//! is lost while the daemon is down). The recorder waits on inotify (no
+//! polling), coalesces bursts for a few milliseconds, appends the new bytes
+//! and the new offset in one batch, flushes, and only then punches the
+//! ingested range out of the spool file, so disk use stays bounded and a
+//! crash at any instant neither loses nor duplicates a byte.
+//!
+//! Agent state: `running` while output arrives, `idle` after `idle_after` of
+//! quiet, `waiting` when the recent text matches the agent's prompt pattern,
+//! `exited` when the supervisor says so. Transitions are recorded in the
+//! transcript and broadcast to subscribers. The only timer is the next idle
+//! deadline; an idle daemon has none.
+//!
+//! Parts: `activity` (agent state), `run` (the loop), `ingest` (the
+//! ingest thread, reclaiming and retention), `spool` (paths, the
+//! `pipe-pane` command, opening spools safely).
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::names::SessionId;
+use crate::session::ExitInfo;
+use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError, TextRenderer};
+use crate::userfs::{Refused, UserDir};
+
+mod activity;
+mod ingest;
+mod run;
+mod spool;
+#[cfg(test)]
+mod tests;
+
+pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
+use ingest::{IngestJob, Ingested};
+use spool::{make_private_dir, next_data, punch, read_full_at};
+pub use spool::{pipe_command, spool_path};
+
+/// Output counts as paused after this much quiet; then it is ingested.
+/// During a burst the recorder only watches the spool's tail for agent
+/// state, so recording never competes with the agent and its viewers.
+const QUIET: Duration = Duration::from_millis(100);
+
+/// ...unless a session's backlog grows past this (bounded spool size).
+const MAX_BACKLOG: u64 = 64 * 1024 * 1024;
+
+/// Bytes at the end of the spool read for agent state during a burst.
+const TAIL_PEEK: u64 = 8 * 1024;
+
+/// Read at most this much at a time (bounded memory).
+const MAX_READ: u64 = 1024 * 1024;
+
+/// A session's share of one ingest round: one user's huge spool never
+/// stalls the others' recording.
+const QUANTUM: u64 = 8 * MAX_READ;
+
+/// Flush and punch ingested spool data out once this much has accumulated
+/// (and whenever output pauses).
+const PUNCH_EVERY: u64 = 16 * 1024 * 1024;
+
+/// How often age-based retention runs per session while it prints.
+const AGE_CHECK: Duration = Duration::from_secs(3600);
+
+/// Recent rendered text kept for prompt matching.
+const RECENT_TEXT: usize = 4096;
+
+struct Tracked {
+    log: SessionLog,
+    state: AgentState,
+    idle_at: Option<Instant>,
+    text: TextRenderer,
+    recent: String,
+    /// Spool bytes already punched out.
+    punched: u64,
+    /// Stored bytes of the transcript (counted once, then kept up to date).
+    stored: Option<u64>,
+    /// When age-based retention last ran.
+    age_checked: Option<Instant>,
+    /// Why the spool was last refused (logged once per reason).
+    refused: Option<String>,
+}
+
+/// The recorder; cloneable handle.
+#[derive(Clone)]
+pub struct Recorder(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    spool_root: PathBuf,
+    /// Replaced on reload; std locks, only read in short sync sections.
+    retention: std::sync::RwLock<Retention>,
+    activity: std::sync::RwLock<ActivityConfig>,
+    /// std mutex: never held across an `.await`.
+    sessions: Mutex<HashMap<SessionId, Tracked>>,
+    /// Asks the loop to ingest a session now (bounded; a full queue means
+    /// the loop is already due to run).
+    wake: mpsc::Sender<SessionId>,
+    wake_rx: Mutex<Option<mpsc::Receiver<SessionId>>>,
+    states: broadcast::Sender<StateChange>,
+    inotify: AsyncFd<InotifyFd>,
+    /// Watched spool directories by watch descriptor.
+    watches: Mutex<HashMap<nix::sys::inotify::WatchDescriptor, String>>,
+    /// Jobs for the ingest thread (started on first use).
+    ingest_jobs: Mutex<Option<std::sync::mpsc::SyncSender<IngestJob>>>,
+}
+
+impl Recorder {
+    pub fn new(
+        store: Store,
+        spool_root: PathBuf,
+        retention: Retention,
+        activity: ActivityConfig,
+    ) -> std::io::Result<Recorder> {
+        use nix::sys::inotify::{InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        let (wake, wake_rx) = mpsc::channel(1024);
+        Ok(Recorder(Arc::new(Inner {
+            store,
+            spool_root,
+            retention: std::sync::RwLock::new(retention),
+            activity: std::sync::RwLock::new(activity),
+            sessions: Mutex::new(HashMap::new()),
+            wake,
+            wake_rx: Mutex::new(Some(wake_rx)),
+            states: broadcast::channel(256).0,
+            // SAFETY: the Inotify owns its fd and keeps it open until drop.
+            inotify: unsafe {
+                AsyncFd::register_with_interest(InotifyFd(inotify), tokio::io::Interest::READABLE)
+            }
+            .map_err(|e| e.into_parts().1)?,
+            watches: Mutex::new(HashMap::new()),
+            ingest_jobs: Mutex::new(None),
+        })))
+    }
+
+    /// Applies reloaded retention limits and agent-state settings.
+    pub fn set_policy(&self, retention: Retention, activity: ActivityConfig) {
+        *self.0.retention.write().expect("retention lock") = retention;
+        *self.0.activity.write().expect("activity lock") = activity;
+    }
+
+    fn idle_after(&self) -> Duration {
+        self.0.activity.read().expect("activity lock").idle_after
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Starts recording `id`: its spool directory exists and is watched, and
+    /// whatever its spool holds is ingested soon.
+    pub fn track(&self, id: &SessionId) -> Result<(), StoreError> {
+        let dir = self.0.spool_root.join(id.user.as_str());
+        make_private_dir(&dir)
+            .map_err(|e| StoreError::BadRecord(format!("spool dir {}: {e}", dir.display())))?;
+        {
+            use nix::sys::inotify::AddWatchFlags as F;
+            let mut watches = self.0.watches.lock().expect("watches lock");
+            if !watches.values().any(|u| u == id.user.as_str()) {
+                let wd = self
+                    .0
+                    .inotify
+                    .get_ref()
+                    .0
+                    .add_watch(
+                        &dir,
+                        F::IN_MODIFY
+                            | F::IN_CREATE
+                            | F::IN_MOVED_TO
+                            | F::IN_CLOSE_WRITE
+                            | F::IN_DONT_FOLLOW
+                            | F::IN_ONLYDIR,
+                    )
+                    .map_err(|e| {
+                        StoreError::BadRecord(format!("inotify on {}: {e}", dir.display()))
+                    })?;
+                watches.insert(wd, id.user.to_string());
+            }
+        }
+        let mut sessions = self.0.sessions.lock().expect("sessions lock");
+        if !sessions.contains_key(id) {
+            sessions.insert(
+                id.clone(),
+                Tracked {
+                    log: self.0.store.session(id)?,
+                    state: AgentState::Running,
+                    idle_at: Some(Instant::now() + self.idle_after()),
+                    text: TextRenderer::default(),
+                    recent: String::new(),
+                    punched: 0,
+                    stored: None,
+                    age_checked: None,
+                    refused: None,
+                },
+            );
+        }
+        drop(sessions);
+        let _ = self.0.wake.try_send(id.clone());
+        Ok(())
+    }
+
+    /// The transcript of `id` (tracked or not).
+    pub fn log(&self, id: &SessionId) -> Result<SessionLog, StoreError> {
+        self.0.store.session(id)
+    }
+
+    /// Records a lifecycle event.
+    pub fn event(&self, id: &SessionId, kind: &str, detail: serde_json::Value) {
+        if let Err(e) = self.log(id).and_then(|l| l.event(kind, detail)) {
+            tracing::error!(session = %id, error = %e, "cannot record event");
+        }
+    }
+
+    /// Records keystrokes from a terminal viewer; durable with the next
+    /// flush (not one fsync per key).
+    pub fn keystrokes(&self, id: &SessionId, source: &str, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        if let Err(e) = self.log(id).and_then(|l| l.input(source, &text)) {
+            tracing::error!(session = %id, error = %e, "cannot record input");
+        }
+    }
+
+    /// Records input and makes it durable.
+    pub async fn input(&self, id: &SessionId, source: &str, text: &str) {
+        let r = self.log(id).and_then(|l| l.input(source, text));
+        let r = match r {
+            Ok(()) => self.0.store.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::error!(session = %id, error = %e, "cannot record input");
+        }
+    }
+
+    /// The agent ended (from the supervisor).
+    pub fn agent_exited(&self, id: &SessionId, exit: &ExitInfo) {
+        self.event(
+            id,
+            "agent-exit",
+            serde_json::to_value(exit).unwrap_or_default(),
+        );
+        self.set_state(
+            id,
+            AgentState::Exited {
+                status: exit.status,
+                signal: exit.signal,
+            },
+            None,
+        );
+    }
+
+    /// The agent (re)started (from the supervisor).
+    pub fn agent_started(&self, id: &SessionId, kind: &str, pid: Option<u32>) {
+        self.event(id, kind, serde_json::json!({ "pid": pid }));
+        let idle_at = Instant::now() + self.idle_after();
+        self.set_state(id, AgentState::Running, Some(idle_at));
+        // The loop must learn about the new deadline.
+        let _ = self.0.wake.try_send(id.clone());
+    }
+
+    /// Every session being recorded.
+    fn tracked(&self) -> HashSet<SessionId> {
+        self.0
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+/// nix's Inotify, made usable with tokio's AsyncFd.
+struct InotifyFd(nix::sys::inotify::Inotify);
+
+impl std::os::fd::AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

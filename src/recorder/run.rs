@@ -1,0 +1,157 @@
+//! The recorder's loop: waits on inotify (no polling), lets bursts pass,
+//! hands quiet sessions to the ingest thread, flushes, and reclaims.
+
+use super::*;
+
+impl Recorder {
+    /// Ingests, derives state and applies retention until `cancel`; then
+    /// ingests what is left and flushes.
+    pub async fn run(self, cancel: CancellationToken) {
+        let Some(mut wake_rx) = self.0.wake_rx.lock().expect("wake lock").take() else {
+            return;
+        };
+        // Catch up on everything written while the daemon was down.
+        let mut dirty = self.tracked();
+        // Ingested but not yet flushed: the spool keeps it until then.
+        let mut unflushed: HashMap<SessionId, SpoolMark> = HashMap::new();
+        loop {
+            if !dirty.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(QUIET) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                if cancel.is_cancelled() {
+                    break;
+                }
+                // Sessions that printed again meanwhile are mid-burst.
+                let mut again = HashSet::new();
+                self.drain_inotify(&mut again);
+                while let Ok(id) = wake_rx.try_recv() {
+                    dirty.insert(id);
+                }
+                let (busy, ready): (HashSet<SessionId>, HashSet<SessionId>) =
+                    std::mem::take(&mut dirty)
+                        .into_iter()
+                        .chain(again.iter().cloned())
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .partition(|id| again.contains(id) && self.backlog(id) < MAX_BACKLOG);
+                for id in &busy {
+                    self.peek_tail(id);
+                }
+                dirty = busy;
+                if !ready.is_empty() {
+                    let left = self.ingest_round(ready, &mut unflushed).await;
+                    dirty.extend(left);
+                }
+                continue;
+            }
+            // Output paused: make it durable and reclaim the spool.
+            if !unflushed.is_empty() {
+                self.flush_and_reclaim(&mut unflushed).await;
+            }
+            let next_idle = self.next_idle();
+            tokio::select! {
+                r = self.0.inotify.readable() => match r {
+                    Ok(mut guard) => {
+                        guard.clear_ready();
+                        self.drain_inotify(&mut dirty);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "inotify failed; transcripts stop");
+                        break;
+                    }
+                },
+                Some(id) = wake_rx.recv() => { dirty.insert(id); }
+                _ = sleep_until(next_idle) => self.idle_transitions(),
+                _ = cancel.cancelled() => break,
+            }
+        }
+        // Shutdown: take in what is left and make it durable.
+        self.flush_and_reclaim(&mut unflushed).await;
+        self.catch_up().await;
+    }
+
+    /// Ingests everything every tracked session's spool holds, now, and
+    /// makes it durable.
+    pub async fn catch_up(&self) {
+        let mut unflushed = HashMap::new();
+        let mut ids = self.tracked();
+        while !ids.is_empty() {
+            ids = self.ingest_round(ids, &mut unflushed).await;
+        }
+        self.flush_and_reclaim(&mut unflushed).await;
+    }
+
+    /// Reads pending inotify events; marks their sessions dirty.
+    pub(super) fn drain_inotify(&self, dirty: &mut HashSet<SessionId>) {
+        loop {
+            match self.0.inotify.get_ref().0.read_events() {
+                Ok(events) if !events.is_empty() => {
+                    let watches = self.0.watches.lock().expect("watches lock");
+                    for ev in events {
+                        let (Some(user), Some(name)) = (watches.get(&ev.wd), ev.name) else {
+                            continue;
+                        };
+                        let Some(session) = name.to_str().and_then(|n| n.strip_suffix(".out"))
+                        else {
+                            continue;
+                        };
+                        if let Ok(id) = format!("{user}/{session}").parse::<SessionId>() {
+                            dirty.insert(id);
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Ingests a share of the given sessions; flushes and reclaims spool
+    /// space when enough has accumulated. Returns the sessions with more.
+    pub(super) async fn ingest_round(
+        &self,
+        ids: HashSet<SessionId>,
+        unflushed: &mut HashMap<SessionId, SpoolMark>,
+    ) -> HashSet<SessionId> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let sent = self
+            .ingest_thread()
+            .send((ids.into_iter().collect(), reply));
+        if sent.is_err() {
+            tracing::error!("the transcript ingest thread is gone");
+            return HashSet::new();
+        }
+        let Ingested { marks, left } = done.await.unwrap_or_default();
+        unflushed.extend(marks);
+        let due = {
+            let sessions = self.0.sessions.lock().expect("sessions lock");
+            unflushed.iter().any(|(id, mark)| {
+                sessions
+                    .get(id)
+                    .is_some_and(|t| mark.offset >= t.punched + PUNCH_EVERY)
+            })
+        };
+        if due {
+            self.flush_and_reclaim(unflushed).await;
+        }
+        left
+    }
+
+    /// Makes ingested data durable, then frees it from the spools.
+    pub(super) async fn flush_and_reclaim(&self, unflushed: &mut HashMap<SessionId, SpoolMark>) {
+        if let Err(e) = self.0.store.flush().await {
+            tracing::error!(error = %e, "transcript flush failed");
+            return;
+        }
+        // Only durable data may leave the spool.
+        for (id, mark) in unflushed.drain() {
+            self.reclaim(&id, mark);
+        }
+    }
+
+    /// Spool bytes not yet in any transcript (the ingest lag).
+    pub fn total_backlog(&self) -> u64 {
+        self.tracked().iter().map(|id| self.backlog(id)).sum()
+    }
+}

@@ -155,7 +155,7 @@ impl TokenStore {
             user: user.clone(),
             role,
             sha256,
-            created: crate::session::unix_now(),
+            created: crate::clock::unix_now(),
         });
         self.write_file(&file)?;
         Ok(IssuedToken { token, id })

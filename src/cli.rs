@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::{token_path, Role, TokenStore};
+use crate::clock::iso8601;
 use crate::config::{Config, ConfigError, HostDefaults};
 use crate::control::{self, Request};
 use crate::names::{Name, SessionId};
-use crate::session::{iso8601, SessionError, SessionInfo, UserServer};
+use crate::session::{SessionError, SessionInfo, UserServer};
 use crate::tmux::Command as TmuxCommand;
 use crate::transcript::{ExportOptions, Format, Store};
 

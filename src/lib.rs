@@ -3,6 +3,8 @@
 //!
 //! Modules, one concern each:
 //! - [`names`]: the allow-list for user and session names, and session ids;
+//! - [`clock`]: Unix time and ISO 8601;
+//! - [`exit`]: how an agent ended;
 //! - [`config`]: the TOML file, its validation and the embedded default;
 //! - [`tmux`]: a typed layer over the `tmux` command line (exact targets,
 //!   argv only, no shell strings);
@@ -11,6 +13,7 @@
 //! - [`pidfd`]: waiting for a process that is not our child to exit;
 //! - [`supervisor`]: the daemon's per-session watchers that restart agents;
 //! - [`transcript`]: transcripts in sled (the only sled user) and export;
+//! - [`spool`]: spool files: paths, the pipe-pane command, hole punching;
 //! - [`recorder`]: spool files into transcripts, and agent state;
 //! - [`userfs`]: opening files in directories a user controls;
 //! - [`roots`]: the daemon's own directories, safe from other users;
@@ -31,10 +34,12 @@
 pub mod attach;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod exit;
 pub mod fuzz;
 pub mod logins;
 pub mod mail;
@@ -46,6 +51,7 @@ pub mod recorder;
 pub mod relay;
 pub mod roots;
 pub mod session;
+pub mod spool;
 pub mod supervisor;
 pub mod tmux;
 pub mod transcript;

@@ -71,7 +71,7 @@ impl Logins {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
         let cookie = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-        let now = crate::session::unix_now();
+        let now = crate::clock::unix_now();
         {
             let mut logins = self.0.logins.lock().expect("logins lock");
             logins.retain(|_, l| l.expires > now);
@@ -120,7 +120,7 @@ impl Logins {
             .expect("logins lock")
             .get(&digest(cookie))
             .cloned()?;
-        if login.expires <= crate::session::unix_now() {
+        if login.expires <= crate::clock::unix_now() {
             return None;
         }
         tokens.by_id(&login.token_id)

@@ -26,7 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::clock::unix_now;
 use crate::config::{Config, UserConfig};
+use crate::exit::ExitInfo;
 use crate::names::{Name, SessionId};
 use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
 use crate::userfs::UserDir;
@@ -97,64 +99,6 @@ pub enum State {
     /// No such session on the server (or no server): `main` is recreated
     /// by the daemon.
     Stopped,
-}
-
-/// How an agent ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct ExitInfo {
-    /// Exit status, when it exited.
-    pub status: Option<i32>,
-    /// Signal number, when it was killed.
-    pub signal: Option<i32>,
-    /// Unix time, when known.
-    pub at: Option<u64>,
-}
-
-impl ExitInfo {
-    fn encode(&self) -> String {
-        let what = match (self.status, self.signal) {
-            (_, Some(sig)) => format!("signal {sig}"),
-            (Some(st), None) => format!("status {st}"),
-            (None, None) => "unknown".to_owned(),
-        };
-        format!("{what} at {}", self.at.unwrap_or(0))
-    }
-
-    fn decode(s: &str) -> Option<ExitInfo> {
-        let mut it = s.split(' ');
-        let (kind, value, _, at) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        let value = value.parse().ok();
-        let at = at.parse().ok().filter(|t| *t != 0);
-        match kind {
-            "status" => Some(ExitInfo {
-                status: value,
-                signal: None,
-                at,
-            }),
-            "signal" => Some(ExitInfo {
-                status: None,
-                signal: value,
-                at,
-            }),
-            _ => None,
-        }
-    }
-
-    /// Human-readable: `status 127 (command not found) at 2026-...`.
-    pub fn describe(&self) -> String {
-        let mut s = match (self.status, self.signal) {
-            (_, Some(sig)) => format!("signal {sig}"),
-            (Some(127), None) => "status 127 (command not found)".to_owned(),
-            (Some(126), None) => "status 126 (not executable)".to_owned(),
-            (Some(st), None) => format!("status {st}"),
-            (None, None) => "unknown".to_owned(),
-        };
-        if let Some(at) = self.at {
-            s.push_str(" at ");
-            s.push_str(&iso8601(at));
-        }
-        s
-    }
 }
 
 /// One session as `tmuxd sessions` shows it.
@@ -255,12 +199,12 @@ impl UserServer {
             return Ok(None);
         };
         let id = self.id(name);
-        let path = crate::recorder::spool_path(root, &id);
+        let path = crate::spool::spool_path(root, &id);
         if let Some(dir) = path.parent() {
             // tmux (as the user) writes the spool; the daemon reads it.
             ensure_private_dir(dir, self.owner, "spool directory")?;
         }
-        Ok(Some(crate::recorder::pipe_command(&path)))
+        Ok(Some(crate::spool::pipe_command(&path)))
     }
 
     /// Pipes the agent pane of `info` to its spool file if it is not.
@@ -706,13 +650,6 @@ fn new_gate() -> String {
     )
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn io_err(what: &str, path: &Path, e: &std::io::Error) -> SessionError {
     SessionError::Io(format!(
         "{what} {}: {}",
@@ -721,63 +658,9 @@ fn io_err(what: &str, path: &Path, e: &std::io::Error) -> SessionError {
     ))
 }
 
-/// `2026-11-21T06:30:00Z` for a Unix time.
-pub fn iso8601(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso8601_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_242_527), "2026-11-21T06:28:47Z");
-    }
-
-    #[test]
-    fn exit_info_round_trips() {
-        for e in [
-            ExitInfo {
-                status: Some(127),
-                signal: None,
-                at: Some(5),
-            },
-            ExitInfo {
-                status: None,
-                signal: Some(9),
-                at: Some(7),
-            },
-        ] {
-            assert_eq!(ExitInfo::decode(&e.encode()), Some(e));
-        }
-        assert_eq!(ExitInfo::decode("garbage"), None);
-        let e = ExitInfo {
-            status: Some(127),
-            signal: None,
-            at: Some(0),
-        };
-        assert!(e.describe().contains("command not found"));
-    }
 
     #[test]
     fn typed_text_refuses_control_characters() {

@@ -97,6 +97,19 @@ impl Supervisor {
         self.0.recorder.as_ref()
     }
 
+    /// What `id` printed since `since_ms`, as text without tmuxd's own
+    /// lines (for mail results); empty when transcripts are off.
+    pub fn output_text(&self, id: &SessionId, since_ms: Option<u64>) -> String {
+        match self.recorder().map(|r| r.log(id)) {
+            Some(Ok(log)) => crate::transcript::output_text(&log, since_ms),
+            Some(Err(e)) => {
+                tracing::warn!(session = %id, error = %e, "cannot read the transcript");
+                String::new()
+            }
+            None => String::new(),
+        }
+    }
+
     /// Starts recording `id` and records `kind` (`created`, `adopted`, ...).
     fn record_start(&self, id: &SessionId, kind: &str, pid: Option<u32>) {
         if let Some(rec) = &self.0.recorder {
@@ -379,10 +392,10 @@ impl Supervisor {
                     }
                 }
                 State::Exited => {
-                    let exit = info.last_exit.unwrap_or(crate::session::ExitInfo {
+                    let exit = info.last_exit.unwrap_or(crate::exit::ExitInfo {
                         status: None,
                         signal: None,
-                        at: Some(crate::session::unix_now()),
+                        at: Some(crate::clock::unix_now()),
                     });
                     if let Err(e) = server.record_exit(&id.session, &exit).await {
                         tracing::error!(session = %id, error = %e, "cannot record agent exit");

@@ -573,7 +573,7 @@ impl Write for ChannelWriter {
 }
 
 fn stamp(wall_ms: u64) -> String {
-    crate::session::iso8601(wall_ms / 1000)
+    crate::clock::iso8601(wall_ms / 1000)
 }
 
 /// Keeps UTF-8 sequences split across chunks together.
@@ -611,6 +611,26 @@ struct TextSink {
     line: Vec<char>,
     col: usize,
     done: String,
+}
+
+/// What `log` holds from `since_ms` on, as text without tmuxd's own
+/// `[tmuxd ...]` lines, trimmed (what a mailed command's result shows).
+pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
+    let mut out = Vec::new();
+    let options = ExportOptions {
+        since_ms,
+        grep: None,
+    };
+    if let Err(e) = export(log, Format::Text, &options, &mut out) {
+        tracing::warn!(error = %e, "cannot read the transcript as text");
+    }
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("[tmuxd "))
+        .map(str::trim_end)
+        .collect();
+    lines.join("\n").trim().to_owned()
 }
 
 /// Output lines (complete lines, as [`TextRenderer`] gives them) that look

@@ -481,7 +481,7 @@ impl Bridge {
                         msg,
                         &format!(
                             "This confirmation expired at {}. Nothing was typed.\n\nMail the command again to get a new confirmation.",
-                            crate::session::iso8601(p.expires_ms / 1000)
+                            crate::clock::iso8601(p.expires_ms / 1000)
                         ),
                     )),
                 );
@@ -696,7 +696,7 @@ impl Bridge {
         b.push_str(&format!(
             "\nNothing has been typed yet. To type it into {id}, reply to this mail with YES as the first line; reply NO to cancel. The reply address carries a single-use token: it works once, only from {}, and expires at {} ({} minutes).\n",
             p.thread.to,
-            crate::session::iso8601(p.expires_ms / 1000),
+            crate::clock::iso8601(p.expires_ms / 1000),
             mail.confirm_ttl.as_secs().div_ceil(60),
         ));
         if let Some(url) = &mail.web_url {
@@ -763,7 +763,7 @@ impl Bridge {
                             state_name(info.state),
                             info.restarts,
                             info.attached_clients,
-                            info.last_activity.map(crate::session::iso8601).unwrap_or_else(|| "-".into()),
+                            info.last_activity.map(crate::clock::iso8601).unwrap_or_else(|| "-".into()),
                         )
                     }
                     Err(e) => e.to_string(),
@@ -793,7 +793,7 @@ impl Bridge {
                 Err(e) => e.to_string(),
             },
             Verb::Transcript(n) => {
-                let text = super::exec::transcript_text(sup, id, None);
+                let text = sup.output_text(id, None);
                 let lines: Vec<&str> = text.lines().collect();
                 let start = lines.len().saturating_sub(n);
                 format!(

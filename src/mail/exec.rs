@@ -24,7 +24,7 @@ use super::state::{now_ms, Action, AuditEntry, Job, Stage};
 use crate::names::{Name, SessionId};
 use crate::recorder::AgentState;
 use crate::supervisor::Supervisor;
-use crate::transcript::{Body, ExportOptions, Format};
+use crate::transcript::Body;
 
 /// Most of the agent's answer put in a reply (the end is kept).
 const MAX_ANSWER: usize = 32 * 1024;
@@ -219,7 +219,7 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         Some(_) => format!("done: {id} is idle"),
         None => format!("{id} is still running after {} s", timeout.as_secs()),
     };
-    let output = transcript_text(&sup, &id, Some(typed));
+    let output = sup.output_text(&id, Some(typed));
     finish(
         bridge,
         &job,
@@ -322,28 +322,6 @@ fn set_stage(bridge: &Bridge, job: &Job) -> bool {
         tracing::error!(error = %e, "cannot write the mail state");
     }
     r.is_ok()
-}
-
-/// The session's text transcript from `since_ms` (marker lines removed).
-pub fn transcript_text(sup: &Supervisor, id: &SessionId, since_ms: Option<u64>) -> String {
-    let Some(log) = sup.recorder().and_then(|r| r.log(id).ok()) else {
-        return String::new();
-    };
-    let mut out = Vec::new();
-    let options = ExportOptions {
-        since_ms,
-        grep: None,
-    };
-    if let Err(e) = crate::transcript::export(&log, Format::Text, &options, &mut out) {
-        tracing::warn!(session = %id, error = %e, "cannot read the transcript for mail");
-    }
-    let text = String::from_utf8_lossy(&out);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("[tmuxd "))
-        .map(str::trim_end)
-        .collect();
-    lines.join("\n").trim().to_owned()
 }
 
 /// Removes the job and queues its reply, in one commit.

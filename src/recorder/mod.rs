@@ -20,8 +20,8 @@
 //! `pipe-pane` command, opening spools safely).
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,8 +31,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::exit::ExitInfo;
 use crate::names::SessionId;
-use crate::session::ExitInfo;
 use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError, TextRenderer};
 use crate::userfs::{Refused, UserDir};
 
@@ -43,10 +43,9 @@ mod spool;
 #[cfg(test)]
 mod tests;
 
+use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
 use ingest::{IngestJob, Ingested};
-use spool::{make_private_dir, next_data, punch, read_full_at};
-pub use spool::{pipe_command, spool_path};
 
 /// Output counts as paused after this much quiet; then it is ingested.
 /// During a burst the recorder only watches the spool's tail for agent

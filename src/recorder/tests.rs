@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::transcript::{export, ExportOptions, Format};
+use std::path::Path;
 
 fn recorder(dir: &Path, waiting: Option<&str>, idle_ms: u64) -> Recorder {
     let store = Store::open(&dir.join("db")).unwrap();
@@ -149,16 +150,4 @@ async fn states_running_idle_waiting_exited() {
         .map(|c| c.state.name())
         .collect();
     assert_eq!(seen, ["idle", "waiting", "exited"]);
-}
-
-#[test]
-fn pipe_command_quotes_the_path() {
-    assert_eq!(
-        pipe_command(Path::new("/var/x/a.out")),
-        "exec cat >> '/var/x/a.out'"
-    );
-    assert_eq!(
-        pipe_command(Path::new("/it's/a.out")),
-        r"exec cat >> '/it'\''s/a.out'"
-    );
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{client_addr, ApiError, AppState, Auth, AuthVia, COOKIE};
 use crate::auth::{Identity, Role};
+use crate::exit::ExitInfo;
 use crate::names::{Name, SessionId};
-use crate::session::{ExitInfo, SessionError, SessionInfo, State as SessionState};
+use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 /// A session as the API shows it.
 #[derive(Serialize)]

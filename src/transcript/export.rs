@@ -1,0 +1,312 @@
+//! Exports: raw bytes, text (escape sequences removed, markers between
+//! lines) and asciicast v2, whole or streamed.
+
+use super::*;
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The output bytes exactly as the pane printed them.
+    Raw,
+    /// The output as plain text (escape sequences dropped) with inputs and
+    /// events as marked lines.
+    Text,
+    /// asciicast v2, playable with asciinema.
+    Asciicast,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raw" => Ok(Format::Raw),
+            "text" => Ok(Format::Text),
+            "asciicast" => Ok(Format::Asciicast),
+            _ => Err(format!(
+                "unknown format {s:?}: expected raw, text or asciicast"
+            )),
+        }
+    }
+}
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    pub since_ms: Option<u64>,
+    /// Text lines matching this pattern only (text format).
+    pub grep: Option<regex::Regex>,
+}
+
+/// Writes `log` in `format` to `out`.
+pub fn export(
+    log: &SessionLog,
+    format: Format,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> Result<(), ExportError> {
+    match format {
+        Format::Raw => {
+            for r in log.records(options.since_ms) {
+                if let Body::Output(bytes) = r?.body {
+                    out.write_all(&bytes)?;
+                }
+            }
+        }
+        Format::Text => {
+            let mut text = TextRenderer::default();
+            let mut lines = LineFilter::new(options.grep.clone(), out);
+            // Marker lines (inputs, events) wait for the end of the line
+            // being printed, so output lines read as the terminal showed
+            // them.
+            let mut pending: Vec<String> = Vec::new();
+            for r in log.records(options.since_ms) {
+                let r = r?;
+                let marker = match r.body {
+                    Body::Output(bytes) => {
+                        let done = unforgeable(text.feed(&bytes));
+                        match done.find('\n') {
+                            Some(i) if !pending.is_empty() => {
+                                lines.write(&done[..=i])?;
+                                for m in pending.drain(..) {
+                                    lines.write(&m)?;
+                                }
+                                lines.write(&done[i + 1..])?;
+                            }
+                            _ => lines.write(&done)?,
+                        }
+                        continue;
+                    }
+                    Body::Input {
+                        source,
+                        text: typed,
+                    } => format!(
+                        "[tmuxd {} input from {source}] {}\n",
+                        stamp(r.wall_ms),
+                        typed.trim_end_matches('\n').replace('\n', "\\n")
+                    ),
+                    Body::Event { kind, detail } => {
+                        format!("[tmuxd {} {kind}] {detail}\n", stamp(r.wall_ms))
+                    }
+                };
+                if text.current_line().is_empty() {
+                    lines.write(&marker)?;
+                } else {
+                    pending.push(marker);
+                }
+            }
+            lines.write(&unforgeable(text.flush()))?;
+            for m in pending {
+                lines.write(&m)?;
+            }
+            lines.finish()?;
+        }
+        Format::Asciicast => {
+            let mut started: Option<u64> = None;
+            let mut size = (80u32, 24u32);
+            let mut events = Vec::new();
+            // The header needs the first size; read it from the first
+            // resize at or before the first output, if any.
+            let mut utf8 = Utf8Carry::default();
+            for r in log.records(options.since_ms) {
+                let r = r?;
+                let t0 = *started.get_or_insert(r.wall_ms);
+                let t = (r.wall_ms.saturating_sub(t0)) as f64 / 1000.0;
+                match r.body {
+                    Body::Output(bytes) => {
+                        let s = utf8.push(&bytes);
+                        if !s.is_empty() {
+                            events.push(serde_json::json!([t, "o", s]));
+                        }
+                    }
+                    Body::Event { kind, detail } if kind == "resize" => {
+                        let (c, rw) = (detail["cols"].as_u64(), detail["rows"].as_u64());
+                        if let (Some(c), Some(rw)) = (c, rw) {
+                            if events.is_empty() {
+                                size = (c as u32, rw as u32);
+                            } else {
+                                events.push(serde_json::json!([t, "r", format!("{c}x{rw}")]));
+                            }
+                        }
+                    }
+                    Body::Event { kind, .. } => events.push(serde_json::json!([t, "m", kind])),
+                    Body::Input { .. } => {}
+                }
+            }
+            let header = serde_json::json!({
+                "version": 2,
+                "width": size.0,
+                "height": size.1,
+                "timestamp": started.unwrap_or(0) / 1000,
+                "env": {"TERM": "xterm-256color"},
+            });
+            writeln!(out, "{header}")?;
+            for e in events {
+                writeln!(out, "{e}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Exports on a blocking thread; chunks arrive through a bounded channel,
+/// so a slow reader holds back the export instead of growing a buffer.
+/// Dropping the receiver stops the export.
+pub fn export_stream(
+    log: SessionLog,
+    format: Format,
+    options: ExportOptions,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        let result = export(&log, format, &options, &mut w).and_then(|_| Ok(w.flush()?));
+        if let Err(e) = result {
+            // A closed receiver is not worth reporting.
+            if !matches!(&e, ExportError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) {
+                tracing::error!(error = %e, "transcript export failed");
+                let _ = tx.blocking_send(Err("transcript export failed".into()));
+            }
+        }
+    });
+    rx
+}
+
+pub(super) struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+pub(super) fn stamp(wall_ms: u64) -> String {
+    crate::clock::iso8601(wall_ms / 1000)
+}
+
+/// Keeps UTF-8 sequences split across chunks together.
+#[derive(Default)]
+pub(super) struct Utf8Carry {
+    pending: Vec<u8>,
+}
+
+impl Utf8Carry {
+    pub(super) fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid_up_to = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let rest = self.pending.split_off(valid_up_to);
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending = rest;
+        s
+    }
+}
+
+/// What `log` holds from `since_ms` on, as text without tmuxd's own
+/// `[tmuxd ...]` lines, trimmed (what a mailed command's result shows).
+pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
+    let mut out = Vec::new();
+    let options = ExportOptions {
+        since_ms,
+        grep: None,
+    };
+    if let Err(e) = export(log, Format::Text, &options, &mut out) {
+        tracing::warn!(error = %e, "cannot read the transcript as text");
+    }
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("[tmuxd "))
+        .map(str::trim_end)
+        .collect();
+    lines.join("\n").trim().to_owned()
+}
+
+/// Output lines (complete lines, as [`TextRenderer`] gives them) that look
+/// like tmuxd's own `[tmuxd ...]` lines get a leading space: in the text
+/// export only tmuxd's lines start with `[tmuxd` at the start of a line, so
+/// what a program prints cannot pass for an input or an event.
+pub(super) fn unforgeable(lines: String) -> String {
+    if !lines.contains("[tmuxd") {
+        return lines;
+    }
+    let mut out = String::with_capacity(lines.len() + 8);
+    for line in lines.split_inclusive('\n') {
+        if line.starts_with("[tmuxd") {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Writes text, keeping only lines that match a pattern when one is given.
+pub(super) struct LineFilter<'a> {
+    grep: Option<regex::Regex>,
+    out: &'a mut dyn Write,
+    partial: String,
+}
+
+impl<'a> LineFilter<'a> {
+    pub(super) fn new(grep: Option<regex::Regex>, out: &'a mut dyn Write) -> Self {
+        LineFilter {
+            grep,
+            out,
+            partial: String::new(),
+        }
+    }
+
+    pub(super) fn write(&mut self, text: &str) -> std::io::Result<()> {
+        let Some(re) = &self.grep else {
+            return self.out.write_all(text.as_bytes());
+        };
+        self.partial.push_str(text);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            if re.is_match(line.trim_end_matches('\n')) {
+                self.out.write_all(line.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(re) = &self.grep {
+            if !self.partial.is_empty() && re.is_match(&self.partial) {
+                self.out.write_all(self.partial.as_bytes())?;
+            }
+        }
+        self.out.flush()
+    }
+}

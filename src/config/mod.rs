@@ -1,0 +1,302 @@
+//! Configuration: the TOML file, its validation, and the embedded default.
+//!
+//! Parsing is split from the file system so tests feed it a `&str`:
+//! [`Config::parse`] checks syntax, types, unknown keys and every rule that
+//! needs only the text; [`Config::check_host`] checks what needs the machine
+//! (directories exist, Unix users exist). Every error names the exact key
+//! (`users[1].command`) and the reason.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::names::Name;
+
+mod host;
+mod mail;
+mod parse;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+pub use host::{find_in_path, io_reason, HostDefaults};
+use mail::{is_plausible_email, parse_mail};
+use parse::is_origin;
+use raw::*;
+
+/// The documented example, printed by `tmuxd default-config`.
+pub const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+/// Longest Unix socket path the kernel accepts (`sun_path` minus the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A configuration error: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file, or "embedded default config".
+    pub origin: String,
+    /// The key path, e.g. `users[1].command`; `(file)` for whole-file problems.
+    pub key: String,
+    pub reason: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the config came from (a path, or the embedded default).
+    pub origin: String,
+    /// Persistent state (transcripts, mail state).
+    pub state_dir: PathBuf,
+    /// Sockets: the daemon's control socket and one 0700 directory per user.
+    pub runtime_dir: PathBuf,
+    /// A root daemon may run agents of users without `unix_user` as root.
+    pub allow_root_agents: bool,
+    /// Sessions one user may have at once (`main` included).
+    pub max_sessions_per_user: usize,
+    pub restart: RestartPolicy,
+    pub web: WebConfig,
+    pub transcript: TranscriptConfig,
+    /// Quiet time after which a running agent counts as idle.
+    pub idle_after: Duration,
+    /// The email bridge; `None` when `[mail]` is absent or disabled.
+    pub mail: Option<MailConfig>,
+    pub users: Vec<UserConfig>,
+}
+
+/// The email bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailConfig {
+    /// Our address, without a tag: `agent@example.org`. Users write to
+    /// `agent+SECRET@example.org`; confirmations come back to
+    /// `agent+c-TOKEN@example.org`.
+    pub address: String,
+    /// The authserv-id our MTA writes in `Authentication-Results`.
+    pub authserv_id: String,
+    pub confirm_ttl: Duration,
+    /// How long the bridge waits for the agent's answer before replying
+    /// "still running".
+    pub result_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub max_mime_depth: usize,
+    /// Authenticated messages accepted per hour, per sender and per user.
+    pub sender_per_hour: u32,
+    pub user_per_hour: u32,
+    /// The page's public URL, for links in mail (confirm, transcript).
+    pub web_url: Option<String>,
+    /// Inbound by IMAP IDLE; without it only `tmuxd mail-ingest` delivers.
+    pub imap: Option<ImapConfig>,
+    pub smtp: MailServer,
+}
+
+/// How a mail connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailSecurity {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain, upgraded with STARTTLS before login (IMAP 143, submission 587).
+    Starttls,
+    /// No TLS: only allowed to a loopback host.
+    Plain,
+}
+
+/// An IMAP or SMTP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailServer {
+    pub host: String,
+    pub port: u16,
+    pub security: MailSecurity,
+    pub username: Option<String>,
+    /// Read at connect time; never in the config itself.
+    pub password_file: Option<PathBuf>,
+}
+
+/// The mailbox the bridge watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImapConfig {
+    pub server: MailServer,
+    pub mailbox: String,
+    /// Where unauthenticated mail is moved.
+    pub quarantine_mailbox: String,
+}
+
+/// When a mailed command needs a confirming reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfirmPolicy {
+    #[default]
+    Always,
+    /// Only when the command raises a risk flag.
+    Risky,
+    Never,
+}
+
+/// Recording of sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptConfig {
+    pub enabled: bool,
+    /// Spool files (tmux's pipe-pane output, not yet ingested).
+    pub spool_dir: PathBuf,
+    /// Stored bytes kept per session; older chunks are dropped first.
+    pub max_bytes: u64,
+    pub max_age: Duration,
+}
+
+/// The browser terminal and HTTP API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    /// A TLS-terminating proxy is in front: the page is https, cookies are
+    /// `Secure`, and a non-loopback `listen` is allowed.
+    pub tls_proxy: bool,
+    /// Origins allowed besides the server's own (`https://host[:port]`).
+    pub origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (with `tls_proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub bounds: WebBounds,
+}
+
+/// Timeouts and caps of the web side: what one client may hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WebBounds {
+    /// A request's headers (and an idle keep-alive connection's next
+    /// request) must arrive within this.
+    pub header_timeout: Duration,
+    /// A request (body included) must be answered within this; terminals
+    /// and streamed transcripts are not cut by it once they started.
+    pub request_timeout: Duration,
+    pub max_connections_per_address: usize,
+    pub max_viewers_per_session: usize,
+    pub max_viewers_per_user: usize,
+}
+
+impl Default for WebBounds {
+    fn default() -> WebBounds {
+        WebBounds {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections_per_address: 128,
+            max_viewers_per_session: 16,
+            max_viewers_per_user: 32,
+        }
+    }
+}
+
+/// One user: a tmux server of their own, session `main` running `command`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub name: Name,
+    /// The agent's argv (the user's own, else `[agent] command`).
+    pub command: Vec<String>,
+    pub workdir: PathBuf,
+    pub unix_user: Option<String>,
+    pub emails: Vec<String>,
+    /// Resource limits for the user's tmux server and agents.
+    pub limits: Limits,
+    /// The prompt that means the agent waits for input (matched against
+    /// its recent output, escape sequences removed).
+    pub waiting_pattern: Option<String>,
+    /// Mailed commands: when to ask for confirmation.
+    pub confirm: ConfirmPolicy,
+    /// Risk flags that refuse a mailed command outright.
+    pub block: Vec<String>,
+    /// Mail the user when one of their sessions starts waiting for input.
+    pub notify_waiting: bool,
+}
+
+/// Per-user resource limits (rlimits of the tmux server and its agents).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NPROC.
+    pub max_processes: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub max_open_files: Option<u64>,
+    /// MemoryMax= of the user's scope, in MiB (under systemd).
+    pub memory_max_mb: Option<u64>,
+    /// CPUQuota= of the user's scope, in percent of one CPU (under systemd).
+    pub cpu_quota_percent: Option<u64>,
+}
+
+/// When an agent that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Whatever the exit status.
+    Always,
+    /// Only after a non-zero status or a signal.
+    OnFailure,
+    /// Never; the pane stays dead until `tmuxd kill` and `tmuxd new`.
+    Never,
+}
+
+/// Restart with exponential backoff: the first restart waits
+/// `initial_delay`, each quick failure doubles it up to `max_delay`, and a run
+/// that lasted `reset_after` starts again from `initial_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub mode: RestartMode,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub reset_after: Duration,
+}
+
+impl RestartPolicy {
+    /// The delay before restart number `failures` (1-based) in a row.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let shift = failures.saturating_sub(1).min(20);
+        self.initial_delay
+            .saturating_mul(1u32 << shift)
+            .min(self.max_delay)
+    }
+
+    /// Whether an agent that ended with `status` (None: killed by a signal)
+    /// should be restarted.
+    pub fn wants_restart(&self, status: Option<i32>) -> bool {
+        match self.mode {
+            RestartMode::Always => true,
+            RestartMode::OnFailure => status != Some(0),
+            RestartMode::Never => false,
+        }
+    }
+}
+
+// ---- the file format (serde) -------------------------------------------
+
+/// Claude Code's permission questions.
+pub const DEFAULT_WAITING_PATTERN: &str =
+    r"(?i)do you want to (proceed|make this edit|create|run|allow)";
+
+impl Config {
+    pub fn user(&self, name: &Name) -> Option<&UserConfig> {
+        self.users.iter().find(|u| &u.name == name)
+    }
+
+    /// The 0700 directory holding a user's tmux socket.
+    pub fn user_socket_dir(&self, user: &Name) -> PathBuf {
+        self.runtime_dir.join(user.as_str())
+    }
+
+    /// A user's tmux socket, for `tmux -S PATH attach`.
+    pub fn tmux_socket(&self, user: &Name) -> PathBuf {
+        self.user_socket_dir(user).join("tmux")
+    }
+
+    /// Spool files: `SPOOL_ROOT/USER/SESSION.out`.
+    pub fn spool_root(&self) -> PathBuf {
+        self.transcript.spool_dir.clone()
+    }
+
+    /// The transcript database.
+    pub fn transcript_db(&self) -> PathBuf {
+        self.state_dir.join("transcripts")
+    }
+
+    /// The daemon's control socket, used by the CLI.
+    pub fn control_socket(&self) -> PathBuf {
+        self.runtime_dir.join("tmuxd.sock")
+    }
+}

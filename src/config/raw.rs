@@ -1,0 +1,126 @@
+//! The config file as serde reads it: every section and key, unknown
+//! keys refused.
+
+use super::*;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) daemon: RawDaemon,
+    #[serde(default)]
+    pub(super) agent: RawAgent,
+    #[serde(default)]
+    pub(super) web: RawWeb,
+    #[serde(default)]
+    pub(super) transcript: RawTranscript,
+    pub(super) mail: Option<RawMail>,
+    #[serde(default)]
+    pub(super) users: Vec<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub(super) enabled: Option<bool>,
+    pub(super) address: String,
+    pub(super) authserv_id: String,
+    pub(super) confirm_ttl_s: Option<u64>,
+    pub(super) result_timeout_s: Option<u64>,
+    pub(super) max_message_bytes: Option<usize>,
+    pub(super) max_mime_depth: Option<usize>,
+    pub(super) sender_per_hour: Option<u32>,
+    pub(super) user_per_hour: Option<u32>,
+    pub(super) web_url: Option<String>,
+    pub(super) imap: Option<RawImap>,
+    pub(super) smtp: RawServer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    pub(super) security: MailSecurity,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    #[serde(flatten)]
+    pub(super) server: RawServer,
+    pub(super) mailbox: Option<String>,
+    pub(super) quarantine_mailbox: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTranscript {
+    pub(super) enabled: Option<bool>,
+    pub(super) spool_dir: Option<PathBuf>,
+    pub(super) max_bytes: Option<u64>,
+    pub(super) max_age_days: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    pub(super) state_dir: Option<PathBuf>,
+    pub(super) runtime_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) allow_root_agents: bool,
+    pub(super) max_sessions_per_user: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    pub(super) command: Option<Vec<String>>,
+    pub(super) restart: Option<RestartMode>,
+    pub(super) restart_delay_ms: Option<u64>,
+    pub(super) restart_max_delay_ms: Option<u64>,
+    pub(super) restart_reset_after_s: Option<u64>,
+    pub(super) idle_after_s: Option<u64>,
+    pub(super) waiting_pattern: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) listen: Option<String>,
+    #[serde(default)]
+    pub(super) tls_proxy: bool,
+    #[serde(default)]
+    pub(super) origins: Vec<String>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
+    pub(super) header_timeout_s: Option<u64>,
+    pub(super) request_timeout_s: Option<u64>,
+    pub(super) max_connections_per_address: Option<usize>,
+    pub(super) max_viewers_per_session: Option<usize>,
+    pub(super) max_viewers_per_user: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) name: String,
+    pub(super) command: Option<Vec<String>>,
+    pub(super) workdir: Option<PathBuf>,
+    pub(super) unix_user: Option<String>,
+    #[serde(default)]
+    pub(super) emails: Vec<String>,
+    pub(super) waiting_pattern: Option<String>,
+    pub(super) max_processes: Option<u64>,
+    pub(super) max_open_files: Option<u64>,
+    pub(super) memory_max_mb: Option<u64>,
+    pub(super) cpu_quota_percent: Option<u64>,
+    #[serde(default)]
+    pub(super) confirm: ConfirmPolicy,
+    #[serde(default)]
+    pub(super) block: Vec<String>,
+    #[serde(default)]
+    pub(super) notify_waiting: bool,
+}

@@ -33,6 +33,13 @@ use crate::names::{Name, SessionId};
 use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
 use crate::userfs::UserDir;
 
+mod account;
+mod listing;
+#[cfg(test)]
+mod tests;
+
+use account::{account_for, ensure_private_dir};
+
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
 /// the rest the agent argv. A status above 128 is how sh reports a signal.
 const LAUNCHER: &str = r#"gate=$0; tmux=$1; shift
@@ -56,9 +63,13 @@ exit "$st""#;
 const SEND_KEYS_MAX: usize = 8 * 1024;
 
 const OPT_PANE: &str = "@tmuxd_pane";
+
 const OPT_GATE: &str = "@tmuxd_gate";
+
 const OPT_STARTED: &str = "@tmuxd_started";
+
 const OPT_LAST_EXIT: &str = "@tmuxd_last_exit";
+
 const OPT_RESTARTS: &str = "@tmuxd_restarts";
 
 #[derive(Debug, thiserror::Error)]
@@ -345,191 +356,6 @@ impl UserServer {
             .map_err(|_| SessionError::Io(format!("bad session id {}", info.id)))?;
         Ok(id.session)
     }
-
-    /// Every managed session on the user's server. `main` is always listed,
-    /// as `stopped` when it does not exist.
-    pub async fn list(&self) -> Result<Vec<SessionInfo>, SessionError> {
-        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}\t#{session_activity}";
-        const PANE_FMT: &str =
-            "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}\t#{pane_pipe}";
-        let out = match self
-            .tmux
-            .run(&[
-                Command::list_sessions(SESSION_FMT),
-                Command::list_all_panes(PANE_FMT),
-            ])
-            .await
-        {
-            Ok(out) => out,
-            Err(TmuxError::NoServer(_)) => String::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let mut list = parse_listing(&out, &self.user.name, self.tmux.socket());
-        if !list.iter().any(|s| s.id.ends_with("/main")) {
-            list.insert(0, self.stopped(&Name::main()));
-        }
-        Ok(list)
-    }
-
-    fn stopped(&self, name: &Name) -> SessionInfo {
-        SessionInfo {
-            id: self.id(name).to_string(),
-            state: State::Stopped,
-            agent_pid: None,
-            launcher_pid: None,
-            created: None,
-            agent_started: None,
-            last_activity: None,
-            last_exit: None,
-            restarts: 0,
-            attached_clients: 0,
-            socket: self.tmux.socket().to_owned(),
-            pane: None,
-            gate: None,
-            piped: false,
-        }
-    }
-
-    /// One managed session; `NoSuchSession` if it does not exist.
-    pub async fn info(&self, name: &Name) -> Result<SessionInfo, SessionError> {
-        let id = self.id(name).to_string();
-        self.list()
-            .await?
-            .into_iter()
-            .find(|s| s.id == id && s.state != State::Stopped)
-            .ok_or_else(|| SessionError::NoSuchSession(self.id(name)))
-    }
-
-    /// The agent pane of session `name`, if its agent runs.
-    async fn agent_pane(&self, name: &Name) -> Result<PaneId, SessionError> {
-        let info = self.info(name).await?;
-        match (info.pane, info.state) {
-            (Some(p), State::Running | State::Starting) => Ok(p),
-            _ => Err(SessionError::AgentNotRunning(self.id(name))),
-        }
-    }
-
-    /// Types `text` into the agent pane, then Enter if `enter`, in one tmux
-    /// invocation. Long text goes through a paste buffer.
-    pub async fn send(&self, name: &Name, text: &str, enter: bool) -> Result<(), SessionError> {
-        check_typed_text(text)?;
-        let pane = self.agent_pane(name).await?;
-        let mut commands = Vec::new();
-        let input = if text.len() <= SEND_KEYS_MAX {
-            if !text.is_empty() {
-                commands.push(Command::send_text(&pane, text));
-            }
-            None
-        } else {
-            let buffer = format!("tmuxd-send-{}", new_gate());
-            commands.push(Command::load_buffer_stdin(&buffer));
-            commands.push(Command::paste_buffer(&buffer, &pane));
-            Some(text.as_bytes())
-        };
-        if enter {
-            commands.push(Command::send_key(&pane, SpecialKey::Enter));
-        }
-        if commands.is_empty() {
-            return Err(SessionError::BadInput(
-                "nothing to send: the text is empty".into(),
-            ));
-        }
-        self.tmux.run_with_input(&commands, input).await?;
-        Ok(())
-    }
-
-    /// Sends Ctrl-C to the agent pane.
-    pub async fn interrupt(&self, name: &Name) -> Result<(), SessionError> {
-        let pane = self.agent_pane(name).await?;
-        self.tmux
-            .run_with_input(&[Command::send_key(&pane, SpecialKey::Interrupt)], None)
-            .await?;
-        Ok(())
-    }
-
-    /// Kills session `name` (its agent gets SIGHUP). `main` is refused:
-    /// the daemon would only create it again.
-    pub async fn kill(&self, name: &Name) -> Result<(), SessionError> {
-        let id = self.id(name);
-        if id.is_main() {
-            return Err(SessionError::BadInput(format!(
-                "{id} is the user's main session and is always kept running; remove the user from the config to end it"
-            )));
-        }
-        match self.tmux.run(&[Command::kill_session(name)]).await {
-            Ok(_) => Ok(()),
-            Err(TmuxError::NoServer(_) | TmuxError::NotFound(_)) => {
-                Err(SessionError::NoSuchSession(self.id(name)))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// The account a user's tmux server runs as: only a root daemon switches,
-/// and never to root itself.
-fn account_for(user: &UserConfig) -> Option<Account> {
-    if !nix::unistd::geteuid().is_root() {
-        return None;
-    }
-    let u = nix::unistd::User::from_name(user.unix_user.as_deref()?).ok()??;
-    if u.uid.is_root() {
-        return None;
-    }
-    let name = std::ffi::CString::new(u.name.clone()).ok()?;
-    let groups = nix::unistd::getgrouplist(&name, u.gid)
-        .unwrap_or_else(|_| vec![u.gid])
-        .into_iter()
-        .map(|g| g.as_raw())
-        .collect();
-    Some(Account {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        groups,
-        home: u.dir,
-        shell: u.shell,
-    })
-}
-
-/// A 0700 directory owned by `owner` (uid, gid), its parent created 0755
-/// so users can reach their own. A directory someone else owns is refused;
-/// one that is too open is fixed and logged.
-fn ensure_private_dir(dir: &Path, owner: (u32, u32), what: &str) -> Result<(), SessionError> {
-    if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| io_err("cannot create", parent, &e))?;
-    }
-    let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(io_err("cannot create", dir, &e)),
-    };
-    // The user owns it: from here on only through a checked fd, never by
-    // a path they could swap for a link.
-    let mut d = UserDir::open(dir).map_err(|r| {
-        SessionError::Io(format!("{what} {} {r}; refusing to use it", dir.display()))
-    })?;
-    let (uid, gid) = owner;
-    if created && d.owner() != uid {
-        d.set_owner(uid, gid)
-            .map_err(|e| SessionError::Io(format!("cannot chown {}: {e}", dir.display())))?;
-    }
-    if d.owner() != uid {
-        return Err(SessionError::Io(format!(
-            "{what} {} is not a directory owned by uid {uid}; refusing to use it",
-            dir.display(),
-        )));
-    }
-    if d.mode() & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", d.mode()), "{what} was not private; setting 0700");
-        d.set_mode(0o700)
-            .map_err(|e| SessionError::Io(format!("cannot chmod {}: {e}", dir.display())))?;
-    }
-    Ok(())
 }
 
 /// Refuses text that must not be typed: control characters other than tab
@@ -544,94 +370,6 @@ pub fn check_typed_text(text: &str) -> Result<(), SessionError> {
         )));
     }
     Ok(())
-}
-
-fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<SessionInfo> {
-    struct Pane {
-        pid: Option<u32>,
-        dead: bool,
-        status: Option<i32>,
-        signal: Option<i32>,
-        time: Option<u64>,
-        piped: bool,
-    }
-    let mut panes = std::collections::HashMap::new();
-    for line in out.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() == 8 && f[0] == "P" {
-            panes.insert(
-                f[1].to_owned(),
-                Pane {
-                    pid: f[2].parse().ok(),
-                    dead: f[3] == "1",
-                    status: f[4].parse().ok(),
-                    signal: f[5].parse().ok(),
-                    time: f[6].parse().ok(),
-                    piped: f[7] == "1",
-                },
-            );
-        }
-    }
-    let mut list = Vec::new();
-    for line in out.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 10 || f[0] != "S" {
-            continue;
-        }
-        // Only sessions tmuxd made (they carry the pane option) with valid
-        // names; others on the socket are the user's own business.
-        let (Ok(session), Some(pane_id)) = (Name::new(f[1]), PaneId::parse(f[4])) else {
-            continue;
-        };
-        let pane = panes.get(pane_id.as_str());
-        let gate = Some(f[5].to_owned()).filter(|g| !g.is_empty());
-        let agent_started: Option<u64> = f[6].parse().ok();
-        // The launcher's record, if it is about the current agent.
-        let recorded = ExitInfo::decode(f[7]);
-        let current = recorded.filter(|e| e.at >= agent_started);
-        let (state, last_exit) = match pane {
-            None => (State::Exited, recorded),
-            Some(p) if p.dead => {
-                let from_pane = ExitInfo {
-                    status: p.status,
-                    signal: p.signal,
-                    at: p.time,
-                };
-                let known = from_pane.status.is_some() || from_pane.signal.is_some();
-                (
-                    State::Exited,
-                    current.or(known.then_some(from_pane)).or(recorded),
-                )
-            }
-            Some(_) if gate.is_some() => (State::Starting, recorded),
-            Some(_) => (State::Running, recorded),
-        };
-        let launcher_pid = pane.filter(|p| !p.dead).and_then(|p| p.pid);
-        list.push(SessionInfo {
-            id: SessionId::new(user.clone(), session).to_string(),
-            state,
-            agent_pid: launcher_pid.and_then(first_child),
-            launcher_pid,
-            created: f[2].parse().ok(),
-            agent_started,
-            last_activity: f[9].parse().ok(),
-            last_exit,
-            restarts: f[8].parse().unwrap_or(0),
-            attached_clients: f[3].parse().unwrap_or(0),
-            socket: socket.to_owned(),
-            piped: pane.is_some_and(|p| p.piped),
-            pane: Some(pane_id),
-            gate,
-        });
-    }
-    list.sort_by(|a, b| (!a.id.ends_with("/main"), &a.id).cmp(&(!b.id.ends_with("/main"), &b.id)));
-    list
-}
-
-/// The first child of `pid` (the agent, for a launcher), from /proc.
-fn first_child(pid: u32) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
 }
 
 /// A gate channel name, unique on this machine: stale signals for old
@@ -656,43 +394,4 @@ fn io_err(what: &str, path: &Path, e: &std::io::Error) -> SessionError {
         path.display(),
         crate::config::io_reason(e)
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typed_text_refuses_control_characters() {
-        assert!(check_typed_text("echo hi\tthere\nnext").is_ok());
-        for bad in ["\x1b[31m", "a\x03", "\r", "\u{7f}", "x\u{9b}y"] {
-            let e = check_typed_text(bad).unwrap_err();
-            assert!(e.is_bad_input() && e.to_string().contains("control character"));
-        }
-    }
-
-    #[test]
-    fn listing_parses_states() {
-        let user = Name::new("alice").unwrap();
-        let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\t150\n\
-                   S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\n\
-                   S\tdead\t300\t0\t%2\t\t301\t\t\t350\n\
-                   S\tmine\t400\t0\t\t\t\t\t\t450\n\
-                   P\t%0\t42\t0\t\t\t\t1\n\
-                   P\t%1\t43\t0\t\t\t\t0\n\
-                   P\t%2\t44\t1\t127\t\t305\t0\n";
-        let l = parse_listing(out, &user, Path::new("/s"));
-        let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
-        assert_eq!(
-            (l[0].state, l[0].launcher_pid, l[0].restarts),
-            (State::Running, Some(42), 2)
-        );
-        assert_eq!(l[0].last_exit.unwrap().status, Some(1));
-        assert_eq!(l[0].last_activity, Some(150));
-        assert!(l[0].piped && !l[2].piped);
-        assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
-        assert_eq!(l[1].last_exit.unwrap().status, Some(127));
-        assert_eq!(l[2].state, State::Starting);
-    }
 }

@@ -1,0 +1,38 @@
+//! Session tests: typed text, the listing parser.
+
+use super::listing::parse_listing;
+use super::*;
+
+#[test]
+fn typed_text_refuses_control_characters() {
+    assert!(check_typed_text("echo hi\tthere\nnext").is_ok());
+    for bad in ["\x1b[31m", "a\x03", "\r", "\u{7f}", "x\u{9b}y"] {
+        let e = check_typed_text(bad).unwrap_err();
+        assert!(e.is_bad_input() && e.to_string().contains("control character"));
+    }
+}
+
+#[test]
+fn listing_parses_states() {
+    let user = Name::new("alice").unwrap();
+    let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\t150\n\
+               S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\n\
+               S\tdead\t300\t0\t%2\t\t301\t\t\t350\n\
+               S\tmine\t400\t0\t\t\t\t\t\t450\n\
+               P\t%0\t42\t0\t\t\t\t1\n\
+               P\t%1\t43\t0\t\t\t\t0\n\
+               P\t%2\t44\t1\t127\t\t305\t0\n";
+    let l = parse_listing(out, &user, Path::new("/s"));
+    let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
+    assert_eq!(
+        (l[0].state, l[0].launcher_pid, l[0].restarts),
+        (State::Running, Some(42), 2)
+    );
+    assert_eq!(l[0].last_exit.unwrap().status, Some(1));
+    assert_eq!(l[0].last_activity, Some(150));
+    assert!(l[0].piped && !l[2].piped);
+    assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
+    assert_eq!(l[1].last_exit.unwrap().status, Some(127));
+    assert_eq!(l[2].state, State::Starting);
+}

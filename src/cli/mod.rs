@@ -1,0 +1,269 @@
+//! The command-line verbs of the DESIGN.md contract.
+//!
+//! Which config is used: `--config PATH` (or `$TMUXD_CONFIG`), else
+//! `~/.config/tmuxd/config.toml`, else `/etc/tmuxd/config.toml`, else the
+//! embedded default. Verbs that change sessions (`new`, `kill`, `send`) go
+//! through the running daemon's control socket, so it supervises what they
+//! create; with no daemon running they act on tmux directly and the next
+//! `serve` adopts the result. `sessions` and `attach` always read tmux
+//! directly, so they work with the daemon down.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::auth::{token_path, Role, TokenStore};
+use crate::clock::iso8601;
+use crate::config::{Config, ConfigError, HostDefaults};
+use crate::control::{self, Request};
+use crate::names::{Name, SessionId};
+use crate::session::{SessionError, SessionInfo, UserServer};
+use crate::tmux::Command as TmuxCommand;
+use crate::transcript::{ExportOptions, Format, Store};
+
+mod mail;
+mod transcript;
+mod verbs;
+
+use mail::{mail_address, mail_ingest, mail_log};
+use transcript::{record_input_directly, transcript};
+use verbs::{attach, client_verb, server_for, token};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tmuxd",
+    version,
+    about = "Persistent per-user tmux sessions for AI agent CLIs"
+)]
+pub struct Cli {
+    /// Config file (default: ~/.config/tmuxd/config.toml, then
+    /// /etc/tmuxd/config.toml, then the embedded default).
+    #[arg(long, global = true, env = "TMUXD_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Verb {
+    /// Run the daemon: adopt or create every user's sessions and keep
+    /// their agents running.
+    Serve,
+    /// Check the config; print every problem with its key.
+    CheckConfig,
+    /// Check tmux, the config, directories, the database and the daemon;
+    /// print each problem with its fix (exit 1 if there is any).
+    Doctor,
+    /// Print the documented example config.
+    DefaultConfig,
+    /// List sessions (works with the daemon down).
+    Sessions {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a session USER/SESSION running the user's agent.
+    New { id: SessionId },
+    /// Kill a session (not USER/main).
+    Kill { id: SessionId },
+    /// Type TEXT into a session's agent, then press Enter.
+    Send {
+        id: SessionId,
+        text: String,
+        /// Type the text without pressing Enter.
+        #[arg(long)]
+        no_enter: bool,
+    },
+    /// Issue a login token for USER (printed once; only its hash is kept),
+    /// or list or revoke tokens.
+    Token {
+        /// The user the token logs in as.
+        #[arg(required_unless_present_any = ["list", "revoke"])]
+        user: Option<Name>,
+        /// What the token allows.
+        #[arg(long, value_enum, default_value_t = Role::User)]
+        role: Role,
+        /// List tokens (id, user, role, created); never the secrets.
+        #[arg(long, conflicts_with_all = ["user", "revoke"])]
+        list: bool,
+        /// Revoke the token with this id.
+        #[arg(long, value_name = "ID", conflicts_with = "user")]
+        revoke: Option<String>,
+    },
+    /// Print a session's transcript (works with the daemon down).
+    Transcript {
+        id: SessionId,
+        /// raw: the bytes as printed; text: escape sequences removed, inputs
+        /// and events as marked lines; asciicast: v2, for asciinema.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// From this time on: 30s, 10m, 2h, 7d ago; Unix seconds; or
+        /// 2026-11-21T06:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only text lines matching this regular expression.
+        #[arg(long, value_name = "PATTERN")]
+        grep: Option<String>,
+    },
+    /// Hand one RFC 5322 message on stdin to the email bridge (for MTA
+    /// pipe delivery). Exits 75 (try again later) when the daemon is not
+    /// running, so the MTA keeps the message queued.
+    MailIngest,
+    /// Show the email bridge's audit log: every inbound message and its
+    /// decision.
+    MailLog {
+        /// Only this user's entries.
+        user: Option<Name>,
+        /// How many of the newest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print USER's secret address for mailing commands.
+    MailAddress { user: Name },
+    /// Attach this terminal to a session with tmux.
+    Attach {
+        id: SessionId,
+        /// Attach read-only (keystrokes are ignored).
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+/// A CLI failure: bad input (exit 2) or something failing (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    BadInput(String),
+    Failed(anyhow::Error),
+    /// Try again later (EX_TEMPFAIL, 75): an MTA keeps the message queued.
+    TempFail(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::Failed(_) => 1,
+            CliError::TempFail(_) => 75,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::BadInput(m) | CliError::TempFail(m) => f.write_str(m),
+            CliError::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::BadInput(e.to_string())
+    }
+}
+
+impl From<SessionError> for CliError {
+    fn from(e: SessionError) -> Self {
+        if e.is_bad_input() {
+            CliError::BadInput(e.to_string())
+        } else {
+            CliError::Failed(e.into())
+        }
+    }
+}
+
+/// Finds and loads the config (see the module docs for the order).
+pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    let host = HostDefaults::detect();
+    if let Some(path) = explicit {
+        return Config::load(path, &host);
+    }
+    let user_file = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| host.home.join(".config"))
+        .join("tmuxd/config.toml");
+    for path in [user_file, PathBuf::from("/etc/tmuxd/config.toml")] {
+        if path.exists() {
+            return Config::load(&path, &host);
+        }
+    }
+    Ok(Config::embedded(&host))
+}
+
+/// Runs one verb.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Verb::DefaultConfig = cli.verb {
+        print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    if let Verb::Doctor = cli.verb {
+        let findings =
+            runtime(false)?.block_on(crate::doctor::check(load_config(cli.config.as_ref())));
+        return if crate::doctor::print(&findings) {
+            Ok(())
+        } else {
+            Err(CliError::Failed(anyhow::anyhow!(
+                "doctor found problems (above)"
+            )))
+        };
+    }
+    let config = load_config(cli.config.as_ref())?;
+    match cli.verb {
+        Verb::Doctor => unreachable!("handled above"),
+        Verb::DefaultConfig => unreachable!("handled above"),
+        Verb::CheckConfig => {
+            config.check_host()?;
+            println!(
+                "{}: OK ({} user{})",
+                config.origin,
+                config.users.len(),
+                if config.users.len() == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Verb::Serve => {
+            config.check_host()?;
+            crate::tmux::check_version().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+            runtime(true)?
+                .block_on(crate::daemon::serve(config))
+                .map_err(CliError::Failed)
+        }
+        Verb::Attach { id, read_only } => attach(&config, &id, read_only),
+        Verb::Token {
+            user,
+            role,
+            list,
+            revoke,
+        } => token(&config, user, role, list, revoke),
+        Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
+        Verb::MailAddress { user } => mail_address(&config, &user),
+        verb => runtime(false)?.block_on(client_verb(&config, verb)),
+    }
+}
+
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}

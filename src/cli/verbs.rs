@@ -1,0 +1,206 @@
+//! The verbs that act on sessions and tokens: through the daemon's
+//! control socket when it runs, on tmux directly when it does not; and the
+//! sessions table.
+
+use super::*;
+
+pub(super) fn server_for(config: &Config, id: &SessionId) -> Result<UserServer, CliError> {
+    let user = config
+        .user(&id.user)
+        .ok_or_else(|| CliError::BadInput(format!("no such user {}", id.user)))?;
+    Ok(UserServer::new(config, user))
+}
+
+pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
+    match verb {
+        Verb::Sessions { json } => {
+            let mut all = Vec::new();
+            for user in &config.users {
+                all.extend(UserServer::new(config, user).list().await?);
+            }
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.into()))?;
+                println!("{text}");
+            } else {
+                print!("{}", sessions_table(&all));
+            }
+            Ok(())
+        }
+        Verb::New { id } => {
+            let server = server_for(config, &id)?;
+            let request = Request::New { id: id.to_string() };
+            if !via_daemon(config, &request).await? {
+                server.create(&id.session).await?;
+                eprintln!("tmuxd: the daemon is not running; created {id} directly (the next `tmuxd serve` adopts it)");
+            }
+            println!("created {id}");
+            Ok(())
+        }
+        Verb::Kill { id } => {
+            let server = server_for(config, &id)?;
+            let request = Request::Kill { id: id.to_string() };
+            if !via_daemon(config, &request).await? {
+                server.kill(&id.session).await?;
+            }
+            println!("killed {id}");
+            Ok(())
+        }
+        Verb::Send { id, text, no_enter } => {
+            let server = server_for(config, &id)?;
+            crate::session::check_typed_text(&text)?;
+            let request = Request::Send {
+                id: id.to_string(),
+                text: text.clone(),
+                enter: !no_enter,
+            };
+            if !via_daemon(config, &request).await? {
+                server.send(&id.session, &text, !no_enter).await?;
+                record_input_directly(config, &id, &text, !no_enter);
+            }
+            Ok(())
+        }
+        Verb::Transcript {
+            id,
+            format,
+            since,
+            grep,
+        } => transcript(config, &id, format, since, grep).await,
+        Verb::MailIngest => mail_ingest(config).await,
+        Verb::Serve
+        | Verb::Doctor
+        | Verb::CheckConfig
+        | Verb::DefaultConfig
+        | Verb::Attach { .. }
+        | Verb::MailLog { .. }
+        | Verb::MailAddress { .. }
+        | Verb::Token { .. } => {
+            unreachable!("handled in run")
+        }
+    }
+}
+
+/// Sends `request` to the daemon. False when no daemon is running.
+pub(super) async fn via_daemon(config: &Config, request: &Request) -> Result<bool, CliError> {
+    let path = config.control_socket();
+    match control::request(&path, request).await {
+        Ok(None) => Ok(false),
+        Ok(Some(r)) if r.ok => Ok(true),
+        Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
+        Ok(Some(r)) => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
+        Err(e) => Err(CliError::Failed(anyhow::anyhow!(
+            "cannot talk to the daemon at {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+pub(super) fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliError> {
+    let server = server_for(config, id)?;
+    let exists = runtime(false)?
+        .block_on(server.tmux.has_session(&id.session))
+        .map_err(SessionError::from)?;
+    if !exists {
+        return Err(SessionError::NoSuchSession(id.clone()).into());
+    }
+    if server.tmux.switches_account() {
+        // Never the caller's terminal in another account's hands.
+        return runtime(false)?
+            .block_on(crate::attach::relay(&server.tmux, &id.session, read_only))
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("attach: {e}")));
+    }
+    let err = server
+        .tmux
+        .std_command(&[TmuxCommand::attach(&id.session, read_only)])
+        .exec();
+    Err(CliError::Failed(anyhow::anyhow!("cannot run tmux: {err}")))
+}
+
+pub(super) fn token(
+    config: &Config,
+    user: Option<Name>,
+    role: Role,
+    list: bool,
+    revoke: Option<String>,
+) -> Result<(), CliError> {
+    let store = TokenStore::new(token_path(&config.state_dir));
+    let failed = |e: crate::auth::TokenError| CliError::Failed(e.into());
+    if list {
+        for (id, user, role, created) in store.list().map_err(failed)? {
+            println!(
+                "{id}  {user:<16} {:<10} {}",
+                role.as_str(),
+                iso8601(created)
+            );
+        }
+        return Ok(());
+    }
+    if let Some(id) = revoke {
+        return match store.revoke(&id) {
+            Ok(()) => {
+                println!("revoked {id}");
+                Ok(())
+            }
+            Err(e @ crate::auth::TokenError::NoSuchToken(_)) => {
+                Err(CliError::BadInput(e.to_string()))
+            }
+            Err(e) => Err(failed(e)),
+        };
+    }
+    let user = user.expect("clap requires USER here");
+    if config.user(&user).is_none() {
+        return Err(CliError::BadInput(format!("no such user {user}")));
+    }
+    let issued = store.issue(&user, role).map_err(failed)?;
+    eprintln!(
+        "tmuxd: token {} for {user} ({}); it is shown only now, store it safely",
+        issued.id,
+        role.as_str()
+    );
+    println!("{}", issued.token);
+    Ok(())
+}
+
+pub(super) fn sessions_table(list: &[SessionInfo]) -> String {
+    let rows: Vec<[String; 7]> = list
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                format!("{:?}", s.state).to_lowercase(),
+                s.agent_pid.map_or("-".into(), |p| p.to_string()),
+                s.created.map_or("-".into(), iso8601),
+                s.last_exit.map_or("-".into(), |e| e.describe()),
+                s.attached_clients.to_string(),
+                s.socket.display().to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "STATE",
+        "PID",
+        "CREATED",
+        "LAST EXIT",
+        "CLIENTS",
+        "SOCKET",
+    ]
+    .map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -507,24 +507,9 @@ async fn issue10_5_a_frozen_tmux_server_stalls_no_one_else() {
 
     // Alice's mail waits on her frozen server...
     let alice_mail = status_mail(&env, "alice", "frozen-alice@x");
-    let alice_env_cmd = env.cmd(&["mail-ingest"]);
-    let alice_ingest = std::thread::spawn(move || {
-        let mut cmd = alice_env_cmd;
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(alice_mail.as_bytes())
-            .unwrap();
-        child.wait().unwrap()
-    });
+    let alice_cmd = env.cmd(&["mail-ingest"]);
+    let alice_ingest =
+        std::thread::spawn(move || common::run_fed(alice_cmd, alice_mail.as_bytes()).status);
     std::thread::sleep(Duration::from_millis(200));
     // ...bob's does not.
     let started = Instant::now();
@@ -572,6 +557,22 @@ async fn issue10_5_a_frozen_tmux_server_stalls_no_one_else() {
     assert!(status.success(), "alice's mail-ingest: {status}");
     let log = env.ok(&["mail-log", "alice", "--json"]);
     assert!(log.contains("frozen-alice@x"), "{log}");
+}
+
+/// Waits for a terminal's hello; `Err(code)` when the server closes it.
+async fn hello_or_close(ws: &mut Ws) -> Result<(), u16> {
+    use futures_util::StreamExt;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("hello or close within 10 s")
+        {
+            Some(Ok(Message::Text(_))) => return Ok(()),
+            Some(Ok(Message::Close(f))) => return Err(f.map_or(1005, |f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            other => panic!("expected hello or close, got {other:?}"),
+        }
+    }
 }
 
 /// Whether the server closes `stream` within `secs` (reads to EOF).
@@ -639,33 +640,30 @@ async fn issue10_7_slow_and_idle_connections_close_and_caps_hold() {
 
     // Viewers: 3 per session, 4 per user.
     env.ok(&["new", "alice/two"]);
+    let open = |path: &'static str| {
+        let (base, ro) = (base.clone(), ro.clone());
+        async move {
+            let mut ws = connect(&base, path, Some(&ro), None).await.unwrap();
+            // The hello, or the close frame of a refused viewer.
+            match hello_or_close(&mut ws).await {
+                Ok(()) => Ok(ws),
+                Err(code) => Err(code),
+            }
+        }
+    };
     let mut views = Vec::new();
     for _ in 0..3 {
-        let mut ws = connect(&base, "/ws/sessions/alice/main", Some(&ro), None)
-            .await
-            .unwrap();
-        hello(&mut ws).await;
-        views.push(ws);
+        views.push(open("/ws/sessions/alice/main").await.unwrap());
     }
-    let mut fourth = connect(&base, "/ws/sessions/alice/main", Some(&ro), None)
-        .await
-        .unwrap();
     assert_eq!(
-        close_of(&mut fourth).await.0,
-        4429,
+        open("/ws/sessions/alice/main").await.err(),
+        Some(4429),
         "a 4th viewer of one session"
     );
-    let mut ws = connect(&base, "/ws/sessions/alice/two", Some(&ro), None)
-        .await
-        .unwrap();
-    hello(&mut ws).await;
-    views.push(ws);
-    let mut fifth = connect(&base, "/ws/sessions/alice/two", Some(&ro), None)
-        .await
-        .unwrap();
+    views.push(open("/ws/sessions/alice/two").await.unwrap());
     assert_eq!(
-        close_of(&mut fifth).await.0,
-        4429,
+        open("/ws/sessions/alice/two").await.err(),
+        Some(4429),
         "a 5th viewer of one user"
     );
     // Sessions: 2 per user.

@@ -122,16 +122,7 @@ impl Env {
 
     /// Runs with `input` on stdin; returns the output.
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        use std::io::Write;
-        let mut c = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tmuxd");
-        c.stdin.take().unwrap().write_all(input).unwrap();
-        c.wait_with_output().unwrap()
+        run_fed(self.cmd(args), input)
     }
 
     /// Issues a login token for `user` with `role` (user, admin, read-only).
@@ -341,6 +332,19 @@ impl Daemon {
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig).unwrap();
     }
+}
+
+/// Runs `cmd` with `input` on its stdin; its output.
+pub fn run_fed(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut c = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tmuxd");
+    c.stdin.take().unwrap().write_all(input).unwrap();
+    c.wait_with_output().unwrap()
 }
 
 /// Runs `cmdline` in a terminal of its own (`script`), as `prefix` (e.g.

@@ -158,7 +158,7 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
                 &job,
                 Outcome {
                     decision: "failed",
-                    summary: format!("not typed: {e}"),
+                    summary: format!("not typed: {}", e.for_users()),
                     output: None,
                 },
             );

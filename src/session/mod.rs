@@ -96,6 +96,23 @@ impl SessionError {
     pub fn is_bad_input(&self) -> bool {
         !matches!(self, SessionError::Tmux(_) | SessionError::Io(_))
     }
+
+    /// What a user may be told (mail, chat): the error itself when it is
+    /// about what they asked, else fixed text, with the detail (tmux
+    /// stderr, paths) logged instead.
+    pub fn for_users(&self) -> String {
+        if self.is_bad_input() {
+            return self.to_string();
+        }
+        tracing::error!(error = %self, "session operation failed");
+        match self {
+            SessionError::Tmux(crate::tmux::TmuxError::Timeout(..)) => {
+                "the session's tmux server is not answering; try again later".to_owned()
+            }
+            _ => "tmuxd could not reach the session (an internal error, logged for the operator)"
+                .to_owned(),
+        }
+    }
 }
 
 /// How a session's agent is doing.

@@ -36,3 +36,24 @@ fn listing_parses_states() {
     assert_eq!(l[1].last_exit.unwrap().status, Some(127));
     assert_eq!(l[2].state, State::Starting);
 }
+
+#[test]
+fn users_are_told_fixed_text_for_internal_errors() {
+    let internal = SessionError::Tmux(crate::tmux::TmuxError::Failed {
+        command: "send-keys".into(),
+        stderr: "error connecting to /run/tmuxd/alice/tmux (Permission denied)".into(),
+    });
+    let told = internal.for_users();
+    assert!(
+        !told.contains("/run/tmuxd") && !told.contains("Permission"),
+        "{told}"
+    );
+    let io = SessionError::Io("cannot chown /var/lib/x: EPERM".into());
+    assert!(!io.for_users().contains("/var/lib"));
+    // What the user asked about is theirs to see.
+    let id: SessionId = "alice/docs".parse().unwrap();
+    assert_eq!(
+        SessionError::NoSuchSession(id).for_users(),
+        "no such session alice/docs"
+    );
+}

@@ -198,7 +198,7 @@ impl Bridge {
         };
         let exists = match self.0.supervisor.server(&id.user) {
             Ok(server) => server.info(&id.session).await.is_ok(),
-            Err(e) => return refuse(x, e.to_string()),
+            Err(e) => return refuse(x, e.for_users()),
         };
         match (&action, exists) {
             (Action::New, true) => return refuse(x, format!("{id} already exists")),

@@ -105,9 +105,9 @@ impl Bridge {
                             info.last_activity.map(crate::clock::iso8601).unwrap_or_else(|| "-".into()),
                         )
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => e.for_users(),
                 },
-                Err(e) => e.to_string(),
+                Err(e) => e.for_users(),
             },
             Verb::Sessions => match sup.server(&id.user) {
                 Ok(server) => match server.list().await {
@@ -127,9 +127,9 @@ impl Bridge {
                         }
                         b
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => e.for_users(),
                 },
-                Err(e) => e.to_string(),
+                Err(e) => e.for_users(),
             },
             Verb::Transcript(n) => {
                 let text = sup.output_text(id, None);

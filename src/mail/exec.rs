@@ -133,11 +133,29 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
     }
     if job.stage != Stage::Typed {
         // Not while the agent is mid-answer.
+        // A chatty agent must not hold the queue forever: after
+        // `result_timeout` of waiting the job fails, untyped, and says why.
         if job.stage == Stage::Queued && !matches!(job.action, Action::New) {
+            let deadline = tokio::time::Instant::now() + timeout;
             while rec.state(&id) == Some(AgentState::Running) {
-                match states.recv().await {
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
+                match tokio::time::timeout_at(deadline, states.recv()).await {
+                    Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
+                    Ok(Err(RecvError::Closed)) => break,
+                    Err(_) => {
+                        finish(
+                            bridge,
+                            &job,
+                            Outcome {
+                                decision: "failed",
+                                summary: format!(
+                                    "not typed: the agent was still busy after {} s; mail the command again when it is done",
+                                    timeout.as_secs()
+                                ),
+                                output: None,
+                            },
+                        );
+                        return;
+                    }
                 }
             }
         }
@@ -203,12 +221,9 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             _ = tokio::time::sleep_until(wake) => {}
         }
     };
-    // Idle comes after a quiet spell well past the recorder's ingest delay,
-    // so the answer is in the transcript by now; waiting is seen as soon as
-    // the prompt prints, so give the ingest its moment.
-    if state == Some(AgentState::Waiting) {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
+    // Waiting is seen as soon as the prompt prints, before the recorder's
+    // next ingest: take in what the session printed, now.
+    rec.ingest_now([id.clone()].into()).await;
     let summary = match &state {
         Some(AgentState::Waiting) => format!("{id} is waiting for your input"),
         Some(AgentState::Exited { status, signal }) => match (status, signal) {

@@ -75,8 +75,13 @@ impl Recorder {
     /// Ingests everything every tracked session's spool holds, now, and
     /// makes it durable.
     pub async fn catch_up(&self) {
+        self.ingest_now(self.tracked()).await;
+    }
+
+    /// Ingests everything the spools of `ids` hold, now, and makes it
+    /// durable: when this returns, what they printed is in the transcript.
+    pub async fn ingest_now(&self, mut ids: HashSet<SessionId>) {
         let mut unflushed = HashMap::new();
-        let mut ids = self.tracked();
         while !ids.is_empty() {
             ids = self.ingest_round(ids, &mut unflushed).await;
         }

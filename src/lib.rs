@@ -30,6 +30,29 @@
 //! - [`doctor`]: `tmuxd doctor`, checks with fixes;
 //! - [`cli`]: the command-line verbs;
 //! - [`fuzz`]: fuzz targets for every parser of untrusted input.
+//!
+//! **One byte, from the pane to the browser and to the store.** The agent
+//! writes to its tmux pane (the pane runs the launcher that [`session`]
+//! started, as the user's account: [`tmux`]'s identity). tmux sends it to
+//! every attached client: a browser's client is the `tmux attach` that
+//! [`relay::ViewerPty`] runs on a PTY as the server's owner, and
+//! [`web`]'s terminal task reads the PTY master and sends the bytes as a
+//! binary WebSocket frame. tmux also pipes it (`pipe-pane`, a `cat` of the
+//! server's) into the session's spool file ([`spool`]); the [`recorder`]
+//! wakes on inotify, opens the spool only as [`userfs`] allows, and its
+//! ingest thread appends the bytes with the new offset in one sled batch
+//! ([`transcript`]), flushes, and punches the stored range out of the spool.
+//!
+//! **One mailed command, from IMAP to the pane.** [`mail::imap`] (or
+//! `tmuxd mail-ingest` through [`control`]) hands the message to
+//! [`mail::bridge`]: parsed within caps ([`mail::message`]), the sender
+//! authenticated ([`mail::sender`]), the first line read by the command
+//! grammar, a confirmation queued in the mail state ([`mail::state`]) and
+//! mailed by [`mail::outbox`]. The confirming YES queues a job;
+//! [`mail::exec`] waits until the agent is not mid-answer, marks the job
+//! typing, types it through the [`supervisor`] ([`session`] builds `send-keys
+//! -l` + Enter, run as the user), records the input, waits for the agent to
+//! go idle or ask, and queues the result mail.
 
 pub mod attach;
 pub mod auth;

@@ -43,10 +43,7 @@ struct Inner {
 }
 
 fn digest(cookie: &str) -> String {
-    sha2::Sha256::digest(cookie.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::auth::hex(&sha2::Sha256::digest(cookie.as_bytes()))
 }
 
 impl Logins {

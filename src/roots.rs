@@ -12,11 +12,10 @@
 //! daemon's account (a directory another user made first is refused), its
 //! mode narrowed to what it should be (logged).
 
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::userfs::UserDir;
+use crate::userfs::{DirError, UserDir};
 
 const STICKY: u32 = 0o1000;
 
@@ -66,26 +65,19 @@ pub fn check_existing(root: &Path) -> Result<(), String> {
 /// existing one; a mode more open than `mode` is narrowed.
 pub fn ensure(root: &Path, mode: u32) -> Result<(), String> {
     check_parents(root)?;
-    if let Some(parent) = root.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    match std::fs::DirBuilder::new().mode(mode).create(root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot create {}: {e}", root.display())),
-    }
     check_existing(root)?;
-    let mut d = UserDir::open(root).map_err(|e| format!("{} {e}", root.display()))?;
-    if d.mode() & !mode & 0o7777 != 0 {
-        tracing::warn!(dir = %root.display(), mode = format!("{:o}", d.mode()), want = format!("{mode:o}"), "directory was more open than it should be; narrowing it");
-        d.set_mode(d.mode() & mode)
-            .map_err(|e| format!("cannot chmod {}: {e}", root.display()))?;
-    }
-    Ok(())
+    let me = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    crate::userfs::ensure_dir(root, "daemon directory", mode, me).map_err(|e| match e {
+        DirError::Io(m) => m,
+        DirError::Refused(r) => format!("{} {r}", root.display()),
+        DirError::Owner(uid) => format!(
+            "{} belongs to uid {uid}, not to the daemon's account: someone else made it; remove it or choose another path",
+            root.display()
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -153,6 +153,55 @@ impl UserDir {
     }
 }
 
+/// Why [`ensure_dir`] could not provide a directory.
+#[derive(Debug)]
+pub enum DirError {
+    /// Creating, chowning or chmodding failed (the message names the path).
+    Io(String),
+    /// What is there is not a directory to use.
+    Refused(Refused),
+    /// It exists and belongs to this uid, not to the wanted owner.
+    Owner(u32),
+}
+
+/// Creates `dir` (a `what`, for the log) with `mode` (missing parents 0755) and gives a new one to
+/// `owner` (uid, gid), or takes the existing one, which must already be
+/// `owner`'s; a mode more open than `mode` is narrowed and logged. After
+/// creation everything goes through a descriptor opened without following
+/// links, never by a path someone could swap.
+pub fn ensure_dir(dir: &Path, what: &str, mode: u32, owner: (u32, u32)) -> Result<(), DirError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
+        DirError::Io(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| io("create", parent, &e))?;
+    }
+    let created = match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(io("create", dir, &e)),
+    };
+    let mut d = UserDir::open(dir).map_err(DirError::Refused)?;
+    let (uid, gid) = owner;
+    if created && d.owner() != uid {
+        d.set_owner(uid, gid).map_err(|e| io("chown", dir, &e))?;
+    }
+    if d.owner() != uid {
+        return Err(DirError::Owner(d.owner()));
+    }
+    if d.mode() & !mode & 0o7777 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", d.mode()), want = format!("{mode:o}"), "{what} was not private; narrowing it");
+        d.set_mode(d.mode() & mode)
+            .map_err(|e| io("chmod", dir, &e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,7 +103,7 @@ pub(super) fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result
     if !exists {
         return Err(SessionError::NoSuchSession(id.clone()).into());
     }
-    if server.tmux.switches_account() {
+    if server.tmux.account_ids().is_some() {
         // Never the caller's terminal in another account's hands.
         return runtime(false)?
             .block_on(crate::attach::relay(&server.tmux, &id.session, read_only))

@@ -38,38 +38,16 @@ pub(super) fn ensure_private_dir(
     owner: (u32, u32),
     what: &str,
 ) -> Result<(), SessionError> {
-    if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| io_err("cannot create", parent, &e))?;
-    }
-    let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(io_err("cannot create", dir, &e)),
-    };
-    // The user owns it: from here on only through a checked fd, never by
-    // a path they could swap for a link.
-    let mut d = UserDir::open(dir).map_err(|r| {
-        SessionError::Io(format!("{what} {} {r}; refusing to use it", dir.display()))
-    })?;
-    let (uid, gid) = owner;
-    if created && d.owner() != uid {
-        d.set_owner(uid, gid)
-            .map_err(|e| SessionError::Io(format!("cannot chown {}: {e}", dir.display())))?;
-    }
-    if d.owner() != uid {
-        return Err(SessionError::Io(format!(
-            "{what} {} is not a directory owned by uid {uid}; refusing to use it",
+    use crate::userfs::DirError;
+    crate::userfs::ensure_dir(dir, what, 0o700, owner).map_err(|e| match e {
+        DirError::Io(m) => SessionError::Io(m),
+        DirError::Refused(r) => {
+            SessionError::Io(format!("{what} {} {r}; refusing to use it", dir.display()))
+        }
+        DirError::Owner(_) => SessionError::Io(format!(
+            "{what} {} is not a directory owned by uid {}; refusing to use it",
             dir.display(),
-        )));
-    }
-    if d.mode() & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", d.mode()), "{what} was not private; setting 0700");
-        d.set_mode(0o700)
-            .map_err(|e| SessionError::Io(format!("cannot chmod {}: {e}", dir.display())))?;
-    }
-    Ok(())
+            owner.0
+        )),
+    })
 }

@@ -19,7 +19,6 @@
 //! signals, are reset for the program it runs). User text never enters the
 //! script: the agent argv is passed as positional parameters.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +30,6 @@ use crate::config::{Config, UserConfig};
 use crate::exit::ExitInfo;
 use crate::names::{Name, SessionId};
 use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
-use crate::userfs::UserDir;
 
 mod account;
 mod listing;
@@ -403,12 +401,4 @@ fn new_gate() -> String {
         nanos,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn io_err(what: &str, path: &Path, e: &std::io::Error) -> SessionError {
-    SessionError::Io(format!(
-        "{what} {}: {}",
-        path.display(),
-        crate::config::io_reason(e)
-    ))
 }

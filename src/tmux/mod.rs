@@ -122,13 +122,8 @@ impl Tmux {
         cmd
     }
 
-    /// Whether commands against this server switch to another account
-    /// (the daemon is root and the user has a `unix_user`).
-    pub fn switches_account(&self) -> bool {
-        self.identity.account.is_some()
-    }
-
-    /// The account's uid and gid, when commands switch to it.
+    /// The account's uid and gid, when commands switch to it (the daemon
+    /// is root and the user has a `unix_user`).
     pub fn account_ids(&self) -> Option<(u32, u32)> {
         self.identity.account.as_ref().map(|a| (a.uid, a.gid))
     }

@@ -562,7 +562,7 @@ async fn transcript_bench() {
             },
             ActivityConfig {
                 idle_after: Duration::from_secs(10),
-                waiting: Default::default(),
+                profiles: Default::default(),
             },
         )
         .unwrap();

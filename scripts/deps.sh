@@ -4,7 +4,8 @@
 # `tmuxd attach` a terminal in the tests), Chromium and ChromeDriver (the
 # browser test), Node.js/npm (build.rs builds the page), systemd-analyze (the
 # unit test), Postfix and Dovecot (scripts/mail-testbed.sh) and asciinema from
-# PyPI (the transcript test plays an export).
+# PyPI (the transcript test plays an export), and the Claude Code CLI from npm
+# (the agent tests).
 # Idempotent.
 set -euo pipefail
 
@@ -35,4 +36,12 @@ if ! python3 -c 'import asciinema' >/dev/null 2>&1; then
   echo "scripts/deps.sh: installing asciinema from PyPI" >&2
   python3 -m pip install -q asciinema==2.4.0 2>/dev/null ||
     python3 -m pip install -q --break-system-packages asciinema==2.4.0
+fi
+# The real Claude Code CLI (the agent tests run it offline against a
+# stand-in of the Messages API); pinned, in its own prefix.
+claude=/opt/tmuxd-test/claude-code-2.1.332
+if [ ! -x "$claude/node_modules/.bin/claude" ]; then
+  echo "scripts/deps.sh: installing @anthropic-ai/claude-code@2.1.332 from npm" >&2
+  "${sudo[@]}" mkdir -p "$claude"
+  "${sudo[@]}" npm install --prefix "$claude" --no-audit --no-fund @anthropic-ai/claude-code@2.1.332 >/dev/null
 fi

@@ -243,18 +243,15 @@ async fn reload(
     Ok(new)
 }
 
-/// Idle time and each user's prompt pattern (validated by the config).
+/// Idle time and each user's agent profile.
 fn activity_config(config: &Config) -> crate::recorder::ActivityConfig {
-    let waiting = config
+    let profiles = config
         .users
         .iter()
-        .filter_map(|u| {
-            let re = regex::Regex::new(u.waiting_pattern.as_deref()?).ok()?;
-            Some((u.name.to_string(), re))
-        })
+        .map(|u| (u.name.to_string(), std::sync::Arc::new(u.agent_profile())))
         .collect();
     crate::recorder::ActivityConfig {
         idle_after: config.idle_after,
-        waiting,
+        profiles,
     }
 }

@@ -54,6 +54,8 @@
 //! -l` + Enter, run as the user), records the input, waits for the agent to
 //! go idle or ask, and queues the result mail.
 
+pub mod agent;
+pub mod answer;
 pub mod attach;
 pub mod auth;
 pub mod cli;
@@ -73,6 +75,7 @@ pub mod pidfd;
 pub mod recorder;
 pub mod relay;
 pub mod roots;
+pub mod screen;
 pub mod session;
 pub mod spool;
 pub mod supervisor;

@@ -20,6 +20,7 @@ use crate::names::{Name, SessionId};
 use crate::pidfd::PidFd;
 use crate::recorder::Recorder;
 use crate::session::{SessionError, SessionInfo, State, UserServer};
+use crate::tmux::PaneId;
 
 /// What start-up found and did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -110,14 +111,42 @@ impl Supervisor {
         }
     }
 
-    /// Starts recording `id` and records `kind` (`created`, `adopted`, ...).
-    fn record_start(&self, id: &SessionId, kind: &str, pid: Option<u32>) {
+    /// Starts recording `id` and records `kind` (`created`, `adopted`, ...);
+    /// its screen is then taken from tmux.
+    fn record_start(&self, id: &SessionId, kind: &str, info: &SessionInfo) {
         if let Some(rec) = &self.0.recorder {
             if let Err(e) = rec.track(id) {
                 tracing::error!(session = %id, error = %e, "cannot record session");
             }
-            rec.agent_started(id, kind, pid);
+            rec.agent_started(id, kind, info.agent_pid);
+            self.refresh_screen(id, info.pane.clone());
         }
+    }
+
+    /// Rebuilds `id`'s screen from what tmux shows, in the background
+    /// (after a restart, or once the agent redrew after a viewer resized
+    /// it). `pane`: its agent pane, if known.
+    pub fn refresh_screen(&self, id: &SessionId, pane: Option<PaneId>) {
+        let (this, id) = (self.clone(), id.clone());
+        self.0.tracker.spawn(async move {
+            let (Some(rec), Ok(server)) = (this.recorder(), this.server(&id.user)) else {
+                return;
+            };
+            let pane = match pane {
+                Some(p) => Ok(p),
+                None => server.info(&id.session).await.and_then(|i| {
+                    i.pane.ok_or_else(|| SessionError::AgentNotRunning(id.clone()))
+                }),
+            };
+            let upto = rec.spool_size(&id);
+            match pane.map(|p| async move { server.capture(&p).await }) {
+                Ok(capture) => match capture.await {
+                    Ok(captured) => rec.seed_screen(&id, &captured, upto),
+                    Err(e) => tracing::warn!(session = %id, error = %e, "cannot read the screen from tmux"),
+                },
+                Err(e) => tracing::warn!(session = %id, error = %e, "cannot read the screen from tmux"),
+            }
+        });
     }
 
     /// Every configured user's server.
@@ -225,7 +254,7 @@ impl Supervisor {
                         if let Err(e) = server.ensure_pipe(info).await {
                             tracing::error!(session = %id, error = %e, "cannot pipe output to the transcript");
                         }
-                        self.record_start(&id, "adopted", info.agent_pid);
+                        self.record_start(&id, "adopted", info);
                         self.watch(id);
                         adopted += 1;
                     }
@@ -235,7 +264,7 @@ impl Supervisor {
                     match server.create(&Name::main()).await {
                         Ok(info) => {
                             tracing::info!(session = %main_id, pid = ?info.agent_pid, "created session");
-                            self.record_start(&main_id, "created", info.agent_pid);
+                            self.record_start(&main_id, "created", &info);
                             created = 1;
                         }
                         Err(e) => {
@@ -282,7 +311,7 @@ impl Supervisor {
     pub async fn create(&self, id: &SessionId) -> Result<SessionInfo, SessionError> {
         let info = self.server(&id.user)?.create(&id.session).await?;
         tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
-        self.record_start(id, "created", info.agent_pid);
+        self.record_start(id, "created", &info);
         self.watch(id.clone());
         Ok(info)
     }
@@ -354,7 +383,7 @@ impl Supervisor {
                     match server.create(&id.session).await {
                         Ok(info) => {
                             tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
-                            self.record_start(id, "created", info.agent_pid);
+                            self.record_start(id, "created", &info);
                         }
                         Err(SessionError::AlreadyExists(_)) => {}
                         Err(e) => {

@@ -197,8 +197,11 @@ pub struct UserConfig {
     pub emails: Vec<String>,
     /// Resource limits for the user's tmux server and agents.
     pub limits: Limits,
-    /// The prompt that means the agent waits for input (matched against
-    /// its recent output, escape sequences removed).
+    /// The agent profile its screen is read with (a built-in name: given,
+    /// else chosen by the agent's program name).
+    pub profile: String,
+    /// The user's own question pattern instead of the profile's (matched
+    /// against each line of the agent's screen); empty: never waiting.
     pub waiting_pattern: Option<String>,
     /// Mailed commands: when to ask for confirmation.
     pub confirm: ConfirmPolicy,
@@ -267,8 +270,19 @@ impl RestartPolicy {
 // ---- the file format (serde) -------------------------------------------
 
 /// Claude Code's permission questions.
-pub const DEFAULT_WAITING_PATTERN: &str =
-    r"(?i)do you want to (proceed|make this edit|create|run|allow)";
+impl UserConfig {
+    /// The profile this user's agent is read with.
+    pub fn agent_profile(&self) -> crate::agent::Profile {
+        let base = crate::agent::Profile::builtin(&self.profile)
+            .or_else(|| crate::agent::Profile::builtin("generic"))
+            .expect("built-in profile");
+        match &self.waiting_pattern {
+            // Validated by the config.
+            Some(p) => base.clone().with_question(p).unwrap_or(base),
+            None => base,
+        }
+    }
+}
 
 impl Config {
     pub fn user(&self, name: &Name) -> Option<&UserConfig> {

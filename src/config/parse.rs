@@ -34,7 +34,8 @@ impl Config {
                 unix_user: None,
                 emails: Vec::new(),
                 limits: Limits::default(),
-                waiting_pattern: Some(DEFAULT_WAITING_PATTERN.to_owned()),
+                profile: crate::agent::Profile::for_command(&host.agent).to_owned(),
+                waiting_pattern: None,
                 confirm: ConfirmPolicy::Always,
                 block: Vec::new(),
                 notify_waiting: false,
@@ -126,10 +127,12 @@ impl Config {
         let agent_waiting = match raw.agent.waiting_pattern {
             Some(p) => {
                 check_pattern(&p).map_err(|r| err("agent.waiting_pattern", r))?;
-                Some(p).filter(|p| !p.is_empty())
+                Some(p)
             }
-            None => Some(DEFAULT_WAITING_PATTERN.to_owned()),
+            None => None,
         };
+        let agent_profile =
+            check_profile(raw.agent.profile).map_err(|r| err("agent.profile", r))?;
         let mut transcript = default_transcript(&runtime_dir);
         if let Some(dir) = raw.transcript.spool_dir {
             if !dir.is_absolute() {
@@ -286,10 +289,14 @@ impl Config {
             let waiting_pattern = match u.waiting_pattern {
                 Some(p) => {
                     check_pattern(&p).map_err(|r| err(&key("waiting_pattern"), r))?;
-                    Some(p).filter(|p| !p.is_empty())
+                    Some(p)
                 }
                 None => agent_waiting.clone(),
             };
+            let profile = check_profile(u.profile)
+                .map_err(|r| err(&key("profile"), r))?
+                .or_else(|| agent_profile.clone())
+                .unwrap_or_else(|| crate::agent::Profile::for_command(&command).to_owned());
             for (k, v) in [
                 ("max_processes", u.max_processes),
                 ("max_open_files", u.max_open_files),
@@ -322,6 +329,7 @@ impl Config {
                     memory_max_mb: u.memory_max_mb,
                     cpu_quota_percent: u.cpu_quota_percent,
                 },
+                profile,
                 waiting_pattern,
                 confirm: u.confirm,
                 block: u.block,
@@ -436,5 +444,16 @@ pub(super) fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Strin
             format!("(line {line})")
         }
         None => String::new(),
+    }
+}
+
+/// A profile name must be a built-in one.
+fn check_profile(name: Option<String>) -> Result<Option<String>, String> {
+    match name {
+        Some(n) if !crate::agent::PROFILES.contains(&n.as_str()) => Err(format!(
+            "unknown agent profile {n:?}; the profiles are {}",
+            crate::agent::PROFILES.join(", ")
+        )),
+        n => Ok(n),
     }
 }

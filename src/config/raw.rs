@@ -84,6 +84,7 @@ pub(super) struct RawAgent {
     pub(super) restart_reset_after_s: Option<u64>,
     pub(super) idle_after_s: Option<u64>,
     pub(super) waiting_pattern: Option<String>,
+    pub(super) profile: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +114,7 @@ pub(super) struct RawUser {
     #[serde(default)]
     pub(super) emails: Vec<String>,
     pub(super) waiting_pattern: Option<String>,
+    pub(super) profile: Option<String>,
     pub(super) max_processes: Option<u64>,
     pub(super) max_open_files: Option<u64>,
     pub(super) memory_max_mb: Option<u64>,

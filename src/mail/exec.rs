@@ -286,7 +286,7 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
             continue;
         }
         last.insert(id.clone(), tokio::time::Instant::now());
-        let text = rec.recent_text(&id).unwrap_or_default();
+        let text = rec.screen_text(&id).unwrap_or_default();
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim_end)

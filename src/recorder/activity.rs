@@ -1,6 +1,6 @@
-//! Agent state, derived from what the agent prints: `running` while
-//! output arrives, `idle` after `idle_after` of quiet, `waiting` when the
-//! recent text matches the prompt pattern, `exited` when the supervisor
+//! Agent state, derived from the agent's screen: `running` while output
+//! arrives, `idle` after `idle_after` of quiet, `waiting` while the screen
+//! shows a question its profile recognises, `exited` when the supervisor
 //! says so. Transitions are recorded and broadcast.
 
 use super::*;
@@ -11,7 +11,7 @@ use super::*;
 pub enum AgentState {
     Running,
     Idle,
-    /// The recent output matches the prompt pattern: it waits for input.
+    /// The screen shows a question: it waits for an answer.
     Waiting,
     Exited {
         status: Option<i32>,
@@ -41,8 +41,9 @@ pub struct StateChange {
 #[derive(Clone, Debug)]
 pub struct ActivityConfig {
     pub idle_after: Duration,
-    /// Per user: the prompt pattern that means "waiting for you".
-    pub waiting: HashMap<String, regex::Regex>,
+    /// Per user: the agent profile that reads questions off the screen
+    /// (users without one are never `waiting`).
+    pub profiles: HashMap<String, Arc<Profile>>,
 }
 
 /// Who typed something (recorded with the input).
@@ -61,15 +62,14 @@ impl Recorder {
             .map(|t| t.state.clone())
     }
 
-    /// The recent rendered text of `id` (what prompt patterns match), if
-    /// tracked: current even before the latest output is ingested.
-    pub fn recent_text(&self, id: &SessionId) -> Option<String> {
+    /// The text on `id`'s screen, if tracked.
+    pub fn screen_text(&self, id: &SessionId) -> Option<String> {
         self.0
             .sessions
             .lock()
             .expect("sessions lock")
             .get(id)
-            .map(recent_view)
+            .map(|t| t.screen.text())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
@@ -113,7 +113,7 @@ impl Recorder {
             sessions
                 .iter()
                 .filter(|(_, t)| t.idle_at.is_some_and(|at| at <= now))
-                .map(|(id, t)| (id.clone(), self.waiting_matches(id, &recent_view(t))))
+                .map(|(id, t)| (id.clone(), t.question.is_some()))
                 .collect()
         };
         for (id, waiting) in due {
@@ -127,35 +127,48 @@ impl Recorder {
         }
     }
 
-    pub(super) fn waiting_matches(&self, id: &SessionId, recent: &str) -> bool {
+    pub(super) fn profile(&self, id: &SessionId) -> Option<Arc<Profile>> {
         self.0
             .activity
             .read()
             .expect("activity lock")
-            .waiting
+            .profiles
             .get(id.user.as_str())
-            .is_some_and(|re| re.is_match(recent))
+            .cloned()
     }
 
-    /// Output arrived: running (or waiting if the prompt shows), idle later.
+    /// Output arrived, in order: the screen takes it; running, or waiting
+    /// if it shows a question; idle later.
     pub(super) fn observe_output(&self, id: &SessionId, bytes: &[u8]) {
-        let waiting = {
+        let profile = self.profile(id);
+        let asked = {
             let mut sessions = self.0.sessions.lock().expect("sessions lock");
             let Some(t) = sessions.get_mut(id) else {
                 return;
             };
-            let done = t.text.feed(bytes);
-            t.recent.push_str(&done);
-            if t.recent.len() > RECENT_TEXT {
-                let cut = t.recent.len() - RECENT_TEXT;
-                let cut = (cut..t.recent.len())
-                    .find(|i| t.recent.is_char_boundary(*i))
-                    .unwrap_or(0);
-                t.recent.drain(..cut);
-            }
-            self.waiting_matches(id, &recent_view(t))
+            t.screen.feed(bytes);
+            t.reread(profile.as_deref())
         };
-        let state = if waiting {
+        self.after_screen_change(id, asked);
+    }
+
+    /// The session prints but its output is not ingested yet (a burst):
+    /// running until it pauses.
+    pub(super) fn observe_burst(&self, id: &SessionId) {
+        if !matches!(self.state(id), Some(AgentState::Exited { .. }) | None) {
+            self.set_state(
+                id,
+                AgentState::Running,
+                Some(Instant::now() + self.idle_after()),
+            );
+        }
+    }
+
+    pub(super) fn after_screen_change(&self, id: &SessionId, asked: Asked) {
+        if let Asked::New(q) = &asked {
+            self.event(id, "question", serde_json::to_value(q).unwrap_or_default());
+        }
+        let state = if asked.is_waiting() {
             AgentState::Waiting
         } else {
             AgentState::Running
@@ -165,12 +178,4 @@ impl Recorder {
             self.set_state(id, state, Some(Instant::now() + self.idle_after()));
         }
     }
-}
-
-/// The recent text a prompt pattern is matched against: the last lines and
-/// the line being written (prompts rarely end with a newline).
-fn recent_view(t: &Tracked) -> String {
-    let mut view = t.recent.clone();
-    view.push_str(&t.text.current_line());
-    view
 }

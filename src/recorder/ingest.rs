@@ -162,13 +162,14 @@ impl Recorder {
         if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
             t.stored = t.stored.map(|s| s + stored);
         }
-        self.observe_output(id, &buf);
+        self.observe_output_at(id, mark.offset, &buf);
         Ok(Some((new, take < available)))
     }
 
     pub(super) fn reset_punched(&self, id: &SessionId) {
         if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
             t.punched = 0;
+            t.screen_from = 0;
         }
     }
 

@@ -9,15 +9,18 @@
 //! ingested range out of the spool file, so disk use stays bounded and a
 //! crash at any instant neither loses nor duplicates a byte.
 //!
-//! Agent state: `running` while output arrives, `idle` after `idle_after` of
-//! quiet, `waiting` when the recent text matches the agent's prompt pattern,
-//! `exited` when the supervisor says so. Transitions are recorded in the
+//! Agent state: every ingested byte goes, in order, to the session's
+//! [`Screen`]; `running` while output arrives, `idle` after `idle_after` of
+//! quiet, `waiting` while the screen shows a question the agent's profile
+//! recognises (a pending question, answerable once), `exited` when the
+//! supervisor says so. Transitions are recorded in the
 //! transcript and broadcast to subscribers. The only timer is the next idle
 //! deadline; an idle daemon has none.
 //!
-//! Parts: `activity` (agent state), `run` (the loop), `ingest` (the
-//! ingest thread, reclaiming and retention), `spool` (paths, the
-//! `pipe-pane` command, opening spools safely).
+//! Parts: `activity` (agent state), `questions` (pending questions and
+//! the screen's upkeep), `run` (the loop), `ingest` (the ingest thread,
+//! reclaiming and retention), `spool` (paths, the `pipe-pane` command,
+//! opening spools safely).
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -31,13 +34,16 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::Profile;
 use crate::exit::ExitInfo;
 use crate::names::SessionId;
-use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError, TextRenderer};
+use crate::screen::Screen;
+use crate::transcript::{Retention, SessionLog, SpoolMark, Store, StoreError};
 use crate::userfs::{Refused, UserDir};
 
 mod activity;
 mod ingest;
+mod questions;
 mod run;
 mod spool;
 #[cfg(test)]
@@ -46,6 +52,8 @@ mod tests;
 use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
 use ingest::{IngestJob, Ingested};
+use questions::Asked;
+pub use questions::{AnswerError, PendingQuestion, QUESTION_TTL};
 
 /// Output counts as paused after this much quiet; then it is ingested.
 /// During a burst the recorder only watches the spool's tail for agent
@@ -54,9 +62,6 @@ const QUIET: Duration = Duration::from_millis(100);
 
 /// ...unless a session's backlog grows past this (bounded spool size).
 const MAX_BACKLOG: u64 = 64 * 1024 * 1024;
-
-/// Bytes at the end of the spool read for agent state during a burst.
-const TAIL_PEEK: u64 = 8 * 1024;
 
 /// Read at most this much at a time (bounded memory).
 const MAX_READ: u64 = 1024 * 1024;
@@ -72,15 +77,14 @@ const PUNCH_EVERY: u64 = 16 * 1024 * 1024;
 /// How often age-based retention runs per session while it prints.
 const AGE_CHECK: Duration = Duration::from_secs(3600);
 
-/// Recent rendered text kept for prompt matching.
-const RECENT_TEXT: usize = 4096;
-
 struct Tracked {
     log: SessionLog,
     state: AgentState,
     idle_at: Option<Instant>,
-    text: TextRenderer,
-    recent: String,
+    screen: Screen,
+    /// Spool offset the screen shows output up to (after a seed).
+    screen_from: u64,
+    question: Option<PendingQuestion>,
     /// Spool bytes already punched out.
     punched: u64,
     /// Stored bytes of the transcript (counted once, then kept up to date).
@@ -196,8 +200,12 @@ impl Recorder {
                     log: self.0.store.session(id)?,
                     state: AgentState::Running,
                     idle_at: Some(Instant::now() + self.idle_after()),
-                    text: TextRenderer::default(),
-                    recent: String::new(),
+                    screen: Screen::new(
+                        crate::screen::DEFAULT_SIZE.0,
+                        crate::screen::DEFAULT_SIZE.1,
+                    ),
+                    screen_from: 0,
+                    question: None,
                     punched: 0,
                     stored: None,
                     age_checked: None,

@@ -1,5 +1,5 @@
 //! The recorder's view of spools: opening them only as [`UserDir`]
-//! allows, their backlog, and a peek at the tail for agent state.
+//! allows, their backlog.
 
 use super::*;
 
@@ -55,24 +55,5 @@ impl Recorder {
             .map(|m| m.offset)
             .unwrap_or(0);
         size.saturating_sub(offset)
-    }
-
-    /// Mid-burst: derive agent state from the spool's last few KiB only.
-    pub(super) fn peek_tail(&self, id: &SessionId) {
-        let Ok(file) = self.spool_file(id, false) else {
-            return;
-        };
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let start = size.saturating_sub(TAIL_PEEK);
-        let mut buf = vec![0u8; (size - start) as usize];
-        if let Ok(n) = read_full_at(&file, &mut buf, start) {
-            buf.truncate(n);
-            if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
-                // The tail is not a continuation of what was rendered.
-                t.text = TextRenderer::default();
-                t.recent.clear();
-            }
-            self.observe_output(id, &buf);
-        }
     }
 }

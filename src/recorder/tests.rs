@@ -7,9 +7,13 @@ use std::path::Path;
 
 fn recorder(dir: &Path, waiting: Option<&str>, idle_ms: u64) -> Recorder {
     let store = Store::open(&dir.join("db")).unwrap();
-    let mut patterns = HashMap::new();
+    let mut profiles = HashMap::new();
     if let Some(p) = waiting {
-        patterns.insert("alice".to_owned(), regex::Regex::new(p).unwrap());
+        let profile = Profile::builtin("generic")
+            .unwrap()
+            .with_question(p)
+            .unwrap();
+        profiles.insert("alice".to_owned(), Arc::new(profile));
     }
     Recorder::new(
         store,
@@ -20,7 +24,7 @@ fn recorder(dir: &Path, waiting: Option<&str>, idle_ms: u64) -> Recorder {
         },
         ActivityConfig {
             idle_after: Duration::from_millis(idle_ms),
-            waiting: patterns,
+            profiles,
         },
     )
     .unwrap()

@@ -316,6 +316,19 @@ impl UserServer {
         )
     }
 
+    /// What `pane` shows now, as tmux keeps it (the agent's screen).
+    pub async fn capture(&self, pane: &PaneId) -> Result<crate::screen::Captured, SessionError> {
+        let out = self
+            .tmux
+            .run(&[
+                Command::display(pane, crate::screen::CAPTURE_FORMAT),
+                Command::capture_screen(pane),
+            ])
+            .await?;
+        crate::screen::Captured::parse(&out)
+            .ok_or_else(|| SessionError::Tmux(TmuxError::Parse("capture-pane output".into())))
+    }
+
     /// Lets a waiting agent start: the pane is set up.
     pub async fn open_gate(&self, name: &Name, gate: &str) -> Result<(), SessionError> {
         self.tmux

@@ -197,6 +197,23 @@ impl Command {
             .positional([command])
     }
 
+    /// `display-message -p -t PANE FORMAT`: `format` expanded for `pane`.
+    pub fn display(pane: &PaneId, format: &str) -> Command {
+        Command::new("display-message")
+            .flag("-p")
+            .target(Target::Pane(pane))
+            .positional([format])
+    }
+
+    /// `capture-pane -p -N -t PANE`: the visible screen as text, one line
+    /// per row, trailing spaces kept (`-N`) so the cursor column is right.
+    pub fn capture_screen(pane: &PaneId) -> Command {
+        Command::new("capture-pane")
+            .flag("-p")
+            .flag("-N")
+            .target(Target::Pane(pane))
+    }
+
     /// `wait-for -S CHANNEL`: wakes whoever waits on the channel.
     pub fn signal_channel(channel: &str) -> Command {
         Command::new("wait-for").flag("-S").positional([channel])

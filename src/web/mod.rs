@@ -408,6 +408,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(api::delete),
         )
         .route("/api/sessions/{user}/{session}/input", post(api::input))
+        .route("/api/sessions/{user}/{session}/answer", post(api::answer))
         .route(
             "/api/sessions/{user}/{session}/transcript",
             get(api::transcript),

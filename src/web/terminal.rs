@@ -180,6 +180,8 @@ async fn relay(
 ) -> &'static str {
     let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
+    // Resized: once the agent redrew, its screen is taken from tmux again.
+    let mut resized = false;
     loop {
         tokio::select! {
             n = pty.read(&mut buf) => match n {
@@ -190,6 +192,9 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
+                    if std::mem::take(&mut resized) {
+                        state.supervisor.refresh_screen(id, None);
+                    }
                     crate::metrics::add(&crate::metrics::COUNTERS.bytes_to_viewers, n as u64);
                     let frame = Message::Binary(buf[..n].to_vec().into());
                     // A slow viewer blocks only this loop (and so its own
@@ -227,6 +232,7 @@ async fn relay(
                             if let Err(e) = pty.resize(c, r) {
                                 tracing::warn!(session = %id, error = %e, "resize failed");
                             }
+                            resized = true;
                             if let Some(rec) = viewer.recorder {
                                 rec.event(id, "resize", serde_json::json!({"cols": c, "rows": r, "user": viewer.user}));
                             }

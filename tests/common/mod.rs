@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod anthropic;
 pub mod client;
 
 use std::io::{BufRead, BufReader};

@@ -12,12 +12,15 @@ use super::{client_addr, ApiError, AppState, Auth, AuthVia, COOKIE};
 use crate::auth::{Identity, Role};
 use crate::exit::ExitInfo;
 use crate::names::{Name, SessionId};
+use crate::recorder::PendingQuestion;
 use crate::session::{SessionError, SessionInfo, State as SessionState};
 
+mod answer;
 mod health;
 mod login;
 mod mail;
 
+pub use answer::answer;
 pub use health::{healthz, metrics};
 pub use login::{login, logout, me};
 pub use mail::{mail_confirm, mail_log, mail_pending};
@@ -29,8 +32,13 @@ pub struct SessionView {
     user: String,
     session: String,
     state: SessionState,
-    /// Derived from the output: running, idle, waiting, exited.
+    /// Derived from the agent's screen: running, idle, waiting, exited.
     agent_state: Option<&'static str>,
+    /// The profile the agent's screen is read with.
+    agent_profile: Option<&'static str>,
+    /// While waiting: what the agent asks, its options, and the id that
+    /// answers it (`POST .../answer`).
+    question: Option<PendingQuestion>,
     agent_pid: Option<u32>,
     viewers: usize,
     attached_clients: u32,
@@ -42,14 +50,18 @@ pub struct SessionView {
 
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
     let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
-    let agent_state = info
-        .id
-        .parse::<SessionId>()
-        .ok()
-        .and_then(|id| state.supervisor.recorder()?.state(&id))
+    let parsed = info.id.parse::<SessionId>().ok();
+    let rec = state.supervisor.recorder();
+    let agent_state = rec
+        .zip(parsed.as_ref())
+        .and_then(|(r, id)| r.state(id))
         .map(|s| s.name());
     SessionView {
         agent_state,
+        agent_profile: rec
+            .zip(parsed.as_ref())
+            .and_then(|(r, id)| r.profile_name(id)),
+        question: rec.zip(parsed.as_ref()).and_then(|(r, id)| r.question(id)),
         user: user.to_owned(),
         session: session.to_owned(),
         state: info.state,
@@ -66,7 +78,7 @@ fn view(state: &AppState, info: SessionInfo) -> SessionView {
 
 /// Maps session errors to answers. Another user's session is answered
 /// exactly like one that does not exist.
-fn session_error(e: SessionError) -> ApiError {
+pub(super) fn session_error(e: SessionError) -> ApiError {
     match e {
         SessionError::NoSuchSession(id) => {
             ApiError::new(StatusCode::NOT_FOUND, format!("no such session {id}"))
@@ -94,7 +106,7 @@ fn session_error(e: SessionError) -> ApiError {
 }
 
 /// Parses URL names; tmux is never called with a bad one.
-fn path_id(user: &str, session: &str) -> Result<SessionId, ApiError> {
+pub(super) fn path_id(user: &str, session: &str) -> Result<SessionId, ApiError> {
     let user =
         Name::new(user).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let session =
@@ -119,7 +131,7 @@ pub fn authorize(identity: &Identity, id: &SessionId, write: bool) -> Result<(),
     Ok(())
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

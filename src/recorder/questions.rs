@@ -1,0 +1,187 @@
+//! Pending questions: when a session's screen shows a question its agent
+//! profile recognises, it becomes one approval object with a single-use
+//! id, bound to the session and to the exact question shown. Answering
+//! claims it: only while the screen still shows that same question, once,
+//! before it expires. Also the screen's upkeep: rebuilt from tmux after a
+//! restart or a resize.
+
+use super::*;
+use crate::agent::{AnswerOption, Profile, Question};
+use crate::screen::{Captured, Screen};
+
+/// A question is answerable this long after it was first shown.
+pub const QUESTION_TTL: Duration = Duration::from_secs(3600);
+
+/// A question on a session's screen, waiting for an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingQuestion {
+    /// Single-use: a new id for every new question shown.
+    pub id: String,
+    #[serde(flatten)]
+    pub question: Question,
+    /// Unix time it was first shown.
+    pub asked: u64,
+    #[serde(skip)]
+    shown: Instant,
+    #[serde(skip)]
+    answered: bool,
+}
+
+impl PendingQuestion {
+    fn new(question: Question) -> PendingQuestion {
+        let mut b = [0u8; 16];
+        let _ = getrandom::fill(&mut b);
+        PendingQuestion {
+            id: crate::auth::hex(&b),
+            question,
+            asked: crate::clock::unix_now(),
+            shown: Instant::now(),
+            answered: false,
+        }
+    }
+}
+
+/// What re-reading a screen found.
+pub(super) enum Asked {
+    Nothing,
+    Same,
+    New(PendingQuestion),
+}
+
+impl Asked {
+    pub(super) fn is_waiting(&self) -> bool {
+        !matches!(self, Asked::Nothing)
+    }
+}
+
+/// Why an answer typed nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AnswerError {
+    #[error("{0} is not waiting for an answer")]
+    NotWaiting(SessionId),
+    #[error("that question is no longer on the screen of {0}; nothing was typed (answer the one it shows now)")]
+    Stale(SessionId),
+    #[error("that question was already answered; nothing was typed")]
+    Answered,
+    #[error("that question expired; nothing was typed (answer the one {0} shows now)")]
+    Expired(SessionId),
+    #[error("{0:?} is not one of the options ({1}); nothing was typed")]
+    NoSuchOption(String, String),
+}
+
+impl Tracked {
+    /// Reads the screen for a question: the same one keeps its id, a new
+    /// one gets a new id, none clears it.
+    pub(super) fn reread(&mut self, profile: Option<&Profile>) -> Asked {
+        let read = profile.and_then(|p| p.read(&self.screen.lines()));
+        match (read, &self.question) {
+            (None, _) => {
+                self.question = None;
+                Asked::Nothing
+            }
+            (Some(q), Some(p)) if p.question == q => Asked::Same,
+            (Some(q), _) => {
+                let p = PendingQuestion::new(q);
+                self.question = Some(p.clone());
+                Asked::New(p)
+            }
+        }
+    }
+}
+
+impl Recorder {
+    /// The question `id`'s screen shows, if it is waiting for an answer.
+    pub fn question(&self, id: &SessionId) -> Option<PendingQuestion> {
+        let sessions = self.0.sessions.lock().expect("sessions lock");
+        sessions.get(id)?.question.clone()
+    }
+
+    /// The profile name `id`'s agent is read with.
+    pub fn profile_name(&self, id: &SessionId) -> Option<&'static str> {
+        self.profile(id).map(|p| p.name)
+    }
+
+    /// Claims question `qid` of `id` for the answer `key`: what to type
+    /// and whether Enter follows. Fails, typing nothing, unless the screen
+    /// still shows that question, unanswered and unexpired, and `key` is
+    /// one of its options (or it offers none: then any one line is typed).
+    pub fn claim_answer(
+        &self,
+        id: &SessionId,
+        qid: &str,
+        key: &str,
+    ) -> Result<(String, bool), AnswerError> {
+        let profile = self
+            .profile(id)
+            .ok_or_else(|| AnswerError::NotWaiting(id.clone()))?;
+        let mut sessions = self.0.sessions.lock().expect("sessions lock");
+        let pending = sessions
+            .get_mut(id)
+            .and_then(|t| t.question.as_mut())
+            .ok_or_else(|| AnswerError::NotWaiting(id.clone()))?;
+        if !crate::auth::constant_time_eq(pending.id.as_bytes(), qid.as_bytes()) {
+            return Err(AnswerError::Stale(id.clone()));
+        }
+        if pending.answered {
+            return Err(AnswerError::Answered);
+        }
+        if pending.shown.elapsed() > QUESTION_TTL {
+            // Offer it again under a new id.
+            *pending = PendingQuestion::new(pending.question.clone());
+            return Err(AnswerError::Expired(id.clone()));
+        }
+        let options = &pending.question.options;
+        if !options.is_empty() && !options.iter().any(|o| o.key == key) {
+            return Err(AnswerError::NoSuchOption(key.to_owned(), keys(options)));
+        }
+        pending.answered = true;
+        Ok(profile.keys_for(key))
+    }
+
+    /// The spool's size now: output up to here is already on a screen
+    /// captured after this call.
+    pub fn spool_size(&self, id: &SessionId) -> u64 {
+        self.spool_file(id, false)
+            .ok()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// Replaces `id`'s screen with what tmux shows; output before spool
+    /// offset `upto` (see [`Recorder::spool_size`]) is on it already.
+    pub fn seed_screen(&self, id: &SessionId, captured: &Captured, upto: u64) {
+        let profile = self.profile(id);
+        let asked = {
+            let mut sessions = self.0.sessions.lock().expect("sessions lock");
+            let Some(t) = sessions.get_mut(id) else {
+                return;
+            };
+            t.screen = Screen::from_captured(captured);
+            t.screen_from = upto;
+            t.reread(profile.as_deref())
+        };
+        if asked.is_waiting() {
+            self.after_screen_change(id, asked);
+        }
+    }
+
+    /// Output from spool offset `at`: the part the screen already shows
+    /// (after a seed) is skipped.
+    pub(super) fn observe_output_at(&self, id: &SessionId, at: u64, bytes: &[u8]) {
+        let skip = {
+            let sessions = self.0.sessions.lock().expect("sessions lock");
+            let Some(t) = sessions.get(id) else {
+                return;
+            };
+            t.screen_from.saturating_sub(at).min(bytes.len() as u64) as usize
+        };
+        if skip < bytes.len() || bytes.is_empty() {
+            self.observe_output(id, &bytes[skip..]);
+        }
+    }
+}
+
+fn keys(options: &[AnswerOption]) -> String {
+    let keys: Vec<&str> = options.iter().map(|o| o.key.as_str()).collect();
+    keys.join(", ")
+}

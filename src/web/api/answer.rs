@@ -1,0 +1,59 @@
+//! `POST /api/sessions/{user}/{session}/answer`: answers the question the
+//! session's agent shows (see [`crate::answer`]).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::{authorize, json_body, path_id, session_error};
+use crate::answer::AnswerFailed;
+use crate::recorder::AnswerError;
+use crate::web::{ApiError, AppState, Auth};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    /// The pending question's id, as listed with the session.
+    question: String,
+    /// The option's key ("1", "y").
+    option: String,
+}
+
+pub async fn answer(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path((user, session)): Path<(String, String)>,
+    body: Result<Json<AnswerBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&user, &session)?;
+    authorize(&identity, &id, true)?;
+    let body = json_body(body)?;
+    let source = format!("api:{}", identity.user);
+    match crate::answer::answer(
+        &state.supervisor,
+        &id,
+        &body.question,
+        &body.option,
+        &source,
+    )
+    .await
+    {
+        Ok(()) => {
+            tracing::info!(session = %id, by = %identity.user, "question answered over HTTP");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(AnswerFailed::Refused(e)) => {
+            let status = match e {
+                AnswerError::NoSuchOption(..) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
+        Err(AnswerFailed::Session(e)) => Err(session_error(e)),
+        Err(e @ AnswerFailed::NoTranscripts) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The agent understood: the real Claude Code CLI (npm, pinned in
+//! scripts/deps.sh) runs in a tmuxd session against a stand-in of the
+//! Messages API on loopback. Its real permission dialog makes the session
+//! `waiting` with the question, the command and the options in the API;
+//! an answer types only while that question is on screen, once; after a
+//! SIGKILL and restart the question is read again off tmux's screen.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::anthropic::MessagesApi;
+use common::client::call;
+use common::{wait_for, Env};
+
+const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/claude";
+
+/// A user `alice` whose agent is Claude Code, offline, in its default
+/// permission mode (it asks before running a command).
+fn claude_env(api: &MessagesApi) -> Env {
+    assert!(
+        std::path::Path::new(CLAUDE).exists(),
+        "{CLAUDE} is required (scripts/deps.sh installs it)"
+    );
+    let env = Env::new("");
+    let d = env.path().display().to_string();
+    let home = format!("{d}/home");
+    let work = format!("{d}/work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    // First run already done: onboarding, theme and trust of the workdir.
+    let state = serde_json::json!({
+        "hasCompletedOnboarding": true, "theme": "dark", "numStartups": 5,
+        "projects": {work.clone(): {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true}}
+    });
+    std::fs::write(format!("{home}/.claude.json"), state.to_string()).unwrap();
+    let body = format!(
+        "[[users]]\nname = \"alice\"\nworkdir = \"{work}\"\nprofile = \"claude\"\ncommand = [\"env\", \"HOME={home}\", \"ANTHROPIC_BASE_URL={url}\", \"ANTHROPIC_AUTH_TOKEN=stand-in\", \"DISABLE_AUTOUPDATER=1\", \"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\", \"{CLAUDE}\", \"--permission-mode\", \"default\"]\n",
+        url = api.url
+    );
+    let text = std::fs::read_to_string(&env.config).unwrap() + &body;
+    std::fs::write(&env.config, text).unwrap();
+    env
+}
+
+fn main_session(url: &str, token: &str) -> serde_json::Value {
+    let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
+    assert_eq!(status, 200, "{body}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    all.into_iter()
+        .find(|s| s["id"] == "alice/main")
+        .expect("alice/main listed")
+}
+
+fn answer(url: &str, token: &str, question: &str, option: &str) -> (u16, String) {
+    call(
+        "POST",
+        &format!("{url}/api/sessions/alice/main/answer"),
+        Some(token),
+        Some(serde_json::json!({"question": question, "option": option})),
+    )
+}
+
+/// Asks Claude for something; waits until its permission dialog is drawn
+/// and the API shows the session waiting; returns the question and how
+/// long after the dialog was drawn the API said `waiting`.
+fn ask(env: &Env, url: &str, token: &str, prompt: &str) -> (serde_json::Value, Duration) {
+    let (status, body) = call(
+        "POST",
+        &format!("{url}/api/sessions/alice/main/input"),
+        Some(token),
+        Some(serde_json::json!({"text": prompt})),
+    );
+    assert_eq!(status, 204, "{body}");
+    wait_for(30, "Claude's permission dialog", || {
+        env.pane_text("alice", "main")
+            .contains("Do you want to proceed?")
+            .then_some(())
+    });
+    let drawn = Instant::now();
+    let question = wait_for(10, "the session waiting with a question", || {
+        let s = main_session(url, token);
+        (s["agent_state"] == "waiting" && s["question"].is_object()).then(|| s["question"].clone())
+    });
+    (question, drawn.elapsed())
+}
+
+#[test]
+fn claude_permission_prompt_is_a_question_answered_once() {
+    let marker = "/RAN-MARKER";
+    // The command Claude asks to run: appends one line per run.
+    let log_dir = tempfile::Builder::new()
+        .prefix("tmuxd-claude")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let log = log_dir.path().join("ran.log");
+    let api = MessagesApi::start(&format!("echo ran{marker} >> {}", log.display()));
+    let mut env = claude_env(&api);
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let d = env.serve();
+    let url = d.url();
+    let token = env.token("alice", "user");
+    env.wait_pane("alice", "main", "shortcuts");
+    assert_eq!(main_session(&url, &token)["agent_profile"], "claude");
+
+    // The dialog: waiting within a second, with the question, the command
+    // and its options.
+    let (q, after) = ask(&env, &url, &token, "make a marker file");
+    assert!(
+        after < Duration::from_secs(1),
+        "waiting {after:?} after the dialog was drawn"
+    );
+    assert_eq!(q["text"], "Do you want to proceed?");
+    let detail: Vec<String> = serde_json::from_value(q["detail"].clone()).unwrap();
+    assert!(
+        detail
+            .iter()
+            .any(|l| l.contains(&format!("echo ran{marker}"))),
+        "the command is in the question: {detail:?}"
+    );
+    let labels: Vec<String> = q["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["label"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(labels.len() >= 3, "{labels:?}");
+    assert_eq!(labels[0], "Yes");
+    assert_eq!(labels.last().unwrap(), "No");
+    assert!(labels[1].starts_with("Yes, and"), "{labels:?}");
+    let qid = q["id"].as_str().unwrap().to_owned();
+
+    // A wrong id or option types nothing.
+    let (status, body) = answer(&url, &token, "0123456789abcdef0123456789abcdef", "1");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("nothing was typed"), "{body}");
+    let (status, body) = answer(&url, &token, &qid, "9");
+    assert_eq!(status, 400, "{body}");
+    assert!(env
+        .pane_text("alice", "main")
+        .contains("Do you want to proceed?"));
+    assert_eq!(runs(), 0);
+
+    // The answer runs the tool exactly once; replayed, it types nothing.
+    let (status, body) = answer(&url, &token, &qid, "1");
+    assert_eq!(status, 204, "{body}");
+    wait_for(20, "the command to run", || (runs() == 1).then_some(()));
+    wait_for(20, "the dialog to close", || {
+        let s = main_session(&url, &token);
+        (s["agent_state"] != "waiting" && s["question"].is_null()).then_some(())
+    });
+    let (status, body) = answer(&url, &token, &qid, "1");
+    assert_eq!(status, 409, "{body}");
+
+    // Asked again, then the daemon is SIGKILLed and restarted with the
+    // dialog on screen: waiting again, the same question answerable.
+    let (before, _) = ask(&env, &url, &token, "make another marker file");
+    env.kill_daemons();
+    let d = env.serve();
+    let url = d.url();
+    let again = wait_for(10, "waiting again after the restart", || {
+        let s = main_session(&url, &token);
+        (s["agent_state"] == "waiting" && s["question"].is_object()).then(|| s["question"].clone())
+    });
+    assert_eq!(again["text"], before["text"]);
+    assert_eq!(again["detail"], before["detail"]);
+    assert_eq!(again["options"], before["options"]);
+    // The old id died with the old daemon: stale, nothing typed.
+    let (status, body) = answer(&url, &token, before["id"].as_str().unwrap(), "1");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(runs(), 1);
+    let (status, body) = answer(&url, &token, again["id"].as_str().unwrap(), "1");
+    assert_eq!(status, 204, "{body}");
+    wait_for(20, "the second command to run", || {
+        (runs() == 2).then_some(())
+    });
+    assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -543,8 +543,14 @@ async fn transcript_bench() {
         *b = x as u8;
     }
     println!(
-        "{:<34} {:>10} {:>12} {:>12} {:>14}",
-        "ingest (recorder, 50 MB backlog)", "MB/s", "CPU ms/MB", "disk/raw", "spool left"
+        "{:<34} {:>10} {:>12} {:>12} {:>14} {:>14} {:>8}",
+        "ingest (recorder, 50 MB backlog)",
+        "MB/s",
+        "CPU ms/MB",
+        "disk/raw",
+        "spool left",
+        "screen ms/MB",
+        "ratio"
     );
     for (name, data) in [
         ("numbered lines", numbered),
@@ -576,13 +582,25 @@ async fn transcript_bench() {
         let mb = data.len() as f64 / MB as f64;
         let disk = disk_usage(&dir.path().join("db"));
         let spool_left = disk_usage(&dir.path().join("spool"));
+        // The screen model's share: the same bytes, in the chunks ingest
+        // reads, through a screen alone. ratio: ingest with the screen
+        // against ingest without it.
+        let c1 = own_cpu();
+        let mut screen = tmuxd::screen::Screen::new(80, 24);
+        for chunk in data.chunks(1 << 20) {
+            screen.feed(chunk);
+        }
+        std::hint::black_box(screen.lines());
+        let screen_cpu = own_cpu() - c1;
         println!(
-            "{:<34} {:>10.1} {:>12.1} {:>12.3} {:>11} KB",
+            "{:<34} {:>10.1} {:>12.1} {:>12.3} {:>11} KB {:>14.1} {:>7.2}x",
             name,
             mb / elapsed.as_secs_f64(),
             cpu.as_secs_f64() * 1000.0 / mb,
             disk as f64 / data.len() as f64,
-            spool_left / 1000
+            spool_left / 1000,
+            screen_cpu.as_secs_f64() * 1000.0 / mb,
+            cpu.as_secs_f64() / (cpu.saturating_sub(screen_cpu)).as_secs_f64().max(1e-9)
         );
     }
 

@@ -44,6 +44,7 @@ use crate::userfs::{Refused, UserDir};
 mod activity;
 mod ingest;
 mod questions;
+mod replies;
 mod run;
 mod spool;
 #[cfg(test)]
@@ -230,10 +231,14 @@ impl Recorder {
         }
     }
 
-    /// Records keystrokes from a terminal viewer; durable with the next
-    /// flush (not one fsync per key).
+    /// Records keystrokes from a terminal viewer (not the terminal's own
+    /// replies); durable with the next flush (not one fsync per key).
     pub fn keystrokes(&self, id: &SessionId, source: &str, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
+        let typed = replies::typed_part(bytes);
+        if typed.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&typed);
         if let Err(e) = self.log(id).and_then(|l| l.input(source, &text)) {
             tracing::error!(session = %id, error = %e, "cannot record input");
         }

@@ -133,18 +133,19 @@ impl Supervisor {
                 return;
             };
             let pane = match pane {
-                Some(p) => Ok(p),
-                None => server.info(&id.session).await.and_then(|i| {
-                    i.pane.ok_or_else(|| SessionError::AgentNotRunning(id.clone()))
-                }),
+                Some(p) => p,
+                None => match server.info(&id.session).await.map(|i| i.pane) {
+                    Ok(Some(p)) => p,
+                    // Gone or not running: nothing on screen to read.
+                    _ => return,
+                },
             };
             let upto = rec.spool_size(&id);
-            match pane.map(|p| async move { server.capture(&p).await }) {
-                Ok(capture) => match capture.await {
-                    Ok(captured) => rec.seed_screen(&id, &captured, upto),
-                    Err(e) => tracing::warn!(session = %id, error = %e, "cannot read the screen from tmux"),
-                },
-                Err(e) => tracing::warn!(session = %id, error = %e, "cannot read the screen from tmux"),
+            match server.capture(&pane).await {
+                Ok(captured) => rec.seed_screen(&id, &captured, upto),
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "cannot read the screen from tmux")
+                }
             }
         });
     }

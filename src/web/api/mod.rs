@@ -51,17 +51,11 @@ pub struct SessionView {
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
     let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
     let parsed = info.id.parse::<SessionId>().ok();
-    let rec = state.supervisor.recorder();
-    let agent_state = rec
-        .zip(parsed.as_ref())
-        .and_then(|(r, id)| r.state(id))
-        .map(|s| s.name());
+    let recorded = state.supervisor.recorder().zip(parsed.as_ref());
     SessionView {
-        agent_state,
-        agent_profile: rec
-            .zip(parsed.as_ref())
-            .and_then(|(r, id)| r.profile_name(id)),
-        question: rec.zip(parsed.as_ref()).and_then(|(r, id)| r.question(id)),
+        agent_state: recorded.and_then(|(r, id)| r.state(id)).map(|s| s.name()),
+        agent_profile: recorded.and_then(|(r, id)| r.profile_name(id)),
+        question: recorded.and_then(|(r, id)| r.question(id)),
         user: user.to_owned(),
         session: session.to_owned(),
         state: info.state,

@@ -179,4 +179,14 @@ fn claude_permission_prompt_is_a_question_answered_once() {
         (runs() == 2).then_some(())
     });
     assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // The text export shows the dialog as it was on screen, and the
+    // answers as input records, each before the output it caused.
+    let text = env.ok(&["transcript", "alice", "--format", "text"]);
+    assert!(text.contains("Do you want to proceed?"), "{text}");
+    let answers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("[tmuxd ") && l.contains("input from api:alice] 1"))
+        .collect();
+    assert_eq!(answers.len(), 2, "{text}");
 }

@@ -56,25 +56,13 @@ pub fn export(
         Format::Text => {
             let mut text = TextRenderer::default();
             let mut lines = LineFilter::new(options.grep.clone(), out);
-            // Marker lines (inputs, events) wait for the end of the line
-            // being printed, so output lines read as the terminal showed
-            // them.
-            let mut pending: Vec<String> = Vec::new();
+            let mut sized = false;
             for r in log.records(options.since_ms) {
                 let r = r?;
                 let marker = match r.body {
                     Body::Output(bytes) => {
-                        let done = unforgeable(text.feed(&bytes));
-                        match done.find('\n') {
-                            Some(i) if !pending.is_empty() => {
-                                lines.write(&done[..=i])?;
-                                for m in pending.drain(..) {
-                                    lines.write(&m)?;
-                                }
-                                lines.write(&done[i + 1..])?;
-                            }
-                            _ => lines.write(&done)?,
-                        }
+                        sized = true;
+                        lines.write(&text.feed(&bytes))?;
                         continue;
                     }
                     Body::Input {
@@ -86,19 +74,27 @@ pub fn export(
                         typed.trim_end_matches('\n').replace('\n', "\\n")
                     ),
                     Body::Event { kind, detail } => {
+                        if kind == "resize" {
+                            let size = (detail["cols"].as_u64(), detail["rows"].as_u64());
+                            if let (Some(c), Some(rw)) = size {
+                                let (c, rw) = (c.min(1000) as u16, rw.min(1000) as u16);
+                                // The first size is the terminal's own.
+                                if sized {
+                                    lines.write(&text.resize(c, rw))?;
+                                } else {
+                                    text = TextRenderer::new(c, rw);
+                                }
+                            }
+                        }
                         format!("[tmuxd {} {kind}] {detail}\n", stamp(r.wall_ms))
                     }
                 };
-                if text.current_line().is_empty() {
-                    lines.write(&marker)?;
-                } else {
-                    pending.push(marker);
-                }
+                // Output before the marker is written first; the marker
+                // itself may wait for the line being printed.
+                let ready = text.marker(marker);
+                lines.write(&ready)?;
             }
-            lines.write(&unforgeable(text.flush()))?;
-            for m in pending {
-                lines.write(&m)?;
-            }
+            lines.write(&text.flush())?;
             lines.finish()?;
         }
         Format::Asciicast => {
@@ -251,24 +247,6 @@ pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
         .map(str::trim_end)
         .collect();
     lines.join("\n").trim().to_owned()
-}
-
-/// Output lines (complete lines, as [`TextRenderer`] gives them) that look
-/// like tmuxd's own `[tmuxd ...]` lines get a leading space: in the text
-/// export only tmuxd's lines start with `[tmuxd` at the start of a line, so
-/// what a program prints cannot pass for an input or an event.
-pub(super) fn unforgeable(lines: String) -> String {
-    if !lines.contains("[tmuxd") {
-        return lines;
-    }
-    let mut out = String::with_capacity(lines.len() + 8);
-    for line in lines.split_inclusive('\n') {
-        if line.starts_with("[tmuxd") {
-            out.push(' ');
-        }
-        out.push_str(line);
-    }
-    out
 }
 
 /// Writes text, keeping only lines that match a pattern when one is given.

@@ -10,11 +10,12 @@
 //! nothing. sled's background flusher is off (it wakes the process many
 //! times a second); callers flush where durability is promised.
 //!
-//! Export formats: `raw` (the output bytes), `text` (rendered through a VT
-//! parser, escape sequences dropped) and `asciicast` (v2).
+//! Export formats: `raw` (the output bytes), `text` (what the screen
+//! showed, rendered by a terminal emulator, with inputs and events) and
+//! `asciicast` (v2).
 //!
 //! Parts: `record` (the codec), `store` (sled, appends, retention),
-//! `export`, `render` (the VT text renderer), `since` (`--since` values).
+//! `export`, `render` (the screen's text), `since` (`--since` values).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

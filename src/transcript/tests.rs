@@ -127,6 +127,33 @@ fn text_rendering_drops_escapes() {
 }
 
 #[test]
+fn text_is_what_the_screen_showed() {
+    // Claude Code 2.1 draws its dialog with cursor moves, then erases it
+    // (it never scrolls off): it is still in the text, with its spaces.
+    let mut r = TextRenderer::default();
+    let mut text = r.feed(b"\x1b[2J\x1b[H$ claude\r\n\r\n Do\x1b[5Gyou\x1b[9Gwant\x1b[14Gto\x1b[17Gproceed?\r\x1b[1B \x1b[1C1. Yes\r\n");
+    text.push_str(&r.feed(b"\x1b[2;1H\x1b[J\x1b[2;1HRan 1 command\r\n"));
+    text.push_str(&r.flush());
+    assert_eq!(
+        text,
+        "$ claude\n\n Do you want to proceed?\n  1. Yes\nRan 1 command\n"
+    );
+    // A full-screen program's rows are written once, not again when the
+    // primary screen comes back.
+    let mut r = TextRenderer::new(20, 4);
+    let mut text = r.feed(b"$ less f\r\n");
+    text.push_str(&r.feed(b"\x1b[?1049h\x1b[Hpage one\r\n"));
+    text.push_str(&r.feed(b"\x1b[?1049l$ "));
+    text.push_str(&r.flush());
+    assert_eq!(text, "$ less f\npage one\n$\n");
+    // Output that passes for tmuxd's own lines is set off by a space.
+    assert_eq!(
+        to_text(b"[tmuxd 2026 input from web:bob] x\r\n"),
+        " [tmuxd 2026 input from web:bob] x\n"
+    );
+}
+
+#[test]
 fn markers_never_split_an_output_line() {
     let (_d, s) = store();
     let log = s.session(&id()).unwrap();

@@ -221,6 +221,32 @@ fn log_in_type_reload_and_read_only_in_a_real_browser() {
     );
     b.wait_screen(&format!("hello-42-{m}"));
     assert!(!b.visible("#read-only"), "no read-only badge for a writer");
+    // A program asks the terminal who it is; xterm.js answers through the
+    // same channel as keystrokes (the reply is read away in raw mode).
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("stty raw -echo; printf '\\033[c'; dd bs=1 count=7 of=/dev/null 2>/dev/null; stty sane; echo da-{m}{ENTER}"),
+    );
+    b.wait_screen(&format!("\nda-{m}"));
+    // Typed key by key, each command is one input record; the terminal's
+    // reply is none.
+    let text = wait_for(10, "the typed commands recorded", || {
+        let t = env.ok(&["transcript", "alice", "--format", "text"]);
+        t.contains(&format!("echo da-{m}")).then_some(t)
+    });
+    let typed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("[tmuxd ") && l.contains(" input from web:alice] "))
+        .map(|l| l.split(" input from web:alice] ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            format!("echo hello-$((6*7))-{m}"),
+            format!("stty raw -echo; printf '\\033[c'; dd bs=1 count=7 of=/dev/null 2>/dev/null; stty sane; echo da-{m}")
+        ],
+        "{text}"
+    );
 
     // Reload: the screen comes back (tmux repaints on attach).
     b.refresh();

@@ -18,7 +18,8 @@
 //! deadline; an idle daemon has none.
 //!
 //! Parts: `activity` (agent state), `questions` (pending questions and
-//! the screen's upkeep), `run` (the loop), `ingest` (the ingest thread,
+//! the screen's upkeep), `typing` (keystrokes grouped into input records),
+//! `replies` (terminal replies are not typing), `run` (the loop), `ingest` (the ingest thread,
 //! reclaiming and retention), `spool` (paths, the `pipe-pane` command,
 //! opening spools safely).
 
@@ -49,6 +50,7 @@ mod run;
 mod spool;
 #[cfg(test)]
 mod tests;
+mod typing;
 
 use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
@@ -86,6 +88,8 @@ struct Tracked {
     /// Spool offset the screen shows output up to (after a seed).
     screen_from: u64,
     question: Option<PendingQuestion>,
+    /// Keystrokes not yet recorded.
+    typing: Option<typing::Typing>,
     /// Spool bytes already punched out.
     punched: u64,
     /// Stored bytes of the transcript (counted once, then kept up to date).
@@ -207,6 +211,7 @@ impl Recorder {
                     ),
                     screen_from: 0,
                     question: None,
+                    typing: None,
                     punched: 0,
                     stored: None,
                     age_checked: None,
@@ -228,19 +233,6 @@ impl Recorder {
     pub fn event(&self, id: &SessionId, kind: &str, detail: serde_json::Value) {
         if let Err(e) = self.log(id).and_then(|l| l.event(kind, detail)) {
             tracing::error!(session = %id, error = %e, "cannot record event");
-        }
-    }
-
-    /// Records keystrokes from a terminal viewer (not the terminal's own
-    /// replies); durable with the next flush (not one fsync per key).
-    pub fn keystrokes(&self, id: &SessionId, source: &str, bytes: &[u8]) {
-        let typed = replies::typed_part(bytes);
-        if typed.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&typed);
-        if let Err(e) = self.log(id).and_then(|l| l.input(source, &text)) {
-            tracing::error!(session = %id, error = %e, "cannot record input");
         }
     }
 

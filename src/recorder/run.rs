@@ -50,7 +50,11 @@ impl Recorder {
             if !unflushed.is_empty() {
                 self.flush_and_reclaim(&mut unflushed).await;
             }
-            let next_idle = self.next_idle();
+            let next = self
+                .next_idle()
+                .into_iter()
+                .chain(self.next_typing_pause())
+                .min();
             tokio::select! {
                 r = self.0.inotify.readable() => match r {
                     Ok(mut guard) => {
@@ -63,11 +67,15 @@ impl Recorder {
                     }
                 },
                 Some(id) = wake_rx.recv() => { dirty.insert(id); }
-                _ = sleep_until(next_idle) => self.idle_transitions(),
+                _ = sleep_until(next) => {
+                    self.idle_transitions();
+                    self.typing_pauses(false);
+                }
                 _ = cancel.cancelled() => break,
             }
         }
         // Shutdown: take in what is left and make it durable.
+        self.typing_pauses(true);
         self.flush_and_reclaim(&mut unflushed).await;
         self.catch_up().await;
     }

@@ -71,7 +71,7 @@ pub fn export(
                     } => format!(
                         "[tmuxd {} input from {source}] {}\n",
                         stamp(r.wall_ms),
-                        typed.trim_end_matches('\n').replace('\n', "\\n")
+                        visible(typed.trim_end_matches(['\n', '\r']))
                     ),
                     Body::Event { kind, detail } => {
                         if kind == "resize" {
@@ -247,6 +247,25 @@ pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
         .map(str::trim_end)
         .collect();
     lines.join("\n").trim().to_owned()
+}
+
+/// Typed text on one line: line ends as `\n`, other control characters
+/// in caret notation (`^[` for Escape, `^C`).
+fn visible(typed: &str) -> String {
+    let mut out = String::with_capacity(typed.len());
+    for c in typed.chars() {
+        match c {
+            '\n' | '\r' => out.push_str("\\n"),
+            '\t' => out.push('\t'),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            '\x7f' => out.push_str("^?"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Writes text, keeping only lines that match a pattern when one is given.

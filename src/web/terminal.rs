@@ -153,6 +153,7 @@ async fn viewer(
     let reason = relay(&mut socket, &pty, &state, &viewer).await;
     tracing::info!(session = %id, user = %identity.user, reason, "viewer detached");
     if let Some(rec) = &recorder {
+        rec.typing_done(&id, &crate::recorder::source_web(identity.user.as_str()));
         rec.event(
             &id,
             "viewer-detach",

@@ -1,5 +1,6 @@
 //! Answering an agent's question, from any channel (page, API, CLI, mail):
-//! the screen is brought up to date, the pending question is claimed (it
+//! a question drawn a moment ago is given time to listen, the screen is
+//! brought up to date, the pending question is claimed (it
 //! must still be on screen, unanswered, unexpired, and the option one it
 //! offers), and only then is the option typed. Question, answer, who
 //! answered and from where go into the transcript.
@@ -7,7 +8,7 @@
 use std::collections::HashSet;
 
 use crate::names::SessionId;
-use crate::recorder::AnswerError;
+use crate::recorder::{AnswerError, QUESTION_SETTLE};
 use crate::session::SessionError;
 use crate::supervisor::Supervisor;
 
@@ -32,6 +33,10 @@ pub async fn answer(
     source: &str,
 ) -> Result<(), AnswerFailed> {
     let rec = supervisor.recorder().ok_or(AnswerFailed::NoTranscripts)?;
+    // A question just drawn may not listen yet.
+    if let Some(q) = rec.question(id).filter(|q| q.id == qid) {
+        tokio::time::sleep(QUESTION_SETTLE.saturating_sub(q.age())).await;
+    }
     // The screen must show what the agent shows now, not 100 ms ago.
     rec.ingest_now(HashSet::from([id.clone()])).await;
     let question = rec.question(id);

@@ -53,6 +53,14 @@ pub enum Request {
     MailIngest {
         message: String,
     },
+    /// Every recorded session's agent state, profile and pending question
+    /// (the message is a JSON object keyed by session id).
+    Agents,
+    /// Answers pending question `question` with `option`.
+    Answer {
+        question: String,
+        option: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,12 +325,58 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
             Err(e) => Err(e),
         },
         Request::Ping => Ok("pong".to_owned()),
+        Request::Agents => Ok(agents(supervisor).to_string()),
+        Request::Answer { question, option } => {
+            answer(supervisor, question, option, &format!("cli:uid={uid}")).await
+        }
         Request::Transcript { .. } => unreachable!("streamed in serve_one"),
         Request::MailIngest { .. } => unreachable!("handled in serve_one"),
     };
     match result {
         Ok(message) => Response::ok(message),
         Err(e) => Response::from_error(&e),
+    }
+}
+
+/// What the daemon knows of each recorded session's agent.
+fn agents(supervisor: &Supervisor) -> serde_json::Value {
+    let Some(rec) = supervisor.recorder() else {
+        return serde_json::json!({});
+    };
+    let all: serde_json::Map<String, serde_json::Value> = rec
+        .tracked_ids()
+        .into_iter()
+        .map(|id| {
+            let agent = serde_json::json!({
+                "agent_state": rec.state(&id).map(|s| s.name()),
+                "agent_profile": rec.profile_name(&id),
+                "question": rec.question(&id),
+            });
+            (id.to_string(), agent)
+        })
+        .collect();
+    serde_json::Value::Object(all)
+}
+
+async fn answer(
+    supervisor: &Supervisor,
+    question: &str,
+    option: &str,
+    source: &str,
+) -> Result<String, SessionError> {
+    use crate::answer::AnswerFailed;
+    let id = supervisor
+        .recorder()
+        .and_then(|r| r.find_question(question))
+        .ok_or_else(|| {
+            SessionError::BadInput(format!(
+                "no session shows question {question} now; nothing was typed (`tmuxd sessions` lists the questions waiting)"
+            ))
+        })?;
+    match crate::answer::answer(supervisor, &id, question, option, source).await {
+        Ok(()) => Ok(format!("answered {id}: {option}")),
+        Err(AnswerFailed::Session(e)) => Err(e),
+        Err(e) => Err(SessionError::BadInput(e.to_string())),
     }
 }
 

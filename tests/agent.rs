@@ -148,7 +148,15 @@ fn claude_permission_prompt_is_a_question_answered_once() {
     // The answer runs the tool exactly once; replayed, it types nothing.
     let (status, body) = answer(&url, &token, &qid, "1");
     assert_eq!(status, 204, "{body}");
-    wait_for(20, "the command to run", || (runs() == 1).then_some(()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the command did not run; the screen:\n{}",
+            env.pane_text("alice", "main")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     wait_for(20, "the dialog to close", || {
         let s = main_session(&url, &token);
         (s["agent_state"] != "waiting" && s["question"].is_null()).then_some(())
@@ -173,11 +181,35 @@ fn claude_permission_prompt_is_a_question_answered_once() {
     let (status, body) = answer(&url, &token, before["id"].as_str().unwrap(), "1");
     assert_eq!(status, 409, "{body}");
     assert_eq!(runs(), 1);
-    let (status, body) = answer(&url, &token, again["id"].as_str().unwrap(), "1");
-    assert_eq!(status, 204, "{body}");
+    // This time from the CLI, which lists it too.
+    let listed = env.session("alice/main").expect("listed");
+    assert_eq!(
+        listed["question"], again,
+        "sessions --json shows the question"
+    );
+    assert_eq!(listed["agent_state"], "waiting");
+    let table = env.ok(&["sessions"]);
+    assert!(
+        table.contains("alice/main asks: Do you want to proceed?"),
+        "{table}"
+    );
+    let qid = again["id"].as_str().unwrap();
+    assert!(
+        table.contains(&format!("tmuxd answer {qid} OPTION")),
+        "{table}"
+    );
+    let out = env.run(&["answer", qid, "7"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was typed"),
+        "{out:?}"
+    );
+    env.ok(&["answer", qid, "1"]);
     wait_for(20, "the second command to run", || {
         (runs() == 2).then_some(())
     });
+    let out = env.run(&["answer", qid, "1"]);
+    assert_eq!(out.status.code(), Some(2), "a replayed answer: {out:?}");
     assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     // The text export shows the dialog as it was on screen, and the
@@ -186,7 +218,12 @@ fn claude_permission_prompt_is_a_question_answered_once() {
     assert!(text.contains("Do you want to proceed?"), "{text}");
     let answers: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("[tmuxd ") && l.contains("input from api:alice] 1"))
+        .filter(|l| l.starts_with("[tmuxd ") && l.ends_with("] 1") && l.contains(" input from "))
         .collect();
     assert_eq!(answers.len(), 2, "{text}");
+    assert!(
+        answers[0].contains("input from api:alice] 1"),
+        "{answers:?}"
+    );
+    assert!(answers[1].contains("input from cli:uid="), "{answers:?}");
 }

@@ -85,6 +85,15 @@ pub enum Verb {
         #[arg(long)]
         no_enter: bool,
     },
+    /// Answer the question an agent shows (`tmuxd sessions` lists them):
+    /// types OPTION only while that question is still on its screen.
+    /// Needs the daemon.
+    Answer {
+        /// The question's id.
+        question: String,
+        /// The option's key, e.g. 1.
+        option: String,
+    },
     /// Issue a login token for USER (printed once; only its hash is kept),
     /// or list or revoke tokens.
     Token {

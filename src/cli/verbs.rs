@@ -18,12 +18,40 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
             for user in &config.users {
                 all.extend(UserServer::new(config, user).list().await?);
             }
+            // What the agents show is known to the daemon only.
+            let agents = match daemon_message(config, &Request::Agents).await? {
+                Some(m) => serde_json::from_str(&m).unwrap_or_default(),
+                None => serde_json::Value::Null,
+            };
             if json {
+                let mut list =
+                    serde_json::to_value(&all).map_err(|e| CliError::Failed(e.into()))?;
+                for s in list.as_array_mut().into_iter().flatten() {
+                    let agent = s["id"].as_str().map(|id| agents[id].clone());
+                    if let (Some(s), Some(serde_json::Value::Object(agent))) =
+                        (s.as_object_mut(), agent)
+                    {
+                        s.extend(agent);
+                    }
+                }
                 let text =
-                    serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.into()))?;
+                    serde_json::to_string_pretty(&list).map_err(|e| CliError::Failed(e.into()))?;
                 println!("{text}");
             } else {
                 print!("{}", sessions_table(&all));
+                print!("{}", questions_text(&agents));
+            }
+            Ok(())
+        }
+        Verb::Answer { question, option } => {
+            let request = Request::Answer { question, option };
+            match daemon_message(config, &request).await? {
+                Some(m) => println!("{m}"),
+                None => {
+                    return Err(CliError::Failed(anyhow::anyhow!(
+                        "the daemon is not running: questions are read off the agents' screens by `tmuxd serve`"
+                    )))
+                }
             }
             Ok(())
         }
@@ -82,10 +110,15 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
 
 /// Sends `request` to the daemon. False when no daemon is running.
 pub(super) async fn via_daemon(config: &Config, request: &Request) -> Result<bool, CliError> {
+    Ok(daemon_message(config, request).await?.is_some())
+}
+
+/// The daemon's answer to `request`; `None` when no daemon runs.
+async fn daemon_message(config: &Config, request: &Request) -> Result<Option<String>, CliError> {
     let path = config.control_socket();
     match control::request(&path, request).await {
-        Ok(None) => Ok(false),
-        Ok(Some(r)) if r.ok => Ok(true),
+        Ok(None) => Ok(None),
+        Ok(Some(r)) if r.ok => Ok(Some(r.message)),
         Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
         Ok(Some(r)) => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
         Err(e) => Err(CliError::Failed(anyhow::anyhow!(
@@ -159,6 +192,33 @@ pub(super) fn token(
     );
     println!("{}", issued.token);
     Ok(())
+}
+
+/// The questions agents wait on, with how to answer them.
+fn questions_text(agents: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for (id, agent) in agents.as_object().into_iter().flatten() {
+        let q = &agent["question"];
+        let Some(text) = q["text"].as_str() else {
+            continue;
+        };
+        out.push_str(&format!("\n{id} asks: {text}\n"));
+        for line in q["detail"].as_array().into_iter().flatten() {
+            out.push_str(&format!("    {}\n", line.as_str().unwrap_or("")));
+        }
+        for o in q["options"].as_array().into_iter().flatten() {
+            let (key, label) = (
+                o["key"].as_str().unwrap_or(""),
+                o["label"].as_str().unwrap_or(""),
+            );
+            out.push_str(&format!("  {key}. {label}\n"));
+        }
+        out.push_str(&format!(
+            "  answer: tmuxd answer {} OPTION\n",
+            q["id"].as_str().unwrap_or("")
+        ));
+    }
+    out
 }
 
 pub(super) fn sessions_table(list: &[SessionInfo]) -> String {

@@ -56,7 +56,7 @@ use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name,
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
 use ingest::{IngestJob, Ingested};
 use questions::Asked;
-pub use questions::{AnswerError, PendingQuestion, QUESTION_TTL};
+pub use questions::{AnswerError, PendingQuestion, QUESTION_SETTLE, QUESTION_TTL};
 
 /// Output counts as paused after this much quiet; then it is ingested.
 /// During a burst the recorder only watches the spool's tail for agent
@@ -275,6 +275,10 @@ impl Recorder {
     }
 
     /// Every session being recorded.
+    pub fn tracked_ids(&self) -> Vec<SessionId> {
+        self.tracked().into_iter().collect()
+    }
+
     fn tracked(&self) -> HashSet<SessionId> {
         self.0
             .sessions

@@ -12,6 +12,12 @@ use crate::screen::{Captured, Screen};
 /// A question is answerable this long after it was first shown.
 pub const QUESTION_TTL: Duration = Duration::from_secs(3600);
 
+/// An answer is typed no sooner than this after its question appeared:
+/// agents drawn with Ink (Claude Code) drop keys that arrive before the
+/// dialog listens, moments after it is drawn (measured: a key typed
+/// 100–200 ms after the dialog appeared was lost in 1 of 7 runs).
+pub const QUESTION_SETTLE: Duration = Duration::from_millis(500);
+
 /// A question on a session's screen, waiting for an answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PendingQuestion {
@@ -28,6 +34,11 @@ pub struct PendingQuestion {
 }
 
 impl PendingQuestion {
+    /// How long it has been on screen.
+    pub fn age(&self) -> Duration {
+        self.shown.elapsed()
+    }
+
     fn new(question: Question) -> PendingQuestion {
         let mut b = [0u8; 16];
         let _ = getrandom::fill(&mut b);
@@ -94,6 +105,15 @@ impl Recorder {
     pub fn question(&self, id: &SessionId) -> Option<PendingQuestion> {
         let sessions = self.0.sessions.lock().expect("sessions lock");
         sessions.get(id)?.question.clone()
+    }
+
+    /// The session showing question `qid`, if any.
+    pub fn find_question(&self, qid: &str) -> Option<SessionId> {
+        let sessions = self.0.sessions.lock().expect("sessions lock");
+        sessions
+            .iter()
+            .find(|(_, t)| t.question.as_ref().is_some_and(|q| q.id == qid))
+            .map(|(id, _)| id.clone())
     }
 
     /// The profile name `id`'s agent is read with.

@@ -9,39 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::anthropic::MessagesApi;
+use common::anthropic::{claude_env, MessagesApi, RunLog};
 use common::client::call;
 use common::{wait_for, Env};
-
-const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/claude";
-
-/// A user `alice` whose agent is Claude Code, offline, in its default
-/// permission mode (it asks before running a command).
-fn claude_env(api: &MessagesApi) -> Env {
-    assert!(
-        std::path::Path::new(CLAUDE).exists(),
-        "{CLAUDE} is required (scripts/deps.sh installs it)"
-    );
-    let env = Env::new("");
-    let d = env.path().display().to_string();
-    let home = format!("{d}/home");
-    let work = format!("{d}/work");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    // First run already done: onboarding, theme and trust of the workdir.
-    let state = serde_json::json!({
-        "hasCompletedOnboarding": true, "theme": "dark", "numStartups": 5,
-        "projects": {work.clone(): {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true}}
-    });
-    std::fs::write(format!("{home}/.claude.json"), state.to_string()).unwrap();
-    let body = format!(
-        "[[users]]\nname = \"alice\"\nworkdir = \"{work}\"\nprofile = \"claude\"\ncommand = [\"env\", \"HOME={home}\", \"ANTHROPIC_BASE_URL={url}\", \"ANTHROPIC_AUTH_TOKEN=stand-in\", \"DISABLE_AUTOUPDATER=1\", \"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\", \"{CLAUDE}\", \"--permission-mode\", \"default\"]\n",
-        url = api.url
-    );
-    let text = std::fs::read_to_string(&env.config).unwrap() + &body;
-    std::fs::write(&env.config, text).unwrap();
-    env
-}
 
 fn main_session(url: &str, token: &str) -> serde_json::Value {
     let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
@@ -87,20 +57,10 @@ fn ask(env: &Env, url: &str, token: &str, prompt: &str) -> (serde_json::Value, D
 
 #[test]
 fn claude_permission_prompt_is_a_question_answered_once() {
-    let marker = "/RAN-MARKER";
-    // The command Claude asks to run: appends one line per run.
-    let log_dir = tempfile::Builder::new()
-        .prefix("tmuxd-claude")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let log = log_dir.path().join("ran.log");
-    let api = MessagesApi::start(&format!("echo ran{marker} >> {}", log.display()));
+    let ran = RunLog::new();
+    let api = MessagesApi::start(&ran.command());
     let mut env = claude_env(&api);
-    let runs = || {
-        std::fs::read_to_string(&log)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
+    let runs = || ran.count();
     let d = env.serve();
     let url = d.url();
     let token = env.token("alice", "user");
@@ -117,9 +77,7 @@ fn claude_permission_prompt_is_a_question_answered_once() {
     assert_eq!(q["text"], "Do you want to proceed?");
     let detail: Vec<String> = serde_json::from_value(q["detail"].clone()).unwrap();
     assert!(
-        detail
-            .iter()
-            .any(|l| l.contains(&format!("echo ran{marker}"))),
+        detail.iter().any(|l| l == &ran.command()),
         "the command is in the question: {detail:?}"
     );
     let labels: Vec<String> = q["options"]

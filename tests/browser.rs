@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::anthropic::{claude_env, MessagesApi, RunLog};
 use common::{marker, wait_for, Env};
 use serde_json::{json, Value};
 
@@ -355,4 +356,71 @@ fn email_page_confirms_a_pending_command() {
         (t.contains("confirmed") && t.contains("web page")).then_some(())
     });
     assert!(b.text("#pending").contains("Nothing is waiting"));
+}
+
+/// The real Claude Code asks before running a command: the question shows
+/// beside the terminal and on the dashboard, and a click answers it; the
+/// tool runs once per answer.
+#[test]
+fn claude_question_answered_on_the_page() {
+    let ran = RunLog::new();
+    let api = MessagesApi::start(&ran.command());
+    let mut env = claude_env(&api);
+    let d = env.serve();
+    let base = d.url();
+    let token = env.token("alice", "user");
+    env.wait_pane("alice", "main", "shortcuts");
+    let driver = Driver::start();
+    let b = driver.browser();
+    b.login_and_open(&base, &token, "alice/main");
+
+    // Asked through the terminal, key by key, as a person types.
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("make a marker file{ENTER}"),
+    );
+    wait_for(30, "the question beside the terminal", || {
+        b.visible("#question .question").then_some(())
+    });
+    let shown = b.text("#question");
+    assert!(shown.contains("Do you want to proceed?"), "{shown}");
+    assert!(
+        shown.contains(&ran.command()),
+        "the command is shown: {shown}"
+    );
+    let keys = b.script(
+        "return Array.from(document.querySelectorAll('#question button.option')).map(b => b.getAttribute('data-key'))",
+    );
+    assert_eq!(keys, json!(["1", "2", "3", "4"]));
+    b.click("#question button.option[data-key=\"1\"]");
+    wait_for(20, "the command to run", || {
+        (ran.count() == 1).then_some(())
+    });
+    wait_for(20, "the question to leave the page", || {
+        (!b.visible("#question .question")).then_some(())
+    });
+
+    // Asked again; answered from the dashboard's card this time.
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("make another marker file{ENTER}"),
+    );
+    wait_for(30, "the second question beside the terminal", || {
+        b.visible("#question .question").then_some(())
+    });
+    b.go(&format!("{base}/#/"));
+    let card = "[data-session=\"alice/main\"] .question";
+    wait_for(20, "the question on the dashboard", || {
+        b.visible(card).then_some(())
+    });
+    assert!(b.text(card).contains("Do you want to proceed?"));
+    b.click(&format!("{card} button.option[data-key=\"1\"]"));
+    wait_for(20, "the second command to run", || {
+        (ran.count() == 2).then_some(())
+    });
+    wait_for(20, "the card without a question", || {
+        (!b.visible(card)).then_some(())
+    });
+    assert_eq!(ran.count(), 2);
+    assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

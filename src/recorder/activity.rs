@@ -173,9 +173,16 @@ impl Recorder {
         } else {
             AgentState::Running
         };
-        let exited = matches!(self.state(id), Some(AgentState::Exited { .. }));
-        if !exited {
+        let before = self.state(id);
+        if !matches!(before, Some(AgentState::Exited { .. })) {
             self.set_state(id, state, Some(Instant::now() + self.idle_after()));
+            // Still waiting, on another question: subscribers learn of it too.
+            if matches!(asked, Asked::New(_)) && before == Some(AgentState::Waiting) {
+                let _ = self.0.states.send(StateChange {
+                    id: id.clone(),
+                    state: AgentState::Waiting,
+                });
+            }
         }
     }
 }

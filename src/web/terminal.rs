@@ -125,12 +125,14 @@ async fn viewer(
             serde_json::json!({"cols": cols, "rows": rows, "user": identity.user.as_str()}),
         );
     }
-    let hello = serde_json::json!({
-        "type": "hello",
-        "session": id.to_string(),
-        "user": identity.user.to_string(),
-        "read_only": read_only,
-    });
+    let mut hello = match &recorder {
+        Some(rec) => agent_message(rec, &id),
+        None => serde_json::json!({}),
+    };
+    hello["type"] = "hello".into();
+    hello["session"] = id.to_string().into();
+    hello["user"] = identity.user.to_string().into();
+    hello["read_only"] = read_only.into();
     if socket
         .send(Message::Text(hello.to_string().into()))
         .await
@@ -183,8 +185,20 @@ async fn relay(
     let mut buf = vec![0u8; READ_CHUNK];
     // Resized: once the agent redrew, its screen is taken from tmux again.
     let mut resized = false;
+    // The agent's state and question, pushed as they change.
+    let mut states = viewer.recorder.map(|r| r.subscribe());
     loop {
         tokio::select! {
+            change = next_change(&mut states) => {
+                if let Some(rec) = viewer.recorder {
+                    if change.as_ref().is_none_or(|c| c == id) {
+                        let msg = agent_message(rec, id).to_string();
+                        if socket.send(Message::Text(msg.into())).await.is_err() {
+                            return "send failed";
+                        }
+                    }
+                }
+            }
             n = pty.read(&mut buf) => match n {
                 Ok(0) | Err(_) => {
                     let exit = serde_json::json!({"type": "exit", "reason": "the session ended or was detached"});
@@ -257,6 +271,33 @@ async fn relay(
                 return "user removed";
             }
         }
+    }
+}
+
+/// The agent's state and pending question, as the page shows them.
+fn agent_message(rec: &crate::recorder::Recorder, id: &SessionId) -> serde_json::Value {
+    serde_json::json!({
+        "type": "agent",
+        "agent_state": rec.state(id).map(|s| s.name()),
+        "question": rec.question(id),
+    })
+}
+
+/// The next session whose agent changed (`None` if changes were missed:
+/// look again). Never ready without a recorder.
+async fn next_change(
+    states: &mut Option<tokio::sync::broadcast::Receiver<crate::recorder::StateChange>>,
+) -> Option<SessionId> {
+    match states {
+        Some(rx) => match rx.recv().await {
+            Ok(change) => Some(change.id),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                *states = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -10,6 +10,67 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Env;
+
+pub const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/claude";
+
+/// A user `alice` whose agent is Claude Code, offline, in its default
+/// permission mode (it asks before running a command).
+pub fn claude_env(api: &MessagesApi) -> Env {
+    assert!(
+        std::path::Path::new(CLAUDE).exists(),
+        "{CLAUDE} is required (scripts/deps.sh installs it)"
+    );
+    let env = Env::new("");
+    let d = env.path().display().to_string();
+    let home = format!("{d}/home");
+    let work = format!("{d}/work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    // First run already done: onboarding, theme and trust of the workdir.
+    let state = serde_json::json!({
+        "hasCompletedOnboarding": true, "theme": "dark", "numStartups": 5,
+        "projects": {work.clone(): {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true}}
+    });
+    std::fs::write(format!("{home}/.claude.json"), state.to_string()).unwrap();
+    let body = format!(
+        "[[users]]\nname = \"alice\"\nworkdir = \"{work}\"\nprofile = \"claude\"\ncommand = [\"env\", \"HOME={home}\", \"ANTHROPIC_BASE_URL={url}\", \"ANTHROPIC_AUTH_TOKEN=stand-in\", \"DISABLE_AUTOUPDATER=1\", \"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\", \"{CLAUDE}\", \"--permission-mode\", \"default\"]\n",
+        url = api.url
+    );
+    let text = std::fs::read_to_string(&env.config).unwrap() + &body;
+    std::fs::write(&env.config, text).unwrap();
+    env
+}
+
+/// Where the stand-in's Bash command records each run of it.
+pub struct RunLog {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl RunLog {
+    pub fn new() -> RunLog {
+        let dir = tempfile::Builder::new()
+            .prefix("tmuxd-claude")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.path().join("ran.log");
+        RunLog { _dir: dir, path }
+    }
+
+    /// The command Claude is asked to run: appends one line per run.
+    pub fn command(&self) -> String {
+        format!("echo ran/RAN-MARKER >> {}", self.path.display())
+    }
+
+    /// How many times it ran.
+    pub fn count(&self) -> usize {
+        std::fs::read_to_string(&self.path)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+}
+
 pub struct MessagesApi {
     pub url: String,
     stop: Arc<AtomicBool>,

@@ -9,10 +9,19 @@ import * as AsciinemaPlayer from "asciinema-player";
 import "asciinema-player/dist/bundle/asciinema-player.css";
 
 type Me = { user: string; role: "user" | "admin" | "read-only" };
+type Question = {
+  id: string;
+  text: string;
+  detail: string[];
+  options: { key: string; label: string }[];
+  asked: number;
+};
 type Session = {
   id: string;
   state: string;
   agent_state: string | null;
+  agent_profile: string | null;
+  question: Question | null;
   agent_pid: number | null;
   viewers: number;
   attached_clients: number;
@@ -55,6 +64,44 @@ async function errorText(r: Response): Promise<string> {
   } catch {
     return r.statusText || `HTTP ${r.status}`;
   }
+}
+
+// A waiting agent's question: what it asks, about what, and one button per
+// option. An answer types only if that same question is still on screen.
+function questionCard(sessionId: string, q: Question, canAnswer: boolean, onAnswered: () => void): HTMLElement {
+  const status = h("div", { class: "q-status" });
+  const buttons = q.options.map((o) =>
+    h(
+      "button",
+      {
+        class: o.key === "1" ? "option first" : "option",
+        "data-key": o.key,
+        onclick: async () => {
+          for (const b of buttons) b.disabled = true;
+          status.textContent = `Answering ${o.key}…`;
+          const r = await api("POST", `/api/sessions/${sessionId}/answer`, { question: q.id, option: o.key });
+          if (r.ok) {
+            status.textContent = `Answered ${o.key}. ${o.label}`;
+            onAnswered();
+          } else {
+            status.textContent = await errorText(r);
+            for (const b of buttons) b.disabled = false;
+          }
+        },
+      },
+      `${o.key}. ${o.label}`,
+    ),
+  );
+  if (!canAnswer) for (const b of buttons) b.disabled = true;
+  return h(
+    "div",
+    { class: "question", "data-question": q.id },
+    h("div", { class: "q-head" }, h("span", { class: "q-who" }, `${sessionId} asks`), h("span", { class: "q-text" }, q.text)),
+    q.detail.length ? h("pre", { class: "q-detail" }, q.detail.join("\n")) : null,
+    h("div", { class: "q-options" }, ...buttons),
+    canAnswer ? null : h("div", { class: "q-status" }, "Read-only: you can see the question, not answer it."),
+    status,
+  );
 }
 
 function ago(unix: number | null): string {
@@ -232,9 +279,11 @@ async function dashboardView(me: Me): Promise<void> {
         ),
       );
     }
+    const question = s.question && s.state === "running" ? questionCard(s.id, s.question, canWrite, refresh) : null;
     return h(
       "div",
-      { class: "card", "data-session": s.id },
+      { class: question ? "card waiting" : "card", "data-session": s.id },
+      question,
       h(
         "div",
         {},
@@ -276,6 +325,7 @@ function terminalView(id: string): void {
   const ro = h("span", { class: "badge-ro", id: "read-only", hidden: "" }, "READ-ONLY");
   const host = h("div", { class: "term-host", id: "terminal" });
   const banner = h("div", { class: "banner", hidden: "" });
+  const asks = h("div", { class: "term-question", id: "question", hidden: "" });
   app.replaceChildren(
     h(
       "div",
@@ -291,6 +341,7 @@ function terminalView(id: string): void {
       ),
       host,
       banner,
+      asks,
     ),
   );
 
@@ -342,9 +393,17 @@ function terminalView(id: string): void {
     sock.onmessage = (ev) => {
       if (typeof ev.data === "string") {
         const msg = JSON.parse(ev.data);
-        if (msg.type === "hello") {
-          readOnly = !!msg.read_only;
-          ro.hidden = !readOnly;
+        if (msg.type === "hello" || msg.type === "agent") {
+          if (msg.type === "hello") {
+            readOnly = !!msg.read_only;
+            ro.hidden = !readOnly;
+          }
+          const q: Question | null = msg.question ?? null;
+          if (q === null) asks.hidden = true;
+          else if (asks.hidden || asks.firstElementChild?.getAttribute("data-question") !== q.id) {
+            asks.replaceChildren(questionCard(id, q, !readOnly, () => term.focus()));
+            asks.hidden = false;
+          }
         } else if (msg.type === "exit") {
           banner.textContent = `Session ended: ${msg.reason}`;
           banner.hidden = false;

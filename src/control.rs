@@ -327,7 +327,7 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
         Request::Ping => Ok("pong".to_owned()),
         Request::Agents => Ok(agents(supervisor).to_string()),
         Request::Answer { question, option } => {
-            answer(supervisor, question, option, &format!("cli:uid={uid}")).await
+            answer(supervisor, question, option, &format!("uid={uid}")).await
         }
         Request::Transcript { .. } => unreachable!("streamed in serve_one"),
         Request::MailIngest { .. } => unreachable!("handled in serve_one"),
@@ -362,9 +362,9 @@ async fn answer(
     supervisor: &Supervisor,
     question: &str,
     option: &str,
-    source: &str,
+    who: &str,
 ) -> Result<String, SessionError> {
-    use crate::answer::AnswerFailed;
+    use crate::answer::{AnswerFailed, Channel};
     let id = supervisor
         .recorder()
         .and_then(|r| r.find_question(question))
@@ -373,7 +373,7 @@ async fn answer(
                 "no session shows question {question} now; nothing was typed (`tmuxd sessions` lists the questions waiting)"
             ))
         })?;
-    match crate::answer::answer(supervisor, &id, question, option, source).await {
+    match crate::answer::answer(supervisor, &id, question, option, Channel::Cli, who).await {
         Ok(()) => Ok(format!("answered {id}: {option}")),
         Err(AnswerFailed::Session(e)) => Err(e),
         Err(e) => Err(SessionError::BadInput(e.to_string())),

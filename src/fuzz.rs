@@ -81,7 +81,7 @@ pub fn mail_command(data: &[u8]) {
             "would type a control character: {text:?}"
         );
         assert!(text.chars().all(|c| !crate::mail::bridge::forbidden(c)));
-        let _ = crate::mail::risk::flags(&text);
+        let _ = crate::risk::flags(&text);
     }
 }
 

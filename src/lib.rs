@@ -74,6 +74,7 @@ pub mod notify;
 pub mod pidfd;
 pub mod recorder;
 pub mod relay;
+pub mod risk;
 pub mod roots;
 pub mod screen;
 pub mod session;

@@ -209,6 +209,12 @@ pub struct UserConfig {
     pub block: Vec<String>,
     /// Mail the user when one of their sessions starts waiting for input.
     pub notify_waiting: bool,
+    /// Where this user's agents' questions may be answered from (page,
+    /// api, cli, mail).
+    pub answer_from: Vec<String>,
+    /// A question whose command carries risk flags is answered on the page
+    /// only.
+    pub risky_answers_need_page: bool,
 }
 
 /// Per-user resource limits (rlimits of the tmux server and its agents).
@@ -270,6 +276,9 @@ impl RestartPolicy {
 // ---- the file format (serde) -------------------------------------------
 
 /// Claude Code's permission questions.
+/// Where an agent's questions can be answered from (`answer_from`).
+pub const ANSWER_CHANNELS: [&str; 4] = ["page", "api", "cli", "mail"];
+
 impl UserConfig {
     /// The profile this user's agent is read with.
     pub fn agent_profile(&self) -> crate::agent::Profile {

@@ -39,6 +39,8 @@ impl Config {
                 confirm: ConfirmPolicy::Always,
                 block: Vec::new(),
                 notify_waiting: false,
+                answer_from: super::ANSWER_CHANNELS.map(String::from).to_vec(),
+                risky_answers_need_page: true,
             }],
             transcript: default_transcript(&host.state_dir.join("run")),
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
@@ -306,8 +308,8 @@ impl Config {
                 }
             }
             for (j, flag) in u.block.iter().enumerate() {
-                if !crate::mail::risk::is_flag(flag) {
-                    let known: Vec<&str> = crate::mail::risk::FLAGS.iter().map(|f| f.0).collect();
+                if !crate::risk::is_flag(flag) {
+                    let known: Vec<&str> = crate::risk::FLAGS.iter().map(|f| f.0).collect();
                     return Err(err(
                         &format!("users[{i}].block[{j}]"),
                         format!(
@@ -317,6 +319,24 @@ impl Config {
                     ));
                 }
             }
+            let answer_from = match u.answer_from {
+                Some(list) => {
+                    if let Some(bad) = list
+                        .iter()
+                        .find(|c| !super::ANSWER_CHANNELS.contains(&c.as_str()))
+                    {
+                        return Err(err(
+                            &key("answer_from"),
+                            format!(
+                                "unknown channel {bad:?}; the channels are {}",
+                                super::ANSWER_CHANNELS.join(", ")
+                            ),
+                        ));
+                    }
+                    list
+                }
+                None => super::ANSWER_CHANNELS.map(String::from).to_vec(),
+            };
             users.push(UserConfig {
                 name,
                 command,
@@ -334,6 +354,8 @@ impl Config {
                 confirm: u.confirm,
                 block: u.block,
                 notify_waiting: u.notify_waiting,
+                answer_from,
+                risky_answers_need_page: u.risky_answers_need_page.unwrap_or(true),
             });
         }
         let mail = match raw.mail {

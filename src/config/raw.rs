@@ -125,4 +125,6 @@ pub(super) struct RawUser {
     pub(super) block: Vec<String>,
     #[serde(default)]
     pub(super) notify_waiting: bool,
+    pub(super) answer_from: Option<Vec<String>>,
+    pub(super) risky_answers_need_page: Option<bool>,
 }

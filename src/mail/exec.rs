@@ -247,7 +247,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
 }
 
 /// Mails users with `notify_waiting` when one of their sessions starts
-/// waiting for input: at most once per session per ten minutes, and not
+/// waiting for input: each new question (with its options and an address
+/// that answers it), else at most once per session per ten minutes; not
 /// while a mailed command to that session will report it anyway.
 pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
     const QUIET_FOR: Duration = Duration::from_secs(600);
@@ -255,7 +256,7 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         return;
     };
     let mut states = rec.subscribe();
-    let mut last: HashMap<SessionId, tokio::time::Instant> = HashMap::new();
+    let mut last: HashMap<SessionId, (tokio::time::Instant, Option<String>)> = HashMap::new();
     loop {
         let change = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -276,7 +277,13 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
             continue;
         };
         let id = change.id;
-        if last.get(&id).is_some_and(|t| t.elapsed() < QUIET_FOR) {
+        let question = rec.question(&id);
+        let qid = question.as_ref().map(|q| q.id.clone());
+        let seen = last.get(&id).is_some_and(|(t, q)| match &qid {
+            Some(_) => *q == qid,
+            None => t.elapsed() < QUIET_FOR,
+        });
+        if seen {
             continue;
         }
         let busy = bridge
@@ -285,32 +292,47 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         if busy {
             continue;
         }
-        last.insert(id.clone(), tokio::time::Instant::now());
-        let text = rec.screen_text(&id).unwrap_or_default();
-        let lines: Vec<&str> = text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty())
-            .collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        last.insert(id.clone(), (tokio::time::Instant::now(), qid));
         let thread = super::state::Thread {
             to: to.clone(),
             subject: format!("[{}] waiting for your input", id.session),
             in_reply_to: String::new(),
             references: Vec::new(),
         };
-        let mut note = bridge.reply(
-            &thread,
-            &format!("{id} is waiting for your input. Its last lines:\n\n{tail}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n"),
-        );
+        // A question with options is answered by replying with one.
+        let asks = question
+            .filter(|q| !q.question.options.is_empty())
+            .and_then(|q| {
+                let offered = user.answer_from.iter().any(|c| c == "mail");
+                offered.then(|| bridge.question_mail(&id, &q, to)).flatten()
+            });
+        let (body, reply_to) = match asks {
+            Some((text, reply_to)) => (text, reply_to),
+            None => (
+                format!("{id} is waiting for your input. Its screen:\n\n{}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n", screen_tail(&rec, &id)),
+                bridge.user_address(id.user.as_str()),
+            ),
+        };
+        let mut note = bridge.reply(&thread, &body);
         note.subject = thread.subject.clone();
-        note.reply_to = Some(bridge.user_address(id.user.as_str()));
+        note.reply_to = Some(reply_to);
         if let Err(e) = bridge.store().update(|st| st.outbox.push(note)) {
             tracing::error!(error = %e, "cannot write the mail state");
             continue;
         }
         bridge.outbox_wake().notify_one();
     }
+}
+
+/// The last 20 non-blank lines of `id`'s screen.
+fn screen_tail(rec: &crate::recorder::Recorder, id: &SessionId) -> String {
+    let text = rec.screen_text(id).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Whether the transcript holds the input of job `job_id`.
@@ -369,7 +391,31 @@ fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
             job.user, job.session
         ));
     }
-    let reply = bridge.reply(&job.thread, &body);
+    let mut reply = bridge.reply(&job.thread, &body);
+    // The thread goes on by mail: a reply answers the agent's question if
+    // it asks one, else it is the next command.
+    let asks = bridge
+        .supervisor()
+        .recorder()
+        .zip(job_session(job))
+        .and_then(|(rec, id)| Some((rec.question(&id)?, id)))
+        .filter(|(q, id)| {
+            !q.question.options.is_empty()
+                && bridge
+                    .config()
+                    .user(&id.user)
+                    .is_some_and(|u| u.answer_from.iter().any(|c| c == "mail"))
+        });
+    reply.reply_to = match asks {
+        Some((q, id)) => match bridge.question_mail(&id, &q, &job.thread.to) {
+            Some((text, reply_to)) => {
+                reply.body.push_str(&format!("\n{text}"));
+                Some(reply_to)
+            }
+            None => Some(bridge.user_address(&job.user)),
+        },
+        None => Some(bridge.user_address(&job.user)),
+    };
     let r = bridge.store().update(|st| {
         st.jobs.retain(|j| j.id != job.id);
         st.outbox.push(reply);

@@ -3,7 +3,6 @@
 //!
 //! - [`message`]: parsing inbound mail (caps, quoting, charsets);
 //! - [`sender`]: sender authentication, secret addresses, tokens;
-//! - [`risk`]: the risk flags of a command;
 //! - [`state`]: the durable state (one atomic JSON file) and audit log;
 //! - [`bridge`]: the decision for each message, and its effects;
 //! - [`exec`]: one queue per session that types confirmed commands and
@@ -16,7 +15,6 @@ pub mod exec;
 pub mod imap;
 pub mod message;
 pub mod outbox;
-pub mod risk;
 pub mod sender;
 pub mod state;
 

@@ -140,6 +140,16 @@ impl Bridge {
             return x;
         }
 
+        // An answer to an agent's question?
+        if let Some(token) = tags
+            .iter()
+            .find_map(|t| t.strip_prefix(questions::QUESTION_PREFIX))
+        {
+            return self
+                .decide_answer(msg, &from, token, d("refused", String::new()))
+                .await;
+        }
+
         // A command: the tag names the user.
         let Some(user) = candidates.iter().find(|u| {
             let tag = self.0.key.user_tag(u.name.as_str());

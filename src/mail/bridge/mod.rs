@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::message::{self, Caps, Inbound};
-use super::risk;
 use super::sender::{self, AddressKey, CONFIRM_PREFIX};
 use super::state::{
     mail_dir, now_ms, Action, AuditEntry, Job, MailStore, Outgoing, Pending, Stage, Thread,
@@ -27,10 +26,12 @@ use super::state::{
 use crate::auth::constant_time_eq;
 use crate::config::{Config, ConfirmPolicy, MailConfig, UserConfig};
 use crate::names::{Name, SessionId};
+use crate::risk;
 use crate::supervisor::Supervisor;
 
 mod decide;
 mod grammar;
+mod questions;
 mod replies;
 #[cfg(test)]
 mod tests;
@@ -70,6 +71,8 @@ struct Inner {
     deciding: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     outbox_wake: Notify,
     exec_wake: Notify,
+    /// Questions mailed, answerable by reply (std mutex, held briefly).
+    tickets: Mutex<questions::Tickets>,
     /// Our host name, in the loop header and Message-IDs.
     host: String,
 }
@@ -142,6 +145,7 @@ impl Bridge {
             deciding: Mutex::new(HashMap::new()),
             outbox_wake: Notify::new(),
             exec_wake: Notify::new(),
+            tickets: Mutex::new(questions::Tickets::default()),
             host,
         })))
     }

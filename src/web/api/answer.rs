@@ -3,14 +3,14 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
 use super::{authorize, json_body, path_id, session_error};
-use crate::answer::AnswerFailed;
+use crate::answer::{AnswerFailed, Channel};
 use crate::recorder::AnswerError;
-use crate::web::{ApiError, AppState, Auth};
+use crate::web::{ApiError, AppState, Auth, AuthVia};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,22 +24,27 @@ pub struct AnswerBody {
 pub async fn answer(
     State(state): State<AppState>,
     Auth(identity): Auth,
+    headers: HeaderMap,
     Path((user, session)): Path<(String, String)>,
     body: Result<Json<AnswerBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&user, &session)?;
     authorize(&identity, &id, true)?;
     let body = json_body(body)?;
-    let source = format!("api:{}", identity.user);
-    match crate::answer::answer(
+    // The page logs in with a cookie; scripts present a bearer token.
+    let channel = match crate::web::presented_token(&headers) {
+        Some((_, AuthVia::Cookie)) => Channel::Page,
+        _ => Channel::Api,
+    };
+    let answered = crate::answer::answer(
         &state.supervisor,
         &id,
         &body.question,
         &body.option,
-        &source,
-    )
-    .await
-    {
+        channel,
+        identity.user.as_str(),
+    );
+    match answered.await {
         Ok(()) => {
             tracing::info!(session = %id, by = %identity.user, "question answered over HTTP");
             Ok(StatusCode::NO_CONTENT)
@@ -51,6 +56,7 @@ pub async fn answer(
             };
             Err(ApiError::new(status, e.to_string()))
         }
+        Err(AnswerFailed::Policy(why)) => Err(ApiError::new(StatusCode::FORBIDDEN, why)),
         Err(AnswerFailed::Session(e)) => Err(session_error(e)),
         Err(e @ AnswerFailed::NoTranscripts) => {
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))

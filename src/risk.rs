@@ -1,4 +1,5 @@
-//! Risk flags: which parts of a mailed command deserve a second look.
+//! Risk flags: which parts of a command (mailed, or one an agent asks to run)
+//! deserve a second look.
 //!
 //! A flag is a name and a set of patterns, matched case-insensitively
 //! against the exact text that would be typed. The list is deliberately

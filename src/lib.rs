@@ -66,6 +66,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod exit;
 pub mod fuzz;
+pub mod hooks;
 pub mod logins;
 pub mod mail;
 pub mod metrics;

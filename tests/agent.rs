@@ -9,9 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::accounts::UnixUsers;
 use common::anthropic::{claude_env, MessagesApi, RunLog};
 use common::client::call;
-use common::{wait_for, Env};
+use common::{wait_for, Env, BIN};
 
 fn main_session(url: &str, token: &str) -> serde_json::Value {
     let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
@@ -52,7 +53,9 @@ fn ask(env: &Env, url: &str, token: &str, prompt: &str) -> (serde_json::Value, D
         let s = main_session(url, token);
         (s["agent_state"] == "waiting" && s["question"].is_object()).then(|| s["question"].clone())
     });
-    (question, drawn.elapsed())
+    let after = drawn.elapsed();
+    eprintln!("waiting {after:?} after the dialog was drawn");
+    (question, after)
 }
 
 #[test]
@@ -80,6 +83,15 @@ fn claude_permission_prompt_is_a_question_answered_once() {
         detail.iter().any(|l| l == &ran.command()),
         "the command is in the question: {detail:?}"
     );
+    // Claude's own PermissionRequest hook says which tool, exactly (its
+    // report may come a moment after the dialog is drawn).
+    let tool = wait_for(10, "the hook's report of the tool", || {
+        let s = main_session(&url, &token);
+        (s["question"]["id"] == q["id"] && s["question"]["tool"].is_object())
+            .then(|| s["question"]["tool"].clone())
+    });
+    assert_eq!(tool["name"], "Bash", "{tool}");
+    assert_eq!(tool["input"]["command"], ran.command().as_str(), "{tool}");
     let labels: Vec<String> = q["options"]
         .as_array()
         .unwrap()
@@ -184,4 +196,118 @@ fn claude_permission_prompt_is_a_question_answered_once() {
         "{answers:?}"
     );
     assert!(answers[1].contains("input from cli:uid="), "{answers:?}");
+    assert!(
+        text.contains(" hook] {\"event\":\"PermissionRequest\""),
+        "{text}"
+    );
+}
+
+/// Hooks off: the screen alone makes the session wait and reads the same
+/// question; the answer runs the tool once.
+#[test]
+fn claude_question_without_hooks_is_read_off_the_screen() {
+    let ran = RunLog::new();
+    let api = MessagesApi::start(&ran.command());
+    let mut env = claude_env(&api);
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        config.replace(
+            "profile = \"claude\"\n",
+            "profile = \"claude\"\nhooks = false\n",
+        ),
+    )
+    .unwrap();
+    let d = env.serve();
+    let url = d.url();
+    let token = env.token("alice", "user");
+    env.wait_pane("alice", "main", "shortcuts");
+    let (q, after) = ask(&env, &url, &token, "make a marker file");
+    assert!(
+        after < Duration::from_secs(1),
+        "waiting {after:?} after the dialog was drawn"
+    );
+    assert_eq!(q["text"], "Do you want to proceed?");
+    assert!(q.get("tool").is_none(), "no hook, no tool: {q}");
+    let detail: Vec<String> = serde_json::from_value(q["detail"].clone()).unwrap();
+    assert!(detail.iter().any(|l| l == &ran.command()), "{detail:?}");
+    let (status, body) = answer(&url, &token, q["id"].as_str().unwrap(), "1");
+    assert_eq!(status, 204, "{body}");
+    wait_for(20, "the command to run", || {
+        (ran.count() == 1).then_some(())
+    });
+    let text = env.ok(&["transcript", "alice", "--format", "text"]);
+    assert!(!text.contains(" hook] "), "{text}");
+}
+
+/// A user's hook socket takes reports from that user only: another user
+/// cannot connect to it, reports naming another user's session are
+/// dropped, and a connection from another uid (root) is refused.
+#[test]
+fn hook_socket_answers_only_its_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let users = UnixUsers::create(2);
+    let (a, b) = (&users.0[0], &users.0[1]);
+    // Agents that ignore the --settings tmuxd appends for Claude Code.
+    let env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\", \"-c\", \"exec sleep 1000\", \"--\"]\nprofile = \"claude\"\n[[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"/tmp/{a}-home\"\n[[users]]\nname = \"bob\"\nunix_user = \"{b}\"\nworkdir = \"/tmp/{b}-home\"\n"
+    ));
+    std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = env;
+    let _d = env.serve();
+    let hooks = env.path().join("run/hooks");
+    let alice_sock = hooks.join("alice.sock");
+    let bob_sock = hooks.join("bob.sock");
+    wait_for(10, "the hook sockets", || {
+        (alice_sock.exists() && bob_sock.exists()).then_some(())
+    });
+    let dir = std::fs::metadata(&hooks).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o711));
+    let sock = std::fs::metadata(&alice_sock).unwrap();
+    assert_eq!((sock.uid(), sock.mode() & 0o777), (users.uid(0), 0o600));
+
+    // `tmuxd hook` as USER, reporting a permission request for SESSION
+    // through SOCKET.
+    let report = |user: &str, socket: &std::path::Path, session: &str, tag: &str| {
+        let event = serde_json::json!({
+            "hook_event_name": "PermissionRequest",
+            "tool_name": "Bash",
+            "tool_input": {"command": tag},
+        });
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", user, "--", BIN, "hook"])
+            .env("TMUXD_HOOK", socket)
+            .env("TMUXD_SESSION", session);
+        let out = common::run_fed(cmd, event.to_string().as_bytes());
+        assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    };
+    let recorded = |tag: &str| {
+        env.ok(&["transcript", "alice", "--format", "text"])
+            .contains(tag)
+    };
+
+    // bob at alice's socket: not even a connection.
+    report(b, &alice_sock, "alice/main", "FROM-BOB-AT-ALICE");
+    // bob at his own socket, naming alice's session: dropped.
+    report(b, &bob_sock, "alice/main", "FROM-BOB-AS-ALICE");
+    // root at alice's socket: refused by its peer uid.
+    let event = serde_json::json!({"hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "FROM-ROOT"}});
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("hook")
+        .env("TMUXD_HOOK", &alice_sock)
+        .env("TMUXD_SESSION", "alice/main");
+    assert!(common::run_fed(cmd, event.to_string().as_bytes())
+        .status
+        .success());
+    // alice herself: recorded.
+    report(a, &alice_sock, "alice/main", "FROM-ALICE");
+    wait_for(10, "alice's report recorded", || {
+        recorded("FROM-ALICE").then_some(())
+    });
+    for tag in ["FROM-BOB-AT-ALICE", "FROM-BOB-AS-ALICE", "FROM-ROOT"] {
+        assert!(!recorded(tag), "{tag} was recorded");
+    }
+    // With the daemon down a hook still exits at once, silently.
+    env.kill_daemons();
+    report(a, &alice_sock, "alice/main", "DAEMON-DOWN");
 }

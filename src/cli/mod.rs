@@ -85,6 +85,11 @@ pub enum Verb {
         #[arg(long)]
         no_enter: bool,
     },
+    /// Report an agent hook event (JSON on stdin) to the daemon; run by the
+    /// agent itself (Claude Code's hooks that tmuxd sets up). Always exits
+    /// 0 with no output, so it never changes what the agent does.
+    #[command(hide = true)]
+    Hook,
     /// Answer the question an agent shows (`tmuxd sessions` lists them):
     /// types OPTION only while that question is still on its screen.
     /// Needs the daemon.
@@ -217,6 +222,11 @@ pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
 
 /// Runs one verb.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Verb::Hook = cli.verb {
+        // Runs as the agent's user, who may not read the config.
+        crate::hooks::run_hook_command();
+        return Ok(());
+    }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
@@ -235,7 +245,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_ref())?;
     match cli.verb {
         Verb::Doctor => unreachable!("handled above"),
-        Verb::DefaultConfig => unreachable!("handled above"),
+        Verb::DefaultConfig | Verb::Hook => unreachable!("handled above"),
         Verb::CheckConfig => {
             config.check_host()?;
             println!(

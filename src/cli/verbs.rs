@@ -102,7 +102,8 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::Attach { .. }
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }
-        | Verb::Token { .. } => {
+        | Verb::Token { .. }
+        | Verb::Hook => {
             unreachable!("handled in run")
         }
     }

@@ -200,6 +200,8 @@ pub struct UserConfig {
     /// The agent profile its screen is read with (a built-in name: given,
     /// else chosen by the agent's program name).
     pub profile: String,
+    /// Set up the agent's own hooks (Claude Code) to report its state.
+    pub hooks: bool,
     /// The user's own question pattern instead of the profile's (matched
     /// against each line of the agent's screen); empty: never waiting.
     pub waiting_pattern: Option<String>,

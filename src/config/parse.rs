@@ -35,6 +35,7 @@ impl Config {
                 emails: Vec::new(),
                 limits: Limits::default(),
                 profile: crate::agent::Profile::for_command(&host.agent).to_owned(),
+                hooks: true,
                 waiting_pattern: None,
                 confirm: ConfirmPolicy::Always,
                 block: Vec::new(),
@@ -133,6 +134,7 @@ impl Config {
             }
             None => None,
         };
+        let agent_hooks = raw.agent.hooks;
         let agent_profile =
             check_profile(raw.agent.profile).map_err(|r| err("agent.profile", r))?;
         let mut transcript = default_transcript(&runtime_dir);
@@ -350,6 +352,7 @@ impl Config {
                     cpu_quota_percent: u.cpu_quota_percent,
                 },
                 profile,
+                hooks: u.hooks.or(agent_hooks).unwrap_or(true),
                 waiting_pattern,
                 confirm: u.confirm,
                 block: u.block,

@@ -85,6 +85,7 @@ pub(super) struct RawAgent {
     pub(super) idle_after_s: Option<u64>,
     pub(super) waiting_pattern: Option<String>,
     pub(super) profile: Option<String>,
+    pub(super) hooks: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,5 +127,6 @@ pub(super) struct RawUser {
     #[serde(default)]
     pub(super) notify_waiting: bool,
     pub(super) answer_from: Option<Vec<String>>,
+    pub(super) hooks: Option<bool>,
     pub(super) risky_answers_need_page: Option<bool>,
 }

@@ -90,6 +90,8 @@ struct Tracked {
     question: Option<PendingQuestion>,
     /// Keystrokes not yet recorded.
     typing: Option<typing::Typing>,
+    /// The tool call the agent's hook says it asks about, and when.
+    hook_tool: Option<(serde_json::Value, Instant)>,
     /// Spool bytes already punched out.
     punched: u64,
     /// Stored bytes of the transcript (counted once, then kept up to date).
@@ -212,6 +214,7 @@ impl Recorder {
                     screen_from: 0,
                     question: None,
                     typing: None,
+                    hook_tool: None,
                     punched: 0,
                     stored: None,
                     age_checked: None,

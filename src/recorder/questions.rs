@@ -12,6 +12,13 @@ use crate::screen::{Captured, Screen};
 /// A question is answerable this long after it was first shown.
 pub const QUESTION_TTL: Duration = Duration::from_secs(3600);
 
+/// The most a burst's screen reads ahead of the ingest per quiet tick.
+const SCREEN_AHEAD: u64 = 64 * 1024;
+
+/// A hook's report of a tool call names the next question shown within
+/// this long (the hook runs as the dialog is being drawn).
+const HOOK_FRESH: Duration = Duration::from_secs(30);
+
 /// An answer is typed no sooner than this after its question appeared:
 /// agents drawn with Ink (Claude Code) drop keys that arrive before the
 /// dialog listens, moments after it is drawn (measured: a key typed
@@ -25,6 +32,10 @@ pub struct PendingQuestion {
     pub id: String,
     #[serde(flatten)]
     pub question: Question,
+    /// The tool call it is about, as the agent's hook reported it
+    /// (`{"name": "Bash", "input": {"command": ...}}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<serde_json::Value>,
     /// Unix time it was first shown.
     pub asked: u64,
     #[serde(skip)]
@@ -39,12 +50,13 @@ impl PendingQuestion {
         self.shown.elapsed()
     }
 
-    fn new(question: Question) -> PendingQuestion {
+    fn new(question: Question, tool: Option<serde_json::Value>) -> PendingQuestion {
         let mut b = [0u8; 16];
         let _ = getrandom::fill(&mut b);
         PendingQuestion {
             id: crate::auth::hex(&b),
             question,
+            tool,
             asked: crate::clock::unix_now(),
             shown: Instant::now(),
             answered: false,
@@ -87,12 +99,21 @@ impl Tracked {
         let read = profile.and_then(|p| p.read(&self.screen.lines()));
         match (read, &self.question) {
             (None, _) => {
-                self.question = None;
+                // A question answered or gone takes its hook report along;
+                // a report that came before its dialog was drawn waits.
+                if self.question.take().is_some() {
+                    self.hook_tool = None;
+                }
                 Asked::Nothing
             }
             (Some(q), Some(p)) if p.question == q => Asked::Same,
             (Some(q), _) => {
-                let p = PendingQuestion::new(q);
+                let tool = self
+                    .hook_tool
+                    .as_ref()
+                    .filter(|(_, at)| at.elapsed() < HOOK_FRESH)
+                    .map(|(tool, _)| tool.clone());
+                let p = PendingQuestion::new(q, tool);
                 self.question = Some(p.clone());
                 Asked::New(p)
             }
@@ -147,7 +168,7 @@ impl Recorder {
         }
         if pending.shown.elapsed() > QUESTION_TTL {
             // Offer it again under a new id.
-            *pending = PendingQuestion::new(pending.question.clone());
+            *pending = PendingQuestion::new(pending.question.clone(), pending.tool.clone());
             return Err(AnswerError::Expired(id.clone()));
         }
         let options = &pending.question.options;
@@ -156,6 +177,39 @@ impl Recorder {
         }
         pending.answered = true;
         Ok(profile.keys_for(key))
+    }
+
+    /// An agent hook reported `event` (already checked to come from `id`'s
+    /// user): recorded; a permission request names the tool of the
+    /// question on screen (or about to be) and means waiting; the end of a
+    /// turn means idle.
+    pub fn hook_event(&self, id: &SessionId, event: &serde_json::Value) {
+        let name = event["hook_event_name"].as_str().unwrap_or("").to_owned();
+        let tool = (name == "PermissionRequest")
+            .then(|| serde_json::json!({"name": event["tool_name"], "input": event["tool_input"]}));
+        {
+            let mut sessions = self.0.sessions.lock().expect("sessions lock");
+            // Only sessions being recorded: a hook cannot make new ones.
+            let Some(t) = sessions.get_mut(id) else {
+                return;
+            };
+            if let Some(tool) = &tool {
+                t.hook_tool = Some((tool.clone(), Instant::now()));
+                if let Some(q) = &mut t.question {
+                    q.tool = Some(tool.clone());
+                }
+            }
+        }
+        self.event(
+            id,
+            "hook",
+            serde_json::json!({"event": name, "tool": tool, "message": event["message"]}),
+        );
+        match name.as_str() {
+            "PermissionRequest" => self.set_state(id, AgentState::Waiting, None),
+            "Stop" if self.question(id).is_none() => self.set_state(id, AgentState::Idle, None),
+            _ => {}
+        }
     }
 
     /// The spool's size now: output up to here is already on a screen
@@ -183,6 +237,39 @@ impl Recorder {
         if asked.is_waiting() {
             self.after_screen_change(id, asked);
         }
+    }
+
+    /// Mid-burst: the screen takes what the spool holds beyond what it
+    /// shows (up to [`SCREEN_AHEAD`] bytes; more waits for the ingest), so a
+    /// question drawn while the agent still prints is seen at the next
+    /// quiet tick. The ingest later skips what the screen already has.
+    pub(super) fn screen_ahead(&self, id: &SessionId) {
+        let Ok(file) = self.spool_file(id, false) else {
+            return self.observe_burst(id);
+        };
+        let size = file.metadata().map_or(0, |m| m.len());
+        let ingested = self
+            .log(id)
+            .and_then(|l| l.spool_mark())
+            .map_or(0, |m| m.offset);
+        let from = {
+            let sessions = self.0.sessions.lock().expect("sessions lock");
+            let Some(t) = sessions.get(id) else {
+                return;
+            };
+            t.screen_from.max(ingested)
+        };
+        if size <= from || size - from > SCREEN_AHEAD {
+            return self.observe_burst(id);
+        }
+        let mut buf = vec![0u8; (size - from) as usize];
+        let Ok(n) = read_full_at(&file, &mut buf, from) else {
+            return self.observe_burst(id);
+        };
+        if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
+            t.screen_from = from + n as u64;
+        }
+        self.observe_output(id, &buf[..n]);
     }
 
     /// Output from spool offset `at`: the part the screen already shows

@@ -37,7 +37,7 @@ impl Recorder {
                         .into_iter()
                         .partition(|id| again.contains(id) && self.backlog(id) < MAX_BACKLOG);
                 for id in &busy {
-                    self.observe_burst(id);
+                    self.screen_ahead(id);
                 }
                 dirty = busy;
                 if !ready.is_empty() {

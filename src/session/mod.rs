@@ -171,6 +171,8 @@ pub struct UserServer {
     scope: bool,
     /// `[daemon] max_sessions_per_user`.
     max_sessions: usize,
+    /// The hook socket, when the agent's hooks report to the daemon.
+    hook_socket: Option<PathBuf>,
 }
 
 impl UserServer {
@@ -193,7 +195,36 @@ impl UserServer {
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
             spool_root: config.transcript.enabled.then(|| config.spool_root()),
             max_sessions: config.max_sessions_per_user,
+            hook_socket: (user.hooks && user.profile == "claude" && config.transcript.enabled)
+                .then(|| crate::hooks::socket(config, &user.name)),
         }
+    }
+
+    /// The hook socket, if this user's agent reports through hooks.
+    pub fn hook_socket(&self) -> Option<&Path> {
+        self.hook_socket.as_deref()
+    }
+
+    /// Who owns the user's files (uid, gid).
+    pub fn owner(&self) -> (u32, u32) {
+        self.owner
+    }
+
+    /// The agent's argv and environment for session `name`: with hooks,
+    /// Claude Code is told where to report (`--settings`, its own
+    /// settings files untouched).
+    fn agent(&self, name: &Name) -> (Vec<String>, Vec<String>) {
+        let mut argv = self.user.command.clone();
+        let Some(socket) = &self.hook_socket else {
+            return (argv, Vec::new());
+        };
+        argv.push("--settings".into());
+        argv.push(crate::hooks::claude_settings());
+        let env = vec![
+            format!("{}={}", crate::hooks::ENV_SOCKET, socket.display()),
+            format!("{}={}", crate::hooks::ENV_SESSION, self.id(name)),
+        ];
+        (argv, env)
     }
 
     pub fn id(&self, session: &Name) -> SessionId {
@@ -267,10 +298,11 @@ impl UserServer {
             }
         }
         let gate = new_gate();
-        let argv = self.launcher_argv(&gate, &self.user.command);
+        let (agent, env) = self.agent(name);
+        let argv = self.launcher_argv(&gate, &agent);
         let now = unix_now().to_string();
         let mut commands = vec![
-            Command::new_session(name, &self.user.workdir, "#{pane_id}", &argv),
+            Command::new_session(name, &self.user.workdir, "#{pane_id}", &env, &argv),
             // Keep the pane when the agent exits: its status stays
             // readable and its last words stay on screen.
             Command::set_session_window_option(name, "remain-on-exit", "on"),
@@ -360,12 +392,13 @@ impl UserServer {
             .as_ref()
             .ok_or_else(|| SessionError::NoSuchSession(self.id(&name)))?;
         let gate = new_gate();
-        let argv = self.launcher_argv(&gate, &self.user.command);
+        let (agent, env) = self.agent(&name);
+        let argv = self.launcher_argv(&gate, &agent);
         let mut commands = vec![
             Command::set_session_option(&name, OPT_GATE, &gate),
             Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
             Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),
-            Command::respawn_pane(pane, &self.user.workdir, &argv),
+            Command::respawn_pane(pane, &self.user.workdir, &env, &argv),
         ];
         // The pipe survives a respawn; start one if it was missing.
         if !info.piped {

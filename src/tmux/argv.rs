@@ -81,22 +81,33 @@ impl Command {
 
     /// `new-session -d -s NAME -c DIR -P -F FORMAT -- ARGV...`: a detached
     /// session running `argv` directly (no shell), printing `format`.
-    pub fn new_session(name: &Name, workdir: &Path, format: &str, argv: &[String]) -> Command {
-        Command::new("new-session")
+    pub fn new_session(
+        name: &Name,
+        workdir: &Path,
+        format: &str,
+        env: &[String],
+        argv: &[String],
+    ) -> Command {
+        let mut c = Command::new("new-session")
             .flag("-d")
             .opt("-s", name.as_str())
             .opt("-c", workdir)
             .flag("-P")
-            .opt("-F", format)
-            .positional(argv)
+            .opt("-F", format);
+        for e in env {
+            c = c.opt("-e", e);
+        }
+        c.positional(argv)
     }
 
     /// `respawn-pane -c DIR -t PANE -- ARGV...` for a pane whose program exited.
-    pub fn respawn_pane(pane: &PaneId, workdir: &Path, argv: &[String]) -> Command {
-        Command::new("respawn-pane")
-            .opt("-c", workdir)
-            .target(Target::Pane(pane))
-            .positional(argv)
+    /// `env`: `VAR=VALUE` for the program (`-e`).
+    pub fn respawn_pane(pane: &PaneId, workdir: &Path, env: &[String], argv: &[String]) -> Command {
+        let mut c = Command::new("respawn-pane").opt("-c", workdir);
+        for e in env {
+            c = c.opt("-e", e);
+        }
+        c.target(Target::Pane(pane)).positional(argv)
     }
 
     pub fn has_session(name: &Name) -> Command {

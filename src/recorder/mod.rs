@@ -17,11 +17,11 @@
 //! transcript and broadcast to subscribers. The only timer is the next idle
 //! deadline; an idle daemon has none.
 //!
-//! Parts: `activity` (agent state), `questions` (pending questions and
-//! the screen's upkeep), `typing` (keystrokes grouped into input records),
-//! `replies` (terminal replies are not typing), `run` (the loop), `ingest` (the ingest thread,
-//! reclaiming and retention), `spool` (paths, the `pipe-pane` command,
-//! opening spools safely).
+//! Parts: `activity` (agent state), `questions` (pending questions),
+//! `upkeep` (the screen's upkeep), `typing` (keystrokes grouped into input
+//! records), `replies` (terminal replies are not typing), `run` (the loop),
+//! `ingest` (the ingest thread, reclaiming and retention), `spool` (paths,
+//! the `pipe-pane` command, opening spools safely).
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -51,6 +51,7 @@ mod spool;
 #[cfg(test)]
 mod tests;
 mod typing;
+mod upkeep;
 
 use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};

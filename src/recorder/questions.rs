@@ -1,19 +1,14 @@
 //! Pending questions: when a session's screen shows a question its agent
 //! profile recognises, it becomes one approval object with a single-use
-//! id, bound to the session and to the exact question shown. Answering
-//! claims it: only while the screen still shows that same question, once,
-//! before it expires. Also the screen's upkeep: rebuilt from tmux after a
-//! restart or a resize.
+//! id, bound to the session and to the exact question shown (and to the
+//! tool call the agent's hook reported). Answering claims it: only while
+//! the screen still shows that same question, once, before it expires.
 
 use super::*;
 use crate::agent::{AnswerOption, Profile, Question};
-use crate::screen::{Captured, Screen};
 
 /// A question is answerable this long after it was first shown.
 pub const QUESTION_TTL: Duration = Duration::from_secs(3600);
-
-/// The most a burst's screen reads ahead of the ingest per quiet tick.
-const SCREEN_AHEAD: u64 = 64 * 1024;
 
 /// A hook's report of a tool call names the next question shown within
 /// this long (the hook runs as the dialog is being drawn).
@@ -209,81 +204,6 @@ impl Recorder {
             "PermissionRequest" => self.set_state(id, AgentState::Waiting, None),
             "Stop" if self.question(id).is_none() => self.set_state(id, AgentState::Idle, None),
             _ => {}
-        }
-    }
-
-    /// The spool's size now: output up to here is already on a screen
-    /// captured after this call.
-    pub fn spool_size(&self, id: &SessionId) -> u64 {
-        self.spool_file(id, false)
-            .ok()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len())
-    }
-
-    /// Replaces `id`'s screen with what tmux shows; output before spool
-    /// offset `upto` (see [`Recorder::spool_size`]) is on it already.
-    pub fn seed_screen(&self, id: &SessionId, captured: &Captured, upto: u64) {
-        let profile = self.profile(id);
-        let asked = {
-            let mut sessions = self.0.sessions.lock().expect("sessions lock");
-            let Some(t) = sessions.get_mut(id) else {
-                return;
-            };
-            t.screen = Screen::from_captured(captured);
-            t.screen_from = upto;
-            t.reread(profile.as_deref())
-        };
-        if asked.is_waiting() {
-            self.after_screen_change(id, asked);
-        }
-    }
-
-    /// Mid-burst: the screen takes what the spool holds beyond what it
-    /// shows (up to [`SCREEN_AHEAD`] bytes; more waits for the ingest), so a
-    /// question drawn while the agent still prints is seen at the next
-    /// quiet tick. The ingest later skips what the screen already has.
-    pub(super) fn screen_ahead(&self, id: &SessionId) {
-        let Ok(file) = self.spool_file(id, false) else {
-            return self.observe_burst(id);
-        };
-        let size = file.metadata().map_or(0, |m| m.len());
-        let ingested = self
-            .log(id)
-            .and_then(|l| l.spool_mark())
-            .map_or(0, |m| m.offset);
-        let from = {
-            let sessions = self.0.sessions.lock().expect("sessions lock");
-            let Some(t) = sessions.get(id) else {
-                return;
-            };
-            t.screen_from.max(ingested)
-        };
-        if size <= from || size - from > SCREEN_AHEAD {
-            return self.observe_burst(id);
-        }
-        let mut buf = vec![0u8; (size - from) as usize];
-        let Ok(n) = read_full_at(&file, &mut buf, from) else {
-            return self.observe_burst(id);
-        };
-        if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
-            t.screen_from = from + n as u64;
-        }
-        self.observe_output(id, &buf[..n]);
-    }
-
-    /// Output from spool offset `at`: the part the screen already shows
-    /// (after a seed) is skipped.
-    pub(super) fn observe_output_at(&self, id: &SessionId, at: u64, bytes: &[u8]) {
-        let skip = {
-            let sessions = self.0.sessions.lock().expect("sessions lock");
-            let Some(t) = sessions.get(id) else {
-                return;
-            };
-            t.screen_from.saturating_sub(at).min(bytes.len() as u64) as usize
-        };
-        if skip < bytes.len() || bytes.is_empty() {
-            self.observe_output(id, &bytes[skip..]);
         }
     }
 }

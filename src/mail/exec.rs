@@ -278,6 +278,10 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         };
         let id = change.id;
         let question = rec.question(&id);
+        // The agent's hook said a dialog is coming: mail it once it shows.
+        if question.is_none() && rec.question_coming(&id) {
+            continue;
+        }
         let qid = question.as_ref().map(|q| q.id.clone());
         let seen = last.get(&id).is_some_and(|(t, q)| match &qid {
             Some(_) => *q == qid,

@@ -123,6 +123,18 @@ impl Recorder {
         sessions.get(id)?.question.clone()
     }
 
+    /// Whether `id`'s agent hook reported a permission request whose
+    /// dialog is not on the screen yet (its question is coming).
+    pub fn question_coming(&self, id: &SessionId) -> bool {
+        let sessions = self.0.sessions.lock().expect("sessions lock");
+        sessions.get(id).is_some_and(|t| {
+            t.question.is_none()
+                && t.hook_tool
+                    .as_ref()
+                    .is_some_and(|(_, at)| at.elapsed() < HOOK_FRESH)
+        })
+    }
+
     /// The session showing question `qid`, if any.
     pub fn find_question(&self, qid: &str) -> Option<SessionId> {
         let sessions = self.0.sessions.lock().expect("sessions lock");

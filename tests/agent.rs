@@ -209,15 +209,7 @@ fn claude_question_without_hooks_is_read_off_the_screen() {
     let ran = RunLog::new();
     let api = MessagesApi::start(&ran.command());
     let mut env = claude_env(&api);
-    let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        config.replace(
-            "profile = \"claude\"\n",
-            "profile = \"claude\"\nhooks = false\n",
-        ),
-    )
-    .unwrap();
+    common::anthropic::without_hooks(&env);
     let d = env.serve();
     let url = d.url();
     let token = env.token("alice", "user");

@@ -363,9 +363,22 @@ fn email_page_confirms_a_pending_command() {
 /// tool runs once per answer.
 #[test]
 fn claude_question_answered_on_the_page() {
+    claude_on_page(true);
+}
+
+/// The same with Claude Code's hooks off: the screen alone.
+#[test]
+fn claude_question_answered_on_the_page_without_hooks() {
+    claude_on_page(false);
+}
+
+fn claude_on_page(hooks: bool) {
     let ran = RunLog::new();
     let api = MessagesApi::start(&ran.command());
     let mut env = claude_env(&api);
+    if !hooks {
+        common::anthropic::without_hooks(&env);
+    }
     let d = env.serve();
     let base = d.url();
     let token = env.token("alice", "user");

@@ -945,10 +945,23 @@ fn mail_ingest_policies_rate_limits_and_web_confirmation() {
 /// sender is never answered.
 #[test]
 fn claude_question_answered_by_mail() {
+    claude_by_mail(true);
+}
+
+/// The same with Claude Code's hooks off: the screen alone.
+#[test]
+fn claude_question_answered_by_mail_without_hooks() {
+    claude_by_mail(false);
+}
+
+fn claude_by_mail(hooks: bool) {
     let bed = Testbed::start();
     let ran = RunLog::new();
     let api = MessagesApi::start(&ran.command());
     let mut env = claude_env(&api);
+    if !hooks {
+        common::anthropic::without_hooks(&env);
+    }
     // claude_env's alice, with mail: her address, notifications, a mailbox.
     let base = std::fs::read_to_string(&env.config).unwrap();
     let alice = "[[users]]\nname = \"alice\"\n";

@@ -42,6 +42,17 @@ pub fn claude_env(api: &MessagesApi) -> Env {
     env
 }
 
+/// Turns Claude Code's hooks off in a [`claude_env`]: the screen alone.
+pub fn without_hooks(env: &Env) {
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let off = config.replace(
+        "profile = \"claude\"\n",
+        "profile = \"claude\"\nhooks = false\n",
+    );
+    assert_ne!(off, config);
+    std::fs::write(&env.config, off).unwrap();
+}
+
 /// Where the stand-in's Bash command records each run of it.
 pub struct RunLog {
     _dir: tempfile::TempDir,

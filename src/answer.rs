@@ -90,6 +90,7 @@ pub async fn answer(
     let question = rec.question(id);
     let (text, enter) = rec.claim_answer(id, qid, key)?;
     supervisor.send(id, &text, enter, source).await?;
+    tracing::info!(session = %id, question = qid, option = key, channel = channel.name(), by = who, "question answered");
     rec.event(
         id,
         "answer",

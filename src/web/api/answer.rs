@@ -45,10 +45,7 @@ pub async fn answer(
         identity.user.as_str(),
     );
     match answered.await {
-        Ok(()) => {
-            tracing::info!(session = %id, by = %identity.user, "question answered over HTTP");
-            Ok(StatusCode::NO_CONTENT)
-        }
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(AnswerFailed::Refused(e)) => {
             let status = match e {
                 AnswerError::NoSuchOption(..) => StatusCode::BAD_REQUEST,

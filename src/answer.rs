@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use crate::auth::constant_time_eq;
 use crate::names::SessionId;
 use crate::recorder::{AnswerError, QUESTION_SETTLE};
 use crate::session::SessionError;
@@ -72,7 +73,10 @@ pub async fn answer(
             channel.name()
         )));
     }
-    if let Some(q) = rec.question(id).filter(|q| q.id == qid) {
+    let shown = rec
+        .question(id)
+        .filter(|q| constant_time_eq(q.id.as_bytes(), qid.as_bytes()));
+    if let Some(q) = shown {
         let flags = crate::risk::flags(&q.question.detail.join("\n"));
         if channel != Channel::Page && user.risky_answers_need_page && !flags.is_empty() {
             return Err(AnswerFailed::Policy(format!(
@@ -84,12 +88,11 @@ pub async fn answer(
         tokio::time::sleep(QUESTION_SETTLE.saturating_sub(q.age())).await;
     }
     let source = format!("{}:{who}", channel.name());
-    let source = source.as_str();
     // The screen must show what the agent shows now, not 100 ms ago.
     rec.ingest_now(HashSet::from([id.clone()])).await;
     let question = rec.question(id);
     let (text, enter) = rec.claim_answer(id, qid, key)?;
-    supervisor.send(id, &text, enter, source).await?;
+    supervisor.send(id, &text, enter, &source).await?;
     tracing::info!(session = %id, question = qid, option = key, channel = channel.name(), by = who, "question answered");
     rec.event(
         id,

@@ -164,7 +164,10 @@ fn option(key: &str, label: &str) -> AnswerOption {
 /// Lines `1. Yes` (optionally behind a selection mark) numbered from 1;
 /// an indented line continues the option above it.
 fn numbered(lines: &[String]) -> Vec<AnswerOption> {
-    let re = Regex::new(r"^\s*(?:[❯›>▶●•*]\s*)?(\d{1,2})[.)]\s+(\S.*?)\s*$").expect("pattern");
+    static OPTION: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"^\s*(?:[❯›>▶●•*]\s*)?(\d{1,2})[.)]\s+(\S.*?)\s*$").expect("pattern")
+    });
+    let re = &*OPTION;
     let mut options: Vec<AnswerOption> = Vec::new();
     for line in lines {
         let line = line

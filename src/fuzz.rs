@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("names", names),
     ("config", config),
     ("tmux_argv", tmux_argv),
+    ("agent_screen", agent_screen),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -161,6 +162,46 @@ pub fn tmux_argv(data: &[u8]) {
         }
     };
     assert_eq!(read_back, s);
+}
+
+/// What an agent prints (the users' own bytes): the screen, every
+/// profile's question reader, tmux's captured screen and the text export
+/// never panic; a question's options are numbered from 1 in order; the text
+/// export never yields a line that passes for tmuxd's own.
+pub fn agent_screen(data: &[u8]) {
+    use crate::agent::{Profile, PROFILES};
+    let (size, bytes) = data.split_at(data.len().min(2));
+    let cols = 1 + u16::from(size.first().copied().unwrap_or(80)) % 200;
+    let rows = 1 + u16::from(size.get(1).copied().unwrap_or(24)) % 60;
+    let mut screen = crate::screen::Screen::new(cols, rows);
+    screen.feed(bytes);
+    let lines = screen.lines();
+    assert_eq!(lines.len(), rows as usize);
+    static BUILT: std::sync::OnceLock<Vec<Profile>> = std::sync::OnceLock::new();
+    let profiles = BUILT.get_or_init(|| {
+        PROFILES
+            .iter()
+            .map(|n| Profile::builtin(n).expect("built-in profile"))
+            .collect()
+    });
+    for profile in profiles {
+        let name = &profile.name;
+        if let Some(q) = profile.read(&lines) {
+            for (i, o) in q.options.iter().enumerate() {
+                if name != &"aider" {
+                    assert_eq!(o.key, (i + 1).to_string(), "{q:?}");
+                }
+            }
+        }
+    }
+    if let Some(c) = crate::screen::Captured::parse(&text(bytes)) {
+        let _ = crate::screen::Screen::from_captured(&c).lines();
+    }
+    let out = crate::transcript::to_text(bytes);
+    assert!(
+        out.lines().all(|l| !l.starts_with("[tmuxd")),
+        "output passes for a tmuxd line: {out:?}"
+    );
 }
 
 #[cfg(test)]

@@ -126,6 +126,39 @@ const CONFIG: &[&str] = &[
     "header_timeout_s = 1\n",
     "origins = [\"x\"]\n",
 ];
+/// Pieces of what TUI agents print: cursor moves, erases, the alternate
+/// screen, wide characters, numbered options, tmuxd-looking lines.
+const SCREEN: &[&str] = &[
+    "\x1b[",
+    "H",
+    "2J",
+    "K",
+    "5G",
+    "1B",
+    "A",
+    "?1049h",
+    "?1049l",
+    ";",
+    "1",
+    "9",
+    "\r",
+    "\n",
+    " ",
+    "Do you want to proceed?",
+    "❯ 1. Yes",
+    "2. No",
+    "  3. x",
+    "日本",
+    "\x1b]0;t\x07",
+    "[tmuxd ",
+    "(Y)es/(N)o [Yes]:",
+    "esc to interrupt",
+    "\x1bP",
+    "\x1b\\",
+    "\x08",
+    "\t",
+    "80 24 0 0 0\n",
+];
 const ARGV: &[&str] = &[
     ";", "\\", "\\;", "-t", "=x", "--", "#{", "#(", "'", "\"", " ", "\n",
 ];
@@ -154,6 +187,7 @@ properties! {
     names: NAMES;
     config: CONFIG;
     tmux_argv: ARGV;
+    agent_screen: SCREEN;
 }
 
 /// Every target of src/fuzz.rs has a property test here (and a libFuzzer

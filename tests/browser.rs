@@ -387,11 +387,15 @@ fn claude_on_page(hooks: bool) {
     let b = driver.browser();
     b.login_and_open(&base, &token, "alice/main");
 
-    // Asked through the terminal, key by key, as a person types.
-    b.type_into(
-        ".xterm-helper-textarea",
-        &format!("make a marker file{ENTER}"),
-    );
+    // Asked through the terminal, key by key, as a person types: the
+    // words, and Enter once they show (Claude Code takes keys that come
+    // in one burst with Enter as a paste, and Enter then as a new line).
+    let ask = |prompt: &str| {
+        b.type_into(".xterm-helper-textarea", prompt);
+        env.wait_pane("alice", "main", prompt);
+        b.type_into(".xterm-helper-textarea", ENTER);
+    };
+    ask("make a marker file");
     wait_for(30, "the question beside the terminal", || {
         b.visible("#question .question").then_some(())
     });
@@ -414,10 +418,7 @@ fn claude_on_page(hooks: bool) {
     });
 
     // Asked again; answered from the dashboard's card this time.
-    b.type_into(
-        ".xterm-helper-textarea",
-        &format!("make another marker file{ENTER}"),
-    );
+    ask("make another marker file");
     wait_for(30, "the second question beside the terminal", || {
         b.visible("#question .question").then_some(())
     });

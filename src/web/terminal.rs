@@ -183,12 +183,20 @@ async fn relay(
 ) -> &'static str {
     let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
-    // Resized: once the agent redrew, its screen is taken from tmux again.
-    let mut resized = false;
+    // Attached or resized: once the pane has been quiet for a moment (the
+    // agent's redraw is complete and in the spool), its screen is taken
+    // from tmux again. Armed only after a resize: no timer otherwise.
+    let mut resized = true;
+    let mut refresh_at: Option<tokio::time::Instant> = None;
     // The agent's state and question, pushed as they change.
     let mut states = viewer.recorder.map(|r| r.subscribe());
     loop {
         tokio::select! {
+            _ = sleep_until(refresh_at) => {
+                refresh_at = None;
+                resized = false;
+                state.supervisor.refresh_screen(id, None);
+            }
             change = next_change(&mut states) => {
                 if let Some(rec) = viewer.recorder {
                     if change.as_ref().is_none_or(|c| c == id) {
@@ -207,8 +215,8 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
-                    if std::mem::take(&mut resized) {
-                        state.supervisor.refresh_screen(id, None);
+                    if resized {
+                        refresh_at = Some(tokio::time::Instant::now() + REDRAWN_AFTER);
                     }
                     crate::metrics::add(&crate::metrics::COUNTERS.bytes_to_viewers, n as u64);
                     let frame = Message::Binary(buf[..n].to_vec().into());
@@ -271,6 +279,16 @@ async fn relay(
                 return "user removed";
             }
         }
+    }
+}
+
+/// A pane this long quiet after a resize has finished redrawing.
+const REDRAWN_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

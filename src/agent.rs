@@ -128,10 +128,7 @@ impl Profile {
 
     /// What to type to choose `key`, and whether Enter follows.
     pub fn keys_for(&self, key: &str) -> (String, bool) {
-        match self.options {
-            Options::Numbered => (key.to_owned(), false),
-            Options::YesNo => (key.to_owned(), true),
-        }
+        (key.to_owned(), self.options == Options::YesNo)
     }
 }
 

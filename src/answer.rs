@@ -65,7 +65,7 @@ pub async fn answer(
 ) -> Result<(), AnswerFailed> {
     let rec = supervisor.recorder().ok_or(AnswerFailed::NoTranscripts)?;
     let user = supervisor.server(&id.user)?.user;
-    if !user.answer_from.iter().any(|c| c == channel.name()) {
+    if !user.answers_from(channel.name()) {
         return Err(AnswerFailed::Policy(format!(
             "{} answers questions from {} only, not from {}; nothing was typed",
             user.name,

@@ -344,14 +344,10 @@ fn agents(supervisor: &Supervisor) -> serde_json::Value {
         return serde_json::json!({});
     };
     let all: serde_json::Map<String, serde_json::Value> = rec
-        .tracked_ids()
+        .tracked()
         .into_iter()
         .map(|id| {
-            let agent = serde_json::json!({
-                "agent_state": rec.state(&id).map(|s| s.name()),
-                "agent_profile": rec.profile_name(&id),
-                "question": rec.question(&id),
-            });
+            let agent = serde_json::to_value(rec.agent_view(&id)).unwrap_or_default();
             (id.to_string(), agent)
         })
         .collect();

@@ -111,13 +111,8 @@ pub async fn serve_user(
 /// Binds `path` (replacing a stale socket), owned by `owner`, mode 0600.
 fn bind(path: &Path, owner: (u32, u32)) -> std::io::Result<UnixListener> {
     let dir = path.parent().expect("socket in a directory");
-    let me = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
     // The daemon's own directory: users pass through it, never write it.
-    crate::userfs::ensure_dir(dir, "hook directory", 0o711, me)
-        .map_err(|e| std::io::Error::other(format!("{}: {e:?}", dir.display())))?;
+    crate::roots::ensure(dir, 0o711).map_err(std::io::Error::other)?;
     match std::fs::symlink_metadata(path) {
         Ok(_) => std::fs::remove_file(path)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

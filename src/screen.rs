@@ -60,7 +60,8 @@ impl Captured {
     }
 }
 
-fn dim(n: u16) -> NonZeroU16 {
+/// A terminal dimension vt100 accepts (1..=1000).
+pub(crate) fn dim(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n.clamp(1, 1000)).unwrap_or(NonZeroU16::MIN)
 }
 

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::accounts::UnixUsers;
-use common::anthropic::{claude_env, MessagesApi, RunLog};
+use common::anthropic::claude;
 use common::client::call;
 use common::{wait_for, Env, BIN};
 
@@ -60,9 +60,7 @@ fn ask(env: &Env, url: &str, token: &str, prompt: &str) -> (serde_json::Value, D
 
 #[test]
 fn claude_permission_prompt_is_a_question_answered_once() {
-    let ran = RunLog::new();
-    let api = MessagesApi::start(&ran.command());
-    let mut env = claude_env(&api);
+    let (ran, api, mut env) = claude(true);
     let runs = || ran.count();
     let d = env.serve();
     let url = d.url();
@@ -206,10 +204,7 @@ fn claude_permission_prompt_is_a_question_answered_once() {
 /// question; the answer runs the tool once.
 #[test]
 fn claude_question_without_hooks_is_read_off_the_screen() {
-    let ran = RunLog::new();
-    let api = MessagesApi::start(&ran.command());
-    let mut env = claude_env(&api);
-    common::anthropic::without_hooks(&env);
+    let (ran, _api, mut env) = claude(false);
     let d = env.serve();
     let url = d.url();
     let token = env.token("alice", "user");

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::anthropic::{claude_env, MessagesApi, RunLog};
+use common::anthropic::claude;
 use common::{marker, wait_for, Env};
 use serde_json::{json, Value};
 
@@ -373,12 +373,7 @@ fn claude_question_answered_on_the_page_without_hooks() {
 }
 
 fn claude_on_page(hooks: bool) {
-    let ran = RunLog::new();
-    let api = MessagesApi::start(&ran.command());
-    let mut env = claude_env(&api);
-    if !hooks {
-        common::anthropic::without_hooks(&env);
-    }
+    let (ran, api, mut env) = claude(hooks);
     let d = env.serve();
     let base = d.url();
     let token = env.token("alice", "user");

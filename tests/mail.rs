@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::anthropic::{claude_env, MessagesApi, RunLog};
+use common::anthropic::claude;
 use common::{marker, wait_for, Env, Mail, Testbed};
 use nix::sys::signal::Signal;
 
@@ -956,12 +956,7 @@ fn claude_question_answered_by_mail_without_hooks() {
 
 fn claude_by_mail(hooks: bool) {
     let bed = Testbed::start();
-    let ran = RunLog::new();
-    let api = MessagesApi::start(&ran.command());
-    let mut env = claude_env(&api);
-    if !hooks {
-        common::anthropic::without_hooks(&env);
-    }
+    let (ran, api, mut env) = claude(hooks);
     // claude_env's alice, with mail: her address, notifications, a mailbox.
     let base = std::fs::read_to_string(&env.config).unwrap();
     let alice = "[[users]]\nname = \"alice\"\n";

@@ -282,6 +282,12 @@ impl RestartPolicy {
 pub const ANSWER_CHANNELS: [&str; 4] = ["page", "api", "cli", "mail"];
 
 impl UserConfig {
+    /// Whether this user's agents' questions may be answered from
+    /// `channel` (one of [`ANSWER_CHANNELS`]).
+    pub fn answers_from(&self, channel: &str) -> bool {
+        self.answer_from.iter().any(|c| c == channel)
+    }
+
     /// The profile this user's agent is read with.
     pub fn agent_profile(&self) -> crate::agent::Profile {
         let base = crate::agent::Profile::builtin(&self.profile)

@@ -303,14 +303,7 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
             in_reply_to: String::new(),
             references: Vec::new(),
         };
-        // A question with options is answered by replying with one.
-        let asks = question
-            .filter(|q| !q.question.options.is_empty())
-            .and_then(|q| {
-                let offered = user.answer_from.iter().any(|c| c == "mail");
-                offered.then(|| bridge.question_mail(&id, &q, to)).flatten()
-            });
-        let (body, reply_to) = match asks {
+        let (body, reply_to) = match bridge.question_mail(&id, to) {
             Some((text, reply_to)) => (text, reply_to),
             None => (
                 format!("{id} is waiting for your input. Its screen:\n\n{}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n", screen_tail(&rec, &id)),
@@ -398,26 +391,12 @@ fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
     let mut reply = bridge.reply(&job.thread, &body);
     // The thread goes on by mail: a reply answers the agent's question if
     // it asks one, else it is the next command.
-    let asks = bridge
-        .supervisor()
-        .recorder()
-        .zip(job_session(job))
-        .and_then(|(rec, id)| Some((rec.question(&id)?, id)))
-        .filter(|(q, id)| {
-            !q.question.options.is_empty()
-                && bridge
-                    .config()
-                    .user(&id.user)
-                    .is_some_and(|u| u.answer_from.iter().any(|c| c == "mail"))
-        });
+    let asks = job_session(job).and_then(|id| bridge.question_mail(&id, &job.thread.to));
     reply.reply_to = match asks {
-        Some((q, id)) => match bridge.question_mail(&id, &q, &job.thread.to) {
-            Some((text, reply_to)) => {
-                reply.body.push_str(&format!("\n{text}"));
-                Some(reply_to)
-            }
-            None => Some(bridge.user_address(&job.user)),
-        },
+        Some((text, reply_to)) => {
+            reply.body.push_str(&format!("\n{text}"));
+            Some(reply_to)
+        }
         None => Some(bridge.user_address(&job.user)),
     };
     let r = bridge.store().update(|st| {

@@ -57,7 +57,7 @@ use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name,
 pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
 use ingest::{IngestJob, Ingested};
 use questions::Asked;
-pub use questions::{AnswerError, PendingQuestion, QUESTION_SETTLE, QUESTION_TTL};
+pub use questions::{AgentView, AnswerError, PendingQuestion, QUESTION_SETTLE, QUESTION_TTL};
 
 /// Output counts as paused after this much quiet; then it is ingested.
 /// During a burst the recorder only watches the spool's tail for agent
@@ -279,11 +279,7 @@ impl Recorder {
     }
 
     /// Every session being recorded.
-    pub fn tracked_ids(&self) -> Vec<SessionId> {
-        self.tracked().into_iter().collect()
-    }
-
-    fn tracked(&self) -> HashSet<SessionId> {
+    pub fn tracked(&self) -> HashSet<SessionId> {
         self.0
             .sessions
             .lock()

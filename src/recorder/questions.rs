@@ -88,6 +88,12 @@ pub enum AnswerError {
 }
 
 impl Tracked {
+    /// The tool call the agent's hook reported lately, if any.
+    fn fresh_hook_tool(&self) -> Option<&serde_json::Value> {
+        let (tool, at) = self.hook_tool.as_ref()?;
+        (at.elapsed() < HOOK_FRESH).then_some(tool)
+    }
+
     /// Reads the screen for a question: the same one keeps its id, a new
     /// one gets a new id, none clears it.
     pub(super) fn reread(&mut self, profile: Option<&Profile>) -> Asked {
@@ -103,12 +109,7 @@ impl Tracked {
             }
             (Some(q), Some(p)) if p.question == q => Asked::Same,
             (Some(q), _) => {
-                let tool = self
-                    .hook_tool
-                    .as_ref()
-                    .filter(|(_, at)| at.elapsed() < HOOK_FRESH)
-                    .map(|(tool, _)| tool.clone());
-                let p = PendingQuestion::new(q, tool);
+                let p = PendingQuestion::new(q, self.fresh_hook_tool().cloned());
                 self.question = Some(p.clone());
                 Asked::New(p)
             }
@@ -116,7 +117,29 @@ impl Tracked {
     }
 }
 
+/// What the daemon knows of a session's agent, as the API, the CLI and the
+/// page show it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AgentView {
+    /// Derived from the agent's screen: running, idle, waiting, exited.
+    pub agent_state: Option<&'static str>,
+    /// The profile the agent's screen is read with.
+    pub agent_profile: Option<&'static str>,
+    /// While waiting: what the agent asks, its options, and the id that
+    /// answers it.
+    pub question: Option<PendingQuestion>,
+}
+
 impl Recorder {
+    /// `id`'s agent: its state, profile and pending question.
+    pub fn agent_view(&self, id: &SessionId) -> AgentView {
+        AgentView {
+            agent_state: self.state(id).map(|s| s.name()),
+            agent_profile: self.profile_name(id),
+            question: self.question(id),
+        }
+    }
+
     /// The question `id`'s screen shows, if it is waiting for an answer.
     pub fn question(&self, id: &SessionId) -> Option<PendingQuestion> {
         let sessions = self.0.sessions.lock().expect("sessions lock");
@@ -127,12 +150,9 @@ impl Recorder {
     /// dialog is not on the screen yet (its question is coming).
     pub fn question_coming(&self, id: &SessionId) -> bool {
         let sessions = self.0.sessions.lock().expect("sessions lock");
-        sessions.get(id).is_some_and(|t| {
-            t.question.is_none()
-                && t.hook_tool
-                    .as_ref()
-                    .is_some_and(|(_, at)| at.elapsed() < HOOK_FRESH)
-        })
+        sessions
+            .get(id)
+            .is_some_and(|t| t.question.is_none() && t.fresh_hook_tool().is_some())
     }
 
     /// The session showing question `qid`, if any.

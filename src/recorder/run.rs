@@ -29,15 +29,24 @@ impl Recorder {
                 while let Ok(id) = wake_rx.try_recv() {
                     dirty.insert(id);
                 }
+                // Each printing session's spool is looked at once per tick.
+                let mut extents = HashMap::new();
                 let (busy, ready): (HashSet<SessionId>, HashSet<SessionId>) =
                     std::mem::take(&mut dirty)
                         .into_iter()
                         .chain(again.iter().cloned())
                         .collect::<HashSet<_>>()
                         .into_iter()
-                        .partition(|id| again.contains(id) && self.backlog(id) < MAX_BACKLOG);
+                        .partition(|id| {
+                            if !again.contains(id) {
+                                return false;
+                            }
+                            let (size, ingested) = self.spool_extent(id);
+                            extents.insert(id.clone(), (size, ingested));
+                            size.saturating_sub(ingested) < MAX_BACKLOG
+                        });
                 for id in &busy {
-                    self.screen_ahead(id);
+                    self.screen_ahead(id, extents[id]);
                 }
                 dirty = busy;
                 if !ready.is_empty() {

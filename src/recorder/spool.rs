@@ -45,15 +45,21 @@ impl Recorder {
 
     /// Spool bytes of `id` not yet in the transcript.
     pub(super) fn backlog(&self, id: &SessionId) -> u64 {
+        let (size, ingested) = self.spool_extent(id);
+        size.saturating_sub(ingested)
+    }
+
+    /// The size of `id`'s spool and how much of it is in the transcript.
+    pub(super) fn spool_extent(&self, id: &SessionId) -> (u64, u64) {
         let size = UserDir::open(&self.spool_dir(id))
             .and_then(|d| d.stat(&spool_name(id)))
             .map(|st| st.st_size as u64)
             .unwrap_or(0);
-        let offset = self
+        let ingested = self
             .log(id)
             .and_then(|l| l.spool_mark())
             .map(|m| m.offset)
             .unwrap_or(0);
-        size.saturating_sub(offset)
+        (size, ingested)
     }
 }

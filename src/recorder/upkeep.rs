@@ -40,15 +40,10 @@ impl Recorder {
     /// shows (up to [`SCREEN_AHEAD`] bytes; more waits for the ingest), so a
     /// question drawn while the agent still prints is seen at the next
     /// quiet tick. The ingest later skips what the screen already has.
-    pub(super) fn screen_ahead(&self, id: &SessionId) {
-        let Ok(file) = self.spool_file(id, false) else {
-            return self.observe_burst(id);
-        };
-        let size = file.metadata().map_or(0, |m| m.len());
-        let ingested = self
-            .log(id)
-            .and_then(|l| l.spool_mark())
-            .map_or(0, |m| m.offset);
+    ///
+    /// `extent`: the spool's size and how much of it is ingested
+    /// ([`Recorder::spool_extent`], taken this tick).
+    pub(super) fn screen_ahead(&self, id: &SessionId, (size, ingested): (u64, u64)) {
         let from = {
             let sessions = self.0.sessions.lock().expect("sessions lock");
             let Some(t) = sessions.get(id) else {
@@ -59,6 +54,9 @@ impl Recorder {
         if size <= from || size - from > SCREEN_AHEAD {
             return self.observe_burst(id);
         }
+        let Ok(file) = self.spool_file(id, false) else {
+            return self.observe_burst(id);
+        };
         let mut buf = vec![0u8; (size - from) as usize];
         let Ok(n) = read_full_at(&file, &mut buf, from) else {
             return self.observe_burst(id);

@@ -9,10 +9,7 @@
 //! the output it caused. Rows of the alternate screen are compared with
 //! the alternate screen only.
 
-use std::num::NonZeroU16;
-
-/// The size terminals start with when the transcript says nothing else.
-const DEFAULT: (u16, u16) = (80, 24);
+use crate::screen::dim;
 
 /// Renders terminal output as text (see the module doc).
 pub struct TextRenderer {
@@ -33,12 +30,9 @@ struct Sink {
 
 impl Default for TextRenderer {
     fn default() -> Self {
-        TextRenderer::new(DEFAULT.0, DEFAULT.1)
+        let (cols, rows) = crate::screen::DEFAULT_SIZE;
+        TextRenderer::new(cols, rows)
     }
-}
-
-fn dim(n: u16) -> NonZeroU16 {
-    NonZeroU16::new(n.clamp(1, 1000)).unwrap_or(NonZeroU16::MIN)
 }
 
 impl TextRenderer {

@@ -294,11 +294,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// The agent's state and pending question, as the page shows them.
 fn agent_message(rec: &crate::recorder::Recorder, id: &SessionId) -> serde_json::Value {
-    serde_json::json!({
-        "type": "agent",
-        "agent_state": rec.state(id).map(|s| s.name()),
-        "question": rec.question(id),
-    })
+    let mut msg = serde_json::to_value(rec.agent_view(id)).unwrap_or_default();
+    msg["type"] = "agent".into();
+    msg
 }
 
 /// The next session whose agent changed (`None` if changes were missed:

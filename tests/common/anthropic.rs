@@ -16,7 +16,7 @@ pub const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/
 
 /// A user `alice` whose agent is Claude Code, offline, in its default
 /// permission mode (it asks before running a command).
-pub fn claude_env(api: &MessagesApi) -> Env {
+fn claude_env(api: &MessagesApi) -> Env {
     assert!(
         std::path::Path::new(CLAUDE).exists(),
         "{CLAUDE} is required (scripts/deps.sh installs it)"
@@ -42,8 +42,20 @@ pub fn claude_env(api: &MessagesApi) -> Env {
     env
 }
 
+/// A [`claude_env`] whose stand-in has Claude log each Bash run in a
+/// [`RunLog`], with Claude Code's hooks on or off.
+pub fn claude(hooks: bool) -> (RunLog, MessagesApi, Env) {
+    let ran = RunLog::new();
+    let api = MessagesApi::start(&ran.command());
+    let env = claude_env(&api);
+    if !hooks {
+        without_hooks(&env);
+    }
+    (ran, api, env)
+}
+
 /// Turns Claude Code's hooks off in a [`claude_env`]: the screen alone.
-pub fn without_hooks(env: &Env) {
+fn without_hooks(env: &Env) {
     let config = std::fs::read_to_string(&env.config).unwrap();
     let off = config.replace(
         "profile = \"claude\"\n",

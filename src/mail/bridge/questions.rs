@@ -30,14 +30,22 @@ pub(super) struct Ticket {
 pub(super) struct Tickets(VecDeque<Ticket>);
 
 impl Bridge {
-    /// The part of a mail to `to` that shows `id`'s question `q`, and the
-    /// Reply-To that answers it.
+    /// The part of a mail to `to` that shows the question `id`'s agent
+    /// asks, and the Reply-To that answers it: only for a question with
+    /// options, from a user who answers by mail.
     pub(in crate::mail) fn question_mail(
         &self,
         id: &SessionId,
-        q: &PendingQuestion,
         to: &str,
     ) -> Option<(String, String)> {
+        let q = self.0.supervisor.recorder()?.question(id)?;
+        let by_mail = self
+            .config()
+            .user(&id.user)
+            .is_some_and(|u| u.answers_from("mail"));
+        if q.question.options.is_empty() || !by_mail {
+            return None;
+        }
         let token = match sender::new_token() {
             Ok(t) => t,
             Err(e) => {

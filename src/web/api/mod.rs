@@ -12,7 +12,7 @@ use super::{client_addr, ApiError, AppState, Auth, AuthVia, COOKIE};
 use crate::auth::{Identity, Role};
 use crate::exit::ExitInfo;
 use crate::names::{Name, SessionId};
-use crate::recorder::PendingQuestion;
+use crate::recorder::AgentView;
 use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 mod answer;
@@ -32,13 +32,9 @@ pub struct SessionView {
     user: String,
     session: String,
     state: SessionState,
-    /// Derived from the agent's screen: running, idle, waiting, exited.
-    agent_state: Option<&'static str>,
-    /// The profile the agent's screen is read with.
-    agent_profile: Option<&'static str>,
-    /// While waiting: what the agent asks, its options, and the id that
-    /// answers it (`POST .../answer`).
-    question: Option<PendingQuestion>,
+    /// The agent's state, profile and question (`POST .../answer`).
+    #[serde(flatten)]
+    agent: AgentView,
     agent_pid: Option<u32>,
     viewers: usize,
     attached_clients: u32,
@@ -51,11 +47,14 @@ pub struct SessionView {
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
     let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
     let parsed = info.id.parse::<SessionId>().ok();
-    let recorded = state.supervisor.recorder().zip(parsed.as_ref());
+    let agent = state
+        .supervisor
+        .recorder()
+        .zip(parsed.as_ref())
+        .map(|(r, id)| r.agent_view(id))
+        .unwrap_or_default();
     SessionView {
-        agent_state: recorded.and_then(|(r, id)| r.state(id)).map(|s| s.name()),
-        agent_profile: recorded.and_then(|(r, id)| r.profile_name(id)),
-        question: recorded.and_then(|(r, id)| r.question(id)),
+        agent,
         user: user.to_owned(),
         session: session.to_owned(),
         state: info.state,

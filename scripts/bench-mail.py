@@ -145,7 +145,7 @@ emails = ["alice@example.test"]
         ref.append(ref_box.wait_exists(lambda: send("ref@example.test", f"From: alice@example.test\r\nSubject: r{i}\r\n\r\nx\r\n")))
         confirm.append(alice_box.wait_exists(lambda: send(to, command(to, "bench", f"c{i}@bench", f"round {i}"))))
         # The confirmation's Reply-To carries the token.
-        m = subprocess.run(["python3", os.path.join(ROOT, "tests/common/mailclient.py"), "list", str(IMAP), "alice@example.test", PASSWORD], capture_output=True, text=True, check=True)
+        m = subprocess.run(["python3", os.path.join(ROOT, "tests/it/common/mailclient.py"), "list", str(IMAP), "alice@example.test", PASSWORD], capture_output=True, text=True, check=True)
         mails = [x for x in json.loads(m.stdout) if dict(x["headers"]).get("In-Reply-To") == f"<c{i}@bench>" and "Reply-To" in dict(x["headers"])]
         assert mails, (i, m.stdout[:2000])
         reply_to = dict(mails[0]["headers"])["Reply-To"]

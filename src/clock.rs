@@ -1,7 +1,39 @@
 //! Wall-clock time as tmuxd records and prints it: Unix seconds, and
-//! ISO 8601 in UTC.
+//! ISO 8601 in UTC; and [`Clock`], the time a part that decides by it
+//! (mail confirmations expire) reads, which tests hold still and move.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The system's time, or (in tests) a manual one that moves only when told.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<AtomicU64>>);
+
+impl Clock {
+    /// A clock standing at `ms` (Unix milliseconds) until [`Clock::advance`].
+    pub fn manual(ms: u64) -> Clock {
+        Clock(Some(Arc::new(AtomicU64::new(ms))))
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        match &self.0 {
+            Some(ms) => ms.load(Ordering::Relaxed),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Moves a manual clock on; the system's clock moves by itself.
+    pub fn advance(&self, by: Duration) {
+        if let Some(ms) = &self.0 {
+            ms.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -36,6 +68,15 @@ pub fn iso8601(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let c = Clock::manual(1_000);
+        assert_eq!(c.now_ms(), 1_000);
+        c.advance(Duration::from_secs(2));
+        assert_eq!(c.now_ms(), 3_000);
+        assert!(Clock::default().now_ms() > 1_700_000_000_000);
+    }
 
     #[test]
     fn iso8601_dates() {

@@ -394,7 +394,7 @@ async fn mail_ingest(bridge: Option<&crate::mail::Bridge>, message: &str) -> Res
     };
     let handled = bridge.handle(&raw).await;
     Response {
-        ok: handled.decision != "failed",
+        ok: handled.decision != crate::mail::Outcome::Failed,
         bad_input: false,
         message: format!("{}: {}", handled.decision, handled.reason),
     }

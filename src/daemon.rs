@@ -79,9 +79,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.spawn(rec.run(cancel.clone()));
     }
     let mut config = Arc::new(config);
+    // Web and mail read the config from here; a reload is one send.
+    let (reloaded, live) = crate::config::Live::new(config.clone());
     let bridge = match &config.mail {
         Some(mail) => {
-            let bridge = crate::mail::Bridge::open(config.clone(), supervisor.clone())?;
+            let bridge = crate::mail::Bridge::open(
+                live.clone(),
+                supervisor.clone(),
+                crate::clock::Clock::default(),
+            )?;
             tracker.spawn(crate::mail::exec::run(bridge.clone(), cancel.clone()));
             tracker.spawn(crate::mail::outbox::run(bridge.clone(), cancel.clone()));
             tracker.spawn(crate::mail::exec::notify_waiting(
@@ -107,7 +113,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.clone(),
     ));
     let web = crate::web::AppState::new(
-        config.clone(),
+        live,
         supervisor.clone(),
         bridge.clone(),
         cancel.clone(),
@@ -154,8 +160,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break }
             _ = sighup.recv() => {
                 crate::notify::notify("RELOADING=1");
-                let status = match reload(&config, &supervisor, &web).await {
+                let status = match reload(&config, &supervisor).await {
                     Ok(new) => {
+                        reloaded.send_replace(new.clone());
                         let status = format!("STATUS={} users; config reloaded", new.users.len());
                         config = new;
                         status
@@ -187,7 +194,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 async fn reload(
     current: &Arc<Config>,
     supervisor: &Supervisor,
-    web: &crate::web::AppState,
 ) -> Result<Arc<Config>, crate::config::ConfigError> {
     let host = crate::config::HostDefaults::detect();
     let mut new = if current.origin == crate::config::Config::embedded(&host).origin {
@@ -233,10 +239,6 @@ async fn reload(
         );
     }
     let new = Arc::new(new);
-    web.set_config(new.clone());
-    if let Some(bridge) = &web.bridge {
-        bridge.set_config(new.clone());
-    }
     let names = |v: &[crate::names::Name]| {
         v.iter()
             .map(|n| n.to_string())

@@ -2,7 +2,7 @@
 //! arbitrary bytes and checked against the properties it must keep.
 //!
 //! One function per parser, shared by two drivers: the property tests in
-//! `tests/fuzz.rs` (proptest, a bounded run on every `cargo test`) and the
+//! `tests/it/fuzz.rs` (proptest, a bounded run on every `cargo test`) and the
 //! coverage-guided libFuzzer targets in `fuzz/` (`cargo fuzz run TARGET`,
 //! for long runs). A target panics when a property fails; it must never
 //! panic otherwise, whatever the input.

@@ -5,7 +5,8 @@
 //! - [`names`]: the allow-list for user and session names, and session ids;
 //! - [`clock`]: Unix time and ISO 8601;
 //! - [`exit`]: how an agent ended;
-//! - [`config`]: the TOML file, its validation and the embedded default;
+//! - [`config`]: the TOML file, its validation, the embedded default, and
+//!   the live config web and mail read (a reload is one send);
 //! - [`tmux`]: a typed layer over the `tmux` command line (exact targets,
 //!   argv only, no shell strings);
 //! - [`session`]: what a managed session is: creating, adopting, listing,

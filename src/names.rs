@@ -143,6 +143,13 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// In JSON, `"USER/SESSION"`.
+impl serde::Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

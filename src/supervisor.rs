@@ -250,15 +250,14 @@ impl Supervisor {
             Ok(list) => {
                 let mut adopted = 0;
                 for info in list.iter().filter(|s| s.state != State::Stopped) {
-                    if let Ok(id) = info.id.parse::<SessionId>() {
-                        tracing::info!(session = %id, state = ?info.state, pid = ?info.agent_pid, "adopted session");
-                        if let Err(e) = server.ensure_pipe(info).await {
-                            tracing::error!(session = %id, error = %e, "cannot pipe output to the transcript");
-                        }
-                        self.record_start(&id, "adopted", info);
-                        self.watch(id);
-                        adopted += 1;
+                    let id = info.id.clone();
+                    tracing::info!(session = %id, state = ?info.state, pid = ?info.agent_pid, "adopted session");
+                    if let Err(e) = server.ensure_pipe(info).await {
+                        tracing::error!(session = %id, error = %e, "cannot pipe output to the transcript");
                     }
+                    self.record_start(&id, "adopted", info);
+                    self.watch(id);
+                    adopted += 1;
                 }
                 let mut created = 0;
                 if !self.is_watched(&main_id) {

@@ -227,7 +227,7 @@ pub(super) fn sessions_table(list: &[SessionInfo]) -> String {
         .iter()
         .map(|s| {
             [
-                s.id.clone(),
+                s.id.to_string(),
                 format!("{:?}", s.state).to_lowercase(),
                 s.agent_pid.map_or("-".into(), |p| p.to_string()),
                 s.created.map_or("-".into(), iso8601),

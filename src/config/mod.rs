@@ -44,6 +44,29 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The running config as the parts that read it hold it: each read sees
+/// the latest whole config, and a reload is one send on the daemon's
+/// [`tokio::sync::watch::Sender`]. (The supervisor's per-user servers and
+/// the recorder's compiled agent profiles are built from a config; the
+/// daemon's reload rebuilds them.)
+#[derive(Clone, Debug)]
+pub struct Live(tokio::sync::watch::Receiver<std::sync::Arc<Config>>);
+
+impl Live {
+    /// A live config, and the sender that replaces it.
+    pub fn new(
+        config: std::sync::Arc<Config>,
+    ) -> (tokio::sync::watch::Sender<std::sync::Arc<Config>>, Live) {
+        let (tx, rx) = tokio::sync::watch::channel(config);
+        (tx, Live(rx))
+    }
+
+    /// The config as it is now.
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        self.0.borrow().clone()
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::Bridge;
 use super::state::{now_ms, Action, AuditEntry, Job, Stage};
+use super::Outcome;
 use crate::names::{Name, SessionId};
 use crate::recorder::AgentState;
 use crate::supervisor::Supervisor;
@@ -92,8 +93,8 @@ async fn worker(bridge: &Bridge, id: &SessionId, cancel: &CancellationToken) {
 }
 
 /// What came of a job.
-struct Outcome {
-    decision: &'static str,
+struct JobEnd {
+    decision: Outcome,
     summary: String,
     output: Option<String>,
 }
@@ -103,8 +104,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         finish(
             bridge,
             &job,
-            Outcome {
-                decision: "failed",
+            JobEnd {
+                decision: Outcome::Failed,
                 summary: "invalid session name".into(),
                 output: None,
             },
@@ -116,8 +117,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         finish(
             bridge,
             &job,
-            Outcome {
-                decision: "failed",
+            JobEnd {
+                decision: Outcome::Failed,
                 summary: "recording is off".into(),
                 output: None,
             },
@@ -145,8 +146,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
                         finish(
                             bridge,
                             &job,
-                            Outcome {
-                                decision: "failed",
+                            JobEnd {
+                                decision: Outcome::Failed,
                                 summary: format!(
                                     "not typed: the agent was still busy after {} s; mail the command again when it is done",
                                     timeout.as_secs()
@@ -174,8 +175,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             finish(
                 bridge,
                 &job,
-                Outcome {
-                    decision: "failed",
+                JobEnd {
+                    decision: Outcome::Failed,
                     summary: format!("not typed: {}", e.for_users()),
                     output: None,
                 },
@@ -189,8 +190,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         finish(
             bridge,
             &job,
-            Outcome {
-                decision: "executed",
+            JobEnd {
+                decision: Outcome::Executed,
                 summary: format!("{id} was created"),
                 output: None,
             },
@@ -238,8 +239,8 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
     finish(
         bridge,
         &job,
-        Outcome {
-            decision: "executed",
+        JobEnd {
+            decision: Outcome::Executed,
             summary,
             output: Some(output),
         },
@@ -359,7 +360,7 @@ fn set_stage(bridge: &Bridge, job: &Job) -> bool {
 }
 
 /// Removes the job and queues its reply, in one commit.
-fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
+fn finish(bridge: &Bridge, job: &Job, outcome: JobEnd) {
     let mail = bridge.mail();
     let mut body = format!("{}.\n\nTyped: {}\n", outcome.summary, job.action.describe());
     if let Some(out) = &outcome.output {
@@ -413,7 +414,7 @@ fn finish(bridge: &Bridge, job: &Job, outcome: Outcome) {
         from: Some(job.thread.to.clone()),
         user: Some(job.user.clone()),
         session: Some(job.session.clone()),
-        decision: outcome.decision.into(),
+        decision: outcome.decision,
         reason: outcome.summary,
         command: Some(job.action.describe()),
         flags: Vec::new(),

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::bridge::Bridge;
 use super::outbox::read_password;
 use super::state::ImapMark;
+use super::Outcome;
 use crate::config::{ImapConfig, MailSecurity, MailServer};
 
 const IDLE_FOR: Duration = Duration::from_secs(25 * 60);
@@ -165,7 +166,7 @@ async fn connection(
                 .and_then(|f| f.body())
             {
                 let handled = bridge.handle(raw).await;
-                if handled.decision == "failed" {
+                if handled.decision == Outcome::Failed {
                     anyhow::bail!("mail state not writable; will read UID {uid} again");
                 }
                 if handled.quarantine {

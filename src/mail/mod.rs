@@ -3,6 +3,7 @@
 //!
 //! - [`message`]: parsing inbound mail (caps, quoting, charsets);
 //! - [`sender`]: sender authentication, secret addresses, tokens;
+//! - [`outcome`]: what became of a mail (the audit log's decisions);
 //! - [`state`]: the durable state (one atomic JSON file) and audit log;
 //! - [`bridge`]: the decision for each message, and its effects;
 //! - [`exec`]: one queue per session that types confirmed commands and
@@ -15,7 +16,9 @@ pub mod exec;
 pub mod imap;
 pub mod message;
 pub mod outbox;
+pub mod outcome;
 pub mod sender;
 pub mod state;
 
 pub use bridge::Bridge;
+pub use outcome::Outcome;

@@ -17,6 +17,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
+use super::Outcome;
+
 use super::bridge::Bridge;
 use super::message::LOOP_HEADER;
 use super::state::{now_ms, AuditEntry, Outgoing};
@@ -143,12 +145,12 @@ pub async fn run(bridge: Bridge, cancel: CancellationToken) {
                 {
                     tracing::error!(reply = %o.id, error = %e, "giving up on a mail reply");
                     bridge.audit(AuditEntry {
-                        ts_ms: now_ms(),
                         message_id: o.in_reply_to.clone().unwrap_or_default(),
                         from: Some(o.to.clone()),
-                        decision: "send-failed".into(),
-                        reason: format!("gave up after {} attempts: {e}", o.attempts + 1),
-                        ..Default::default()
+                        ..AuditEntry::new(
+                            Outcome::SendFailed,
+                            format!("gave up after {} attempts: {e}", o.attempts + 1),
+                        )
                     });
                     bridge
                         .store()

@@ -19,6 +19,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::Outcome;
+
 /// Handled Message-IDs are remembered this long.
 const HANDLED_KEEP_MS: u64 = 30 * 24 * 3600 * 1000;
 /// The audit log moves on to a new file past this size...
@@ -179,7 +181,7 @@ impl State {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub ts_ms: u64,
     pub message_id: String,
@@ -189,15 +191,30 @@ pub struct AuditEntry {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// rejected, ignored, refused, duplicate, pending, confirmed, queued,
-    /// cancelled, expired, answered, executed, failed, sent, send-failed.
-    pub decision: String,
+    pub decision: Outcome,
     pub reason: String,
     /// The command, for authenticated senders only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
+}
+
+impl AuditEntry {
+    /// An entry of now, about no message yet.
+    pub fn new(decision: Outcome, reason: impl Into<String>) -> AuditEntry {
+        AuditEntry {
+            ts_ms: now_ms(),
+            message_id: String::new(),
+            from: None,
+            user: None,
+            session: None,
+            decision,
+            reason: reason.into(),
+            command: None,
+            flags: Vec::new(),
+        }
+    }
 }
 
 /// Failure to read or write the mail state.
@@ -485,9 +502,7 @@ mod tests {
         for i in 0..30u64 {
             s.audit(&AuditEntry {
                 ts_ms: i,
-                decision: "rejected".into(),
-                reason: reason.clone(),
-                ..Default::default()
+                ..AuditEntry::new(Outcome::Rejected, reason.clone())
             });
         }
         let all = read_audit(dir.path(), 1000, |_| true).unwrap();
@@ -507,8 +522,7 @@ mod tests {
             s.audit(&AuditEntry {
                 ts_ms: i as u64,
                 user: Some(user.to_string()),
-                decision: "pending".into(),
-                ..Default::default()
+                ..AuditEntry::new(Outcome::Pending, "")
             });
         }
         std::fs::OpenOptions::new()

@@ -24,7 +24,7 @@ impl UserServer {
             Err(e) => return Err(e.into()),
         };
         let mut list = parse_listing(&out, &self.user.name, self.tmux.socket());
-        if !list.iter().any(|s| s.id.ends_with("/main")) {
+        if !list.iter().any(|s| s.id.is_main()) {
             list.insert(0, self.stopped(&Name::main()));
         }
         Ok(list)
@@ -32,7 +32,7 @@ impl UserServer {
 
     pub(super) fn stopped(&self, name: &Name) -> SessionInfo {
         SessionInfo {
-            id: self.id(name).to_string(),
+            id: self.id(name),
             state: State::Stopped,
             agent_pid: None,
             launcher_pid: None,
@@ -51,7 +51,7 @@ impl UserServer {
 
     /// One managed session; `NoSuchSession` if it does not exist.
     pub async fn info(&self, name: &Name) -> Result<SessionInfo, SessionError> {
-        let id = self.id(name).to_string();
+        let id = self.id(name);
         self.list()
             .await?
             .into_iter()
@@ -187,7 +187,7 @@ pub(super) fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<Sessio
         };
         let launcher_pid = pane.filter(|p| !p.dead).and_then(|p| p.pid);
         list.push(SessionInfo {
-            id: SessionId::new(user.clone(), session).to_string(),
+            id: SessionId::new(user.clone(), session),
             state,
             agent_pid: launcher_pid.and_then(first_child),
             launcher_pid,
@@ -203,7 +203,7 @@ pub(super) fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<Sessio
             gate,
         });
     }
-    list.sort_by(|a, b| (!a.id.ends_with("/main"), &a.id).cmp(&(!b.id.ends_with("/main"), &b.id)));
+    list.sort_by(|a, b| (!a.id.is_main(), &a.id).cmp(&(!b.id.is_main(), &b.id)));
     list
 }
 

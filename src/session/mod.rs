@@ -130,7 +130,7 @@ pub enum State {
 /// One session as `tmuxd sessions` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct SessionInfo {
-    pub id: String,
+    pub id: SessionId,
     pub state: State,
     /// The agent process (the launcher's child).
     pub agent_pid: Option<u32>,
@@ -411,11 +411,7 @@ impl UserServer {
     }
 
     fn session_name(&self, info: &SessionInfo) -> Result<Name, SessionError> {
-        let id: SessionId = info
-            .id
-            .parse()
-            .map_err(|_| SessionError::Io(format!("bad session id {}", info.id)))?;
-        Ok(id.session)
+        Ok(info.id.session.clone())
     }
 }
 

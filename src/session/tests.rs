@@ -23,7 +23,7 @@ fn listing_parses_states() {
                P\t%1\t43\t0\t\t\t\t0\n\
                P\t%2\t44\t1\t127\t\t305\t0\n";
     let l = parse_listing(out, &user, Path::new("/s"));
-    let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<String> = l.iter().map(|s| s.id.to_string()).collect();
     assert_eq!(ids, ["alice/main", "alice/dead", "alice/docs"]);
     assert_eq!(
         (l[0].state, l[0].launcher_pid, l[0].restarts),

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{token_path, Identity, LoginLimiter, TokenStore};
-use crate::config::Config;
+use crate::config::{Config, Live};
 use crate::logins::Logins;
-use crate::names::Name;
+use crate::names::{Name, SessionId};
 use crate::supervisor::Supervisor;
 
 /// The login cookie's name.
@@ -38,7 +38,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     /// Replaced on reload. std lock: only cloned out, never held.
-    config: std::sync::RwLock<Arc<Config>>,
+    config: Live,
     pub supervisor: Supervisor,
     pub tokens: TokenStore,
     /// Browser logins (the cookie's server side).
@@ -61,18 +61,19 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(
-        config: Arc<Config>,
+        config: Live,
         supervisor: Supervisor,
         bridge: Option<crate::mail::Bridge>,
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> AppState {
+        let state_dir = config.get().state_dir.clone();
         AppState(Arc::new(Inner {
-            tokens: TokenStore::new(token_path(&config.state_dir)),
-            logins: Logins::load(config.state_dir.join("logins.json")),
+            tokens: TokenStore::new(token_path(&state_dir)),
+            logins: Logins::load(state_dir.join("logins.json")),
             // 20 failures per address per minute.
             limiter: LoginLimiter::new(Duration::from_secs(60), 20),
-            config: std::sync::RwLock::new(config),
+            config,
             supervisor,
             viewers: Mutex::new(ViewerCounts::default()),
             cancel,
@@ -83,15 +84,10 @@ impl AppState {
 
     /// The current config.
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().expect("config lock").clone()
+        self.config.get()
     }
 
-    /// Applies a reloaded config (origins, TLS proxy, users).
-    pub fn set_config(&self, config: Arc<Config>) {
-        *self.config.write().expect("config lock") = config;
-    }
-
-    pub fn viewer_count(&self, id: &str) -> usize {
+    pub fn viewer_count(&self, id: &SessionId) -> usize {
         self.viewers
             .lock()
             .expect("viewers lock")
@@ -103,7 +99,7 @@ impl AppState {
 
     /// Counts a viewer of `id` opened by `user` until the guard is dropped,
     /// or says which cap (`[web] max_viewers_per_*`) refuses it.
-    fn add_viewer(&self, id: &str, user: &Name) -> Result<ViewerGuard, String> {
+    fn add_viewer(&self, id: &SessionId, user: &Name) -> Result<ViewerGuard, String> {
         let bounds = self.config().web.bounds;
         let mut counts = self.viewers.lock().expect("viewers lock");
         let (on_session, by_user) = (
@@ -122,11 +118,11 @@ impl AppState {
                 "{user} has {by_user} terminals open, the most max_viewers_per_user allows"
             ));
         }
-        *counts.by_session.entry(id.to_owned()).or_default() += 1;
+        *counts.by_session.entry(id.clone()).or_default() += 1;
         *counts.by_user.entry(user.clone()).or_default() += 1;
         Ok(ViewerGuard {
             state: self.clone(),
-            id: id.to_owned(),
+            id: id.clone(),
             user: user.clone(),
         })
     }
@@ -191,13 +187,13 @@ impl AppState {
 /// Open terminals per session id and per user who opened them.
 #[derive(Default)]
 struct ViewerCounts {
-    by_session: HashMap<String, usize>,
+    by_session: HashMap<SessionId, usize>,
     by_user: HashMap<Name, usize>,
 }
 
 struct ViewerGuard {
     state: AppState,
-    id: String,
+    id: SessionId,
     user: Name,
 }
 

@@ -97,7 +97,7 @@ async fn viewer(
         .zip(query.rows)
         .and_then(|(c, r)| valid_size(c, r))
         .unwrap_or((80, 24));
-    let _counted = match state.add_viewer(&id.to_string(), &identity.user) {
+    let _counted = match state.add_viewer(&id, &identity.user) {
         Ok(guard) => guard,
         Err(why) => {
             tracing::warn!(session = %id, user = %identity.user, %addr, "{why}");

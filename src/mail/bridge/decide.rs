@@ -11,17 +11,20 @@ impl Bridge {
             sender::split_address(a).is_some_and(|(l, _, d)| l == our_local && d == our_domain)
         };
         if msg.from.iter().any(|f| ours(f)) {
-            return Decision::new("ignored", "from our own address (a loop)");
+            return Decision::new(Outcome::Ignored, "from our own address (a loop)");
         }
         if let Some(why) = &msg.automatic {
-            return Decision::new("ignored", format!("automatic mail: {why}"));
+            return Decision::new(Outcome::Ignored, format!("automatic mail: {why}"));
         }
         let from = match msg.from.as_slice() {
             [one] => one.clone(),
-            [] => return Decision::new("rejected", "no From address").quarantined(),
+            [] => return Decision::new(Outcome::Rejected, "no From address").quarantined(),
             many => {
-                return Decision::new("rejected", format!("From has {} addresses", many.len()))
-                    .quarantined()
+                return Decision::new(
+                    Outcome::Rejected,
+                    format!("From has {} addresses", many.len()),
+                )
+                .quarantined()
             }
         };
         let d = |decision, reason: String| {
@@ -35,7 +38,11 @@ impl Bridge {
             .filter(|u| u.emails.iter().any(|e| e == &from))
             .collect();
         if candidates.is_empty() {
-            return d("rejected", "the sender is not in any user's emails".into()).quarantined();
+            return d(
+                Outcome::Rejected,
+                "the sender is not in any user's emails".into(),
+            )
+            .quarantined();
         }
         let tags: Vec<String> = msg
             .recipients
@@ -45,13 +52,21 @@ impl Bridge {
             .filter_map(|(_, t, _)| t)
             .collect();
         if tags.is_empty() {
-            return d("rejected", "not addressed to a secret address".into()).quarantined();
+            return d(
+                Outcome::Rejected,
+                "not addressed to a secret address".into(),
+            )
+            .quarantined();
         }
         let from_domain = sender::domain_of(&from).unwrap_or_default();
         if let Err(why) =
             sender::check_authentication(&msg.auth_results, &mail.authserv_id, &from_domain)
         {
-            return d("rejected", format!("sender not authenticated: {why}")).quarantined();
+            return d(
+                Outcome::Rejected,
+                format!("sender not authenticated: {why}"),
+            )
+            .quarantined();
         }
 
         // A confirmation?
@@ -65,7 +80,7 @@ impl Bridge {
             });
             let Some(p) = pending else {
                 let mut x = d(
-                    "refused",
+                    Outcome::Refused,
                     "unknown or already used confirmation token".into(),
                 );
                 x.effect = Effect::Reply(self.reply_to_msg(
@@ -75,7 +90,7 @@ impl Bridge {
                 ));
                 return x;
             };
-            let mut x = d("refused", String::new());
+            let mut x = d(Outcome::Refused, String::new());
             x.user = Some(p.user.clone());
             x.session = Some(p.session.clone());
             x.command = Some(p.action.describe());
@@ -90,7 +105,7 @@ impl Bridge {
                 return x.quarantined();
             }
             if p.expires_ms <= now {
-                x.decision = "expired";
+                x.decision = Outcome::Expired;
                 x.reason = "the confirmation token has expired".into();
                 x.effect = Effect::Drop(
                     p.id.clone(),
@@ -106,7 +121,7 @@ impl Bridge {
                 return x;
             }
             if self.limited(mail, &from, &p.user) {
-                x.decision = "rejected";
+                x.decision = Outcome::Rejected;
                 x.reason = "rate limit reached".into();
                 return x;
             }
@@ -116,12 +131,12 @@ impl Bridge {
             });
             match answer.as_deref() {
                 Some("yes" | "y" | "confirm" | "ok") => {
-                    x.decision = "confirmed";
+                    x.decision = Outcome::Confirmed;
                     x.reason = "confirmed by reply".into();
                     x.effect = Effect::Confirm(p.id.clone(), job_from(&p, now));
                 }
                 Some("no" | "n" | "cancel") => {
-                    x.decision = "cancelled";
+                    x.decision = Outcome::Cancelled;
                     x.reason = "cancelled by reply".into();
                     x.effect = Effect::Drop(
                         p.id.clone(),
@@ -146,7 +161,7 @@ impl Bridge {
             .find_map(|t| t.strip_prefix(questions::QUESTION_PREFIX))
         {
             return self
-                .decide_answer(msg, &from, token, d("refused", String::new()))
+                .decide_answer(msg, &from, token, d(Outcome::Refused, String::new()))
                 .await;
         }
 
@@ -156,12 +171,16 @@ impl Bridge {
             tags.iter()
                 .any(|t| constant_time_eq(t.as_bytes(), tag.as_bytes()))
         }) else {
-            return d("rejected", "wrong secret address for this sender".into()).quarantined();
+            return d(
+                Outcome::Rejected,
+                "wrong secret address for this sender".into(),
+            )
+            .quarantined();
         };
-        let mut x = d("refused", String::new());
+        let mut x = d(Outcome::Refused, String::new());
         x.user = Some(user.name.to_string());
         if self.limited(mail, &from, user.name.as_str()) {
-            x.decision = "rejected";
+            x.decision = Outcome::Rejected;
             x.reason = "rate limit reached".into();
             return x;
         }
@@ -192,7 +211,7 @@ impl Bridge {
         x.command = Some(line.to_owned());
         let action = match parse_command(line) {
             Ok(Command::Verb(v)) => {
-                x.decision = "answered";
+                x.decision = Outcome::Answered;
                 x.reason = format!("answered {}", v.name());
                 let body = self.answer(v, user, &id).await;
                 x.effect = Effect::Reply(self.reply_to_msg(&from, msg, &body));
@@ -235,7 +254,7 @@ impl Bridge {
         };
         let thread = self.thread(&from, msg);
         if !confirm {
-            x.decision = "queued";
+            x.decision = Outcome::Queued;
             x.reason =
                 format!("no confirmation needed (confirm = {:?})", user.confirm).to_lowercase();
             x.effect = Effect::Queue(Job {
@@ -254,7 +273,7 @@ impl Bridge {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "no randomness for a confirmation token");
-                x.decision = "failed";
+                x.decision = Outcome::Failed;
                 x.reason = "internal error".into();
                 return x;
             }
@@ -281,7 +300,7 @@ impl Bridge {
             &mail.address,
             &format!("{CONFIRM_PREFIX}{token}"),
         ));
-        x.decision = "pending";
+        x.decision = Outcome::Pending;
         x.reason = "confirmation requested".into();
         x.effect = Effect::Pend(Box::new((pending, reply)));
         x

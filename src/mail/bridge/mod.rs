@@ -13,7 +13,7 @@
 //! (what is mailed back); this file commits decisions and their effects.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -21,15 +21,19 @@ use tokio::sync::Notify;
 use super::message::{self, Caps, Inbound};
 use super::sender::{self, AddressKey, CONFIRM_PREFIX};
 use super::state::{
-    mail_dir, now_ms, Action, AuditEntry, Job, MailStore, Outgoing, Pending, Stage, Thread,
+    mail_dir, Action, AuditEntry, Job, MailStore, Outgoing, Pending, Stage, Thread,
 };
+use super::Outcome;
 use crate::auth::constant_time_eq;
-use crate::config::{Config, ConfirmPolicy, MailConfig, UserConfig};
+use crate::clock::Clock;
+use crate::config::{Config, ConfirmPolicy, Live, MailConfig, UserConfig};
 use crate::names::{Name, SessionId};
 use crate::risk;
 use crate::supervisor::Supervisor;
 
 mod decide;
+#[cfg(test)]
+mod expiry_tests;
 mod grammar;
 mod questions;
 mod replies;
@@ -47,7 +51,7 @@ use replies::clip;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
     /// The audit decision (`rejected`, `pending`, ...).
-    pub decision: &'static str,
+    pub decision: Outcome,
     pub reason: String,
     /// Unauthenticated or unreadable: moved out of the way, never answered.
     pub quarantine: bool,
@@ -58,8 +62,7 @@ pub struct Handled {
 pub struct Bridge(Arc<Inner>);
 
 struct Inner {
-    /// Replaced on reload; std lock, read briefly.
-    config: RwLock<Arc<Config>>,
+    config: Live,
     store: MailStore,
     key: AddressKey,
     supervisor: Supervisor,
@@ -75,6 +78,8 @@ struct Inner {
     tickets: Mutex<questions::Tickets>,
     /// Our host name, in the loop header and Message-IDs.
     host: String,
+    /// What confirmations expire by.
+    clock: Clock,
 }
 
 /// What a decision changes besides the audit log.
@@ -90,7 +95,7 @@ enum Effect {
 }
 
 struct Decision {
-    decision: &'static str,
+    decision: Outcome,
     reason: String,
     quarantine: bool,
     from: Option<String>,
@@ -102,7 +107,7 @@ struct Decision {
 }
 
 impl Decision {
-    fn new(decision: &'static str, reason: impl Into<String>) -> Decision {
+    fn new(decision: Outcome, reason: impl Into<String>) -> Decision {
         Decision {
             decision,
             reason: reason.into(),
@@ -130,14 +135,14 @@ pub(super) fn new_id() -> String {
 
 impl Bridge {
     /// Opens the mail state (taking its lock) and the address key.
-    pub fn open(config: Arc<Config>, supervisor: Supervisor) -> anyhow::Result<Bridge> {
-        let dir = mail_dir(&config.state_dir);
+    pub fn open(config: Live, supervisor: Supervisor, clock: Clock) -> anyhow::Result<Bridge> {
+        let dir = mail_dir(&config.get().state_dir);
         let store = MailStore::open(&dir)?;
         let key = AddressKey::load_or_create(&dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("key").display()))?;
         let host = hostname();
         Ok(Bridge(Arc::new(Inner {
-            config: RwLock::new(config),
+            config,
             store,
             key,
             supervisor,
@@ -147,15 +152,17 @@ impl Bridge {
             exec_wake: Notify::new(),
             tickets: Mutex::new(questions::Tickets::default()),
             host,
+            clock,
         })))
     }
 
-    pub fn set_config(&self, config: Arc<Config>) {
-        *self.0.config.write().expect("config lock") = config;
+    /// The bridge's time, in Unix milliseconds.
+    pub(super) fn now_ms(&self) -> u64 {
+        self.0.clock.now_ms()
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.0.config.read().expect("config lock").clone()
+        self.0.config.get()
     }
 
     pub(super) fn mail(&self) -> MailConfig {
@@ -192,7 +199,7 @@ impl Bridge {
 
     /// Pending confirmations of `user` (for the web page).
     pub fn pending_for(&self, user: &Name) -> Vec<Pending> {
-        let now = now_ms();
+        let now = self.now_ms();
         self.0.store.read(|st| {
             st.pending
                 .iter()
@@ -204,7 +211,7 @@ impl Bridge {
 
     /// Confirms pending `id` of `user` from the authenticated web page.
     pub fn confirm_web(&self, user: &Name, id: &str, who: &str) -> Result<(), String> {
-        let now = now_ms();
+        let now = self.now_ms();
         let pending = self
             .0
             .store
@@ -234,21 +241,21 @@ impl Bridge {
         }
         self.audit_pending(
             &pending,
-            "confirmed",
+            Outcome::Confirmed,
             &format!("confirmed on the web page by {who}"),
         );
         self.0.exec_wake.notify_one();
         Ok(())
     }
 
-    fn audit_pending(&self, p: &Pending, decision: &str, reason: &str) {
+    fn audit_pending(&self, p: &Pending, decision: Outcome, reason: &str) {
         self.audit(AuditEntry {
-            ts_ms: now_ms(),
+            ts_ms: self.now_ms(),
             message_id: p.thread.in_reply_to.clone(),
             from: Some(p.thread.to.clone()),
             user: Some(p.user.clone()),
             session: Some(p.session.clone()),
-            decision: decision.into(),
+            decision,
             reason: reason.into(),
             command: Some(p.action.describe()),
             flags: p.flags.clone(),
@@ -256,7 +263,7 @@ impl Bridge {
     }
 
     pub(super) fn audit(&self, entry: AuditEntry) {
-        crate::metrics::mail_decision(&entry.decision);
+        crate::metrics::mail_decision(entry.decision.as_str());
         tracing::info!(
             decision = %entry.decision,
             reason = %entry.reason,
@@ -292,7 +299,7 @@ impl Bridge {
 
     async fn decide_and_finish(&self, raw: &[u8]) -> Handled {
         let mail = self.mail();
-        let now = now_ms();
+        let now = self.now_ms();
         let caps = Caps {
             max_bytes: mail.max_message_bytes,
             max_depth: mail.max_mime_depth,
@@ -301,7 +308,7 @@ impl Bridge {
         let (message_id, d, mark) = match message::parse(raw, caps) {
             Err(e) => (
                 message::message_id_of(raw),
-                Decision::new("rejected", e.to_string()).quarantined(),
+                Decision::new(Outcome::Rejected, e.to_string()).quarantined(),
                 true,
             ),
             Ok(msg)
@@ -312,7 +319,7 @@ impl Bridge {
             {
                 (
                     msg.message_id,
-                    Decision::new("duplicate", "this Message-ID was handled before"),
+                    Decision::new(Outcome::Duplicate, "this Message-ID was handled before"),
                     false,
                 )
             }
@@ -357,7 +364,7 @@ impl Bridge {
                     if st.confirm(&id, j) {
                         wake_exec = true;
                     } else {
-                        d.decision = "refused";
+                        d.decision = Outcome::Refused;
                         d.reason = "this confirmation was already used".into();
                     }
                 }
@@ -373,7 +380,7 @@ impl Bridge {
         if let Err(e) = r {
             // Not marked handled: the message is handled again later.
             tracing::error!(error = %e, "cannot write the mail state");
-            d.decision = "failed";
+            d.decision = Outcome::Failed;
             d.reason = "could not write the mail state; will retry".into();
         }
         let handled = Handled {
@@ -387,7 +394,7 @@ impl Bridge {
             from: d.from,
             user: d.user,
             session: d.session,
-            decision: d.decision.into(),
+            decision: d.decision,
             reason: d.reason,
             command: d.command,
             flags: d.flags,

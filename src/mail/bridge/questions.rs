@@ -100,7 +100,7 @@ impl Bridge {
                 .map(|t| (t.id.clone(), t.question.clone(), t.to.clone(), t.created))
         };
         let Some((id, qid, to, created)) = ticket else {
-            x.decision = "refused";
+            x.decision = Outcome::Refused;
             x.reason = "unknown or already used question address".into();
             x.effect = Effect::Reply(self.reply_to_msg(
                 from,
@@ -116,19 +116,19 @@ impl Bridge {
             .user(&id.user)
             .is_some_and(|u| u.emails.iter().any(|e| e == from));
         if to != from || !owner_ok {
-            x.decision = "refused";
+            x.decision = Outcome::Refused;
             x.reason = "the question address belongs to another sender".into();
             return x.quarantined();
         }
         if self.limited(&self.mail(), from, id.user.as_str()) {
-            x.decision = "rejected";
+            x.decision = Outcome::Rejected;
             x.reason = "rate limit reached".into();
             return x;
         }
         let first = message::first_line(&msg.text).unwrap_or("");
         x.command = Some(first.to_owned());
         let Some(rec) = self.0.supervisor.recorder() else {
-            x.decision = "refused";
+            x.decision = Outcome::Refused;
             x.reason = "transcripts are off".into();
             return x;
         };
@@ -139,12 +139,12 @@ impl Bridge {
         };
         let reply = match (question, key) {
             (None, _) => {
-                x.decision = "refused";
+                x.decision = Outcome::Refused;
                 x.reason = "the question is no longer on screen".into();
                 format!("{id} no longer shows that question, so nothing was typed.")
             }
             (Some(q), None) => {
-                x.decision = "refused";
+                x.decision = Outcome::Refused;
                 x.reason = "the reply names no option".into();
                 let keys: Vec<&str> = q.question.options.iter().map(|o| o.key.as_str()).collect();
                 format!(
@@ -170,7 +170,7 @@ impl Bridge {
                             .expect("tickets lock")
                             .0
                             .retain(|t| t.token_hash != hash);
-                        x.decision = "answered";
+                        x.decision = Outcome::Answered;
                         x.reason = format!("question answered with {key}");
                         let label = q
                             .question
@@ -185,12 +185,12 @@ impl Bridge {
                         )
                     }
                     Err(AnswerFailed::Session(e)) => {
-                        x.decision = "failed";
+                        x.decision = Outcome::Failed;
                         x.reason = e.for_users();
                         format!("Nothing was typed: {}.", e.for_users())
                     }
                     Err(e) => {
-                        x.decision = "refused";
+                        x.decision = Outcome::Refused;
                         x.reason = e.to_string();
                         format!("Not answered: {e}.")
                     }

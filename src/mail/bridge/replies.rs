@@ -80,7 +80,7 @@ impl Bridge {
             references: thread.references.clone(),
             attempts: 0,
             next_ms: 0,
-            created_ms: now_ms(),
+            created_ms: crate::mail::state::now_ms(),
             last_error: None,
         }
     }
@@ -114,9 +114,9 @@ impl Bridge {
                     Ok(list) => {
                         let mut b = String::from("Your sessions:\n");
                         for s in list {
-                            let sid = s.id.parse::<SessionId>().ok();
-                            let agent = sid
-                                .and_then(|i| sup.recorder().and_then(|r| r.state(&i)))
+                            let agent = sup
+                                .recorder()
+                                .and_then(|r| r.state(&s.id))
                                 .map(|s| s.name())
                                 .unwrap_or("unknown");
                             b.push_str(&format!(

@@ -51,11 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             };
             *by_state.entry(key).or_default() += 1;
             viewers += state.viewer_count(&s.id) as u64;
-            if let Some(a) =
-                s.id.parse::<SessionId>()
-                    .ok()
-                    .and_then(|id| state.supervisor.recorder()?.state(&id))
-            {
+            if let Some(a) = state.supervisor.recorder().and_then(|r| r.state(&s.id)) {
                 *agent_states.entry(a.name()).or_default() += 1;
             }
         }

@@ -45,18 +45,15 @@ pub struct SessionView {
 }
 
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
-    let (user, session) = info.id.split_once('/').unwrap_or((&info.id, ""));
-    let parsed = info.id.parse::<SessionId>().ok();
     let agent = state
         .supervisor
         .recorder()
-        .zip(parsed.as_ref())
-        .map(|(r, id)| r.agent_view(id))
+        .map(|r| r.agent_view(&info.id))
         .unwrap_or_default();
     SessionView {
         agent,
-        user: user.to_owned(),
-        session: session.to_owned(),
+        user: info.id.user.to_string(),
+        session: info.id.session.to_string(),
         state: info.state,
         agent_pid: info.agent_pid,
         viewers: state.viewer_count(&info.id),
@@ -65,7 +62,7 @@ fn view(state: &AppState, info: SessionInfo) -> SessionView {
         last_activity: info.last_activity,
         restarts: info.restarts,
         last_exit: info.last_exit,
-        id: info.id,
+        id: info.id.to_string(),
     }
 }
 

@@ -1,12 +1,10 @@
 //! Sessions, supervision, adoption and the CLI, against real tmux on a
 //! private socket per test and the real `tmuxd` binary.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use common::{alive, marker, wait_for, Env};
+use crate::common::{alive, marker, wait_for, Env};
 use nix::sys::signal::Signal;
 
 const ECHO_AGENT: &str = r#"[agent]
@@ -341,7 +339,7 @@ fn bad_configs_exit_2_naming_the_key() {
         let path = dir.path().join(format!("c{i}.toml"));
         std::fs::write(&path, text).unwrap();
         for verb in ["check-config", "serve"] {
-            let out = Command::new(common::BIN)
+            let out = Command::new(crate::common::BIN)
                 .arg("--config")
                 .arg(&path)
                 .arg(verb)
@@ -359,7 +357,7 @@ fn bad_configs_exit_2_naming_the_key() {
     }
     // Unreadable: missing file, and a directory.
     for path in [dir.path().join("missing.toml"), dir.path().to_owned()] {
-        let out = Command::new(common::BIN)
+        let out = Command::new(crate::common::BIN)
             .arg("--config")
             .arg(&path)
             .arg("check-config")
@@ -376,7 +374,7 @@ fn bad_configs_exit_2_naming_the_key() {
 
 #[test]
 fn default_config_prints_a_valid_example() {
-    let out = Command::new(common::BIN)
+    let out = Command::new(crate::common::BIN)
         .arg("default-config")
         .output()
         .unwrap();
@@ -397,7 +395,7 @@ fn default_config_prints_a_valid_example() {
         .replace("unix_user = \"bob\"", &format!("unix_user = \"{me}\""));
     let path = dir.path().join("example.toml");
     std::fs::write(&path, &text).unwrap();
-    let out = Command::new(common::BIN)
+    let out = Command::new(crate::common::BIN)
         .arg("--config")
         .arg(&path)
         .arg("check-config")
@@ -440,7 +438,7 @@ fn socket_directories_are_private_and_distinct() {
 
 #[test]
 fn attach_works_with_the_daemon_down_and_read_only_is_read_only() {
-    common::require("script");
+    crate::common::require("script");
     let mut env = two_users();
     env.serve();
     env.wait_pane("alice", "main", "cwd=");
@@ -448,14 +446,16 @@ fn attach_works_with_the_daemon_down_and_read_only_is_read_only() {
     for (flags, read_only) in [(&[][..], false), (&["--read-only"][..], true)] {
         let mut args = vec!["attach", "alice"];
         args.extend_from_slice(flags);
-        let cmdline = std::iter::once(common::BIN.to_string())
+        let cmdline = std::iter::once(crate::common::BIN.to_string())
             .chain(["--config".into(), env.config.display().to_string()])
             .chain(args.iter().map(|s| s.to_string()))
             .collect::<Vec<_>>()
             .join(" ");
         // The CLI's own HOME; `script` gives tmux the terminal it needs.
-        let mut child =
-            common::in_terminal(&[], &format!("env HOME={} {cmdline}", env.path().display()));
+        let mut child = crate::common::in_terminal(
+            &[],
+            &format!("env HOME={} {cmdline}", env.path().display()),
+        );
         let flags = wait_for(10, "an attached client", || {
             let out = env.tmux(
                 "alice",
@@ -509,10 +509,10 @@ fn agents_never_run_as_root_or_as_others_without_permission() {
     let check = |path: &std::path::Path, as_nobody: bool| {
         let mut cmd = if as_nobody {
             let mut c = Command::new("runuser");
-            c.args(["-u", "nobody", "--", common::BIN]);
+            c.args(["-u", "nobody", "--", crate::common::BIN]);
             c
         } else {
-            Command::new(common::BIN)
+            Command::new(crate::common::BIN)
         };
         cmd.arg("--config").arg(path).arg("check-config");
         cmd.output().unwrap()

@@ -29,16 +29,25 @@ pub fn require(tool: &str) {
 }
 
 /// Waits until `f` returns Some, checking every 20 ms, at most `secs`.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(secs, what, f, String::new)
+}
+
+/// [`wait_for`], saying what `context` shows when it times out.
+pub fn wait_for_or<T>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    context: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!("timed out after {secs}s waiting for {what}\n{}", context());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -388,7 +397,7 @@ pub struct Testbed {
 }
 
 const TESTBED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mail-testbed.sh");
-const MAILCLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/mailclient.py");
+const MAILCLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/common/mailclient.py");
 
 /// One message as the test's IMAP client read it.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -2,12 +2,10 @@
 //! through SIGKILLs, exports (asciinema plays the asciicast), agent state,
 //! the HTTP endpoint and its isolation, and bad input.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{marker, wait_for, Env};
+use crate::common::{marker, wait_for, Env};
 use nix::sys::signal::Signal;
 use sha2::Digest;
 
@@ -84,7 +82,7 @@ fn fifty_mb_through_twenty_sigkills_is_byte_identical() {
         if raw.len() >= expected.len() || Instant::now() > deadline {
             break raw;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(raw.len(), expected.len(), "transcript length (seed {seed})");
     assert_eq!(

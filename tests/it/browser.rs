@@ -1,14 +1,12 @@
 //! The page in a real headless browser: Debian's chromium driven through
 //! chromedriver (W3C WebDriver over HTTP), against the real daemon.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::anthropic::claude;
-use common::{marker, wait_for, Env};
+use crate::common::anthropic::claude;
+use crate::common::{marker, wait_for, wait_for_or, Env};
 use serde_json::{json, Value};
 
 /// A chromedriver process, killed on drop.
@@ -20,8 +18,8 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        common::require("chromium");
-        common::require("chromedriver");
+        crate::common::require("chromium");
+        crate::common::require("chromedriver");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -385,15 +383,28 @@ fn claude_on_page(hooks: bool) {
     // Asked through the terminal, key by key, as a person types: the
     // words, and Enter once they show (Claude Code takes keys that come
     // in one burst with Enter as a paste, and Enter then as a new line).
+    // What the agent, the daemon and the page showed, when a wait fails.
+    let seen = || {
+        format!(
+            "pane:\n{}\nsession: {:?}\ntool uses: {}\npage question: {}",
+            env.pane_text("alice", "main"),
+            env.session("alice/main"),
+            api.tool_uses.load(std::sync::atomic::Ordering::SeqCst),
+            b.text("#question"),
+        )
+    };
     let ask = |prompt: &str| {
         b.type_into(".xterm-helper-textarea", prompt);
         env.wait_pane("alice", "main", prompt);
         b.type_into(".xterm-helper-textarea", ENTER);
     };
     ask("make a marker file");
-    wait_for(30, "the question beside the terminal", || {
-        b.visible("#question .question").then_some(())
-    });
+    wait_for_or(
+        30,
+        "the question beside the terminal",
+        || b.visible("#question .question").then_some(()),
+        seen,
+    );
     let shown = b.text("#question");
     assert!(shown.contains("Do you want to proceed?"), "{shown}");
     assert!(
@@ -414,9 +425,12 @@ fn claude_on_page(hooks: bool) {
 
     // Asked again; answered from the dashboard's card this time.
     ask("make another marker file");
-    wait_for(30, "the second question beside the terminal", || {
-        b.visible("#question .question").then_some(())
-    });
+    wait_for_or(
+        30,
+        "the second question beside the terminal",
+        || b.visible("#question .question").then_some(()),
+        seen,
+    );
     b.go(&format!("{base}/#/"));
     let card = "[data-session=\"alice/main\"] .question";
     wait_for(20, "the question on the dashboard", || {

@@ -5,14 +5,12 @@
 //! an answer types only while that question is on screen, once; after a
 //! SIGKILL and restart the question is read again off tmux's screen.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::accounts::UnixUsers;
-use common::anthropic::claude;
-use common::client::call;
-use common::{wait_for, Env, BIN};
+use crate::common::accounts::UnixUsers;
+use crate::common::anthropic::claude;
+use crate::common::client::call;
+use crate::common::{wait_for, Env, BIN};
 
 fn main_session(url: &str, token: &str) -> serde_json::Value {
     let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
@@ -265,7 +263,7 @@ fn hook_socket_answers_only_its_user() {
         cmd.args(["-u", user, "--", BIN, "hook"])
             .env("TMUXD_HOOK", socket)
             .env("TMUXD_SESSION", session);
-        let out = common::run_fed(cmd, event.to_string().as_bytes());
+        let out = crate::common::run_fed(cmd, event.to_string().as_bytes());
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     };
     let recorded = |tag: &str| {
@@ -283,7 +281,7 @@ fn hook_socket_answers_only_its_user() {
     cmd.arg("hook")
         .env("TMUXD_HOOK", &alice_sock)
         .env("TMUXD_SESSION", "alice/main");
-    assert!(common::run_fed(cmd, event.to_string().as_bytes())
+    assert!(crate::common::run_fed(cmd, event.to_string().as_bytes())
         .status
         .success());
     // alice herself: recorded.

@@ -195,7 +195,7 @@ properties! {
 #[test]
 fn every_target_is_driven() {
     let here = include_str!("fuzz.rs");
-    let fuzz_toml = include_str!("../fuzz/Cargo.toml");
+    let fuzz_toml = include_str!("../../fuzz/Cargo.toml");
     for (name, _) in tmuxd::fuzz::TARGETS {
         assert!(
             here.contains(&format!("    {name}: ")),

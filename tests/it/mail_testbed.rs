@@ -1,13 +1,11 @@
 //! The mail testbed (scripts/mail-testbed.sh): real Postfix and Dovecot on
 //! loopback deliver to plus-addresses, serve IMAP with IDLE, and bounce.
 
-mod common;
-
 use std::process::Command;
 
 #[test]
 fn testbed_delivers_serves_imap_and_bounces() {
-    let bed = common::Testbed::start();
+    let bed = crate::common::Testbed::start();
     let check = r#"
 import smtplib, imaplib, sys, time, email
 smtp, imap, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

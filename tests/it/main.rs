@@ -1,0 +1,16 @@
+//! The integration tests, one binary: real tmux, the real `tmuxd` binary,
+//! real mail servers, Chromium and Claude Code, on loopback. Shared helpers
+//! are in `common`; each module is one area.
+
+mod common;
+
+mod agent;
+mod browser;
+mod fuzz;
+mod mail;
+mod mail_testbed;
+mod ops;
+mod security;
+mod sessions;
+mod transcript;
+mod web;

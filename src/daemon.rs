@@ -59,21 +59,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     let supervisor = Supervisor::new(&config, recorder.clone(), cancel.clone(), tracker.clone());
-    // Agent hooks report here (before agents start, so none is missed).
-    if let Some(rec) = supervisor.recorder() {
-        for server in supervisor.servers() {
-            if let Some(path) = server.hook_socket() {
-                tracker.spawn(crate::hooks::serve_user(
-                    path.to_owned(),
-                    server.user.name.clone(),
-                    server.owner(),
-                    rec.clone(),
-                    cancel.clone(),
-                    tracker.clone(),
-                ));
-            }
-        }
-    }
     let report = supervisor.start().await;
     if let Some(rec) = recorder {
         tracker.spawn(rec.run(cancel.clone()));

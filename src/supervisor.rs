@@ -211,9 +211,30 @@ impl Supervisor {
             }
         }
         for server in added {
+            self.serve_hooks(&server);
             let _ = self.start_user(&server).await;
         }
         report
+    }
+
+    /// Serves `server`'s agent hook socket (when hooks are on) until the
+    /// user is removed or the daemon stops; before its agents start, so no
+    /// report is missed.
+    fn serve_hooks(&self, server: &UserServer) {
+        let (Some(rec), Some(path)) = (self.recorder(), server.hook_socket()) else {
+            return;
+        };
+        let Some(cancel) = self.user_cancel(&server.user.name) else {
+            return;
+        };
+        self.0.tracker.spawn(crate::hooks::serve_user(
+            path.to_owned(),
+            server.user.name.clone(),
+            server.owner(),
+            rec.clone(),
+            cancel,
+            self.0.tracker.clone(),
+        ));
     }
 
     /// Adopts every user's existing sessions and creates missing `main`s,
@@ -222,6 +243,7 @@ impl Supervisor {
     pub async fn start(&self) -> StartReport {
         let mut set = tokio::task::JoinSet::new();
         for server in self.servers() {
+            self.serve_hooks(&server);
             let this = self.clone();
             set.spawn(async move { this.start_user(&server).await });
         }

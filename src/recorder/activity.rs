@@ -83,6 +83,11 @@ impl Recorder {
                 return;
             };
             t.idle_at = idle_at;
+            if idle_at.is_some() {
+                // Called from hooks and seeding too: the loop's timer may
+                // be later than this, or unset.
+                self.0.retimed.notify_one();
+            }
             let changed = t.state != state;
             t.state = state.clone();
             changed.then(|| t.log.clone())

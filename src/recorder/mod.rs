@@ -119,6 +119,8 @@ struct Inner {
     /// the loop is already due to run).
     wake: mpsc::Sender<SessionId>,
     wake_rx: Mutex<Option<mpsc::Receiver<SessionId>>>,
+    /// A session's idle deadline was set: the loop recomputes its timer.
+    retimed: tokio::sync::Notify,
     states: broadcast::Sender<StateChange>,
     inotify: AsyncFd<InotifyFd>,
     /// Watched spool directories by watch descriptor.
@@ -145,6 +147,7 @@ impl Recorder {
             sessions: Mutex::new(HashMap::new()),
             wake,
             wake_rx: Mutex::new(Some(wake_rx)),
+            retimed: tokio::sync::Notify::new(),
             states: broadcast::channel(256).0,
             // SAFETY: the Inotify owns its fd and keeps it open until drop.
             inotify: unsafe {

@@ -76,6 +76,7 @@ impl Recorder {
                     }
                 },
                 Some(id) = wake_rx.recv() => { dirty.insert(id); }
+                _ = self.0.retimed.notified() => {}
                 _ = sleep_until(next) => {
                     self.idle_transitions();
                     self.typing_pauses(false);

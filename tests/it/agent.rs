@@ -11,6 +11,7 @@ use crate::common::accounts::UnixUsers;
 use crate::common::anthropic::claude;
 use crate::common::client::call;
 use crate::common::{wait_for, Env, BIN};
+use nix::sys::signal::Signal;
 
 fn main_session(url: &str, token: &str) -> serde_json::Value {
     let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
@@ -239,7 +240,7 @@ fn hook_socket_answers_only_its_user() {
     ));
     std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
     let mut env = env;
-    let _d = env.serve();
+    let d = env.serve();
     let hooks = env.path().join("run/hooks");
     let alice_sock = hooks.join("alice.sock");
     let bob_sock = hooks.join("bob.sock");
@@ -292,6 +293,26 @@ fn hook_socket_answers_only_its_user() {
     for tag in ["FROM-BOB-AT-ALICE", "FROM-BOB-AS-ALICE", "FROM-ROOT"] {
         assert!(!recorded(tag), "{tag} was recorded");
     }
+    // Users removed and added by SIGHUP: bob's socket closes, and opens
+    // again for his reports when he is back.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let bob_section = &text[text.find("[[users]]\nname = \"bob\"").unwrap()..];
+    std::fs::write(&env.config, text.replace(bob_section, "")).unwrap();
+    d.signal(Signal::SIGHUP);
+    wait_for(10, "bob's hook socket closed", || {
+        (!bob_sock.exists()).then_some(())
+    });
+    std::fs::write(&env.config, &text).unwrap();
+    d.signal(Signal::SIGHUP);
+    wait_for(10, "bob's hook socket again", || {
+        bob_sock.exists().then_some(())
+    });
+    report(b, &bob_sock, "bob/main", "FROM-BOB");
+    wait_for(10, "bob's report recorded", || {
+        env.ok(&["transcript", "bob", "--format", "text"])
+            .contains("FROM-BOB")
+            .then_some(())
+    });
     // With the daemon down a hook still exits at once, silently.
     env.kill_daemons();
     report(a, &alice_sock, "alice/main", "DAEMON-DOWN");

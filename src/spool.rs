@@ -30,6 +30,24 @@ pub fn spool_name(id: &SessionId) -> String {
     format!("{}.out", id.session)
 }
 
+/// The file beside the spool that tmux touches when the session's window
+/// is resized (by any client: a browser's or a plain `tmux attach`).
+pub fn resized_name(id: &SessionId) -> String {
+    format!("{}.resized", id.session)
+}
+
+/// The tmux command for the `window-resized` hook: touch the session's
+/// [`resized_name`] file (the recorder, watching the directory, then takes
+/// the screen from tmux at its new size). `None` when the path holds
+/// characters tmux's parser or formats would read specially.
+pub fn resized_hook(root: &Path, id: &SessionId) -> Option<String> {
+    let path = root.join(id.user.as_str()).join(resized_name(id));
+    let text = path.to_str()?;
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
+        .then(|| format!("run-shell -b \": >> '{text}'\""))
+}
+
 /// The first offset at or after `from` that holds data (`size` if none).
 pub fn next_data(file: &std::fs::File, from: u64, size: u64) -> u64 {
     use std::os::fd::AsRawFd;
@@ -77,6 +95,18 @@ pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resized_hook_only_for_plain_paths() {
+        let id: SessionId = "alice/main".parse().unwrap();
+        assert_eq!(
+            resized_hook(Path::new("/var/lib/tmuxd/spool"), &id).as_deref(),
+            Some("run-shell -b \": >> '/var/lib/tmuxd/spool/alice/main.resized'\"")
+        );
+        for odd in ["/a b", "/a'b", "/a\"b", "/a#{b}", "/a$b", "/a;b"] {
+            assert_eq!(resized_hook(Path::new(odd), &id), None, "{odd}");
+        }
+    }
 
     #[test]
     fn pipe_command_quotes_the_path() {

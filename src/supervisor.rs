@@ -217,6 +217,26 @@ impl Supervisor {
         report
     }
 
+    /// Resized windows (by any client), once quiet: their screens are taken
+    /// from tmux at the new size, until shutdown.
+    fn follow_resizes(&self) {
+        let Some(mut requests) = self.recorder().and_then(|r| r.screen_requests()) else {
+            return;
+        };
+        let (this, cancel) = (self.clone(), self.0.cancel.clone());
+        self.0.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    id = requests.recv() => match id {
+                        Some(id) => this.refresh_screen(&id, None),
+                        None => break,
+                    },
+                    _ = cancel.cancelled() => break,
+                }
+            }
+        });
+    }
+
     /// Serves `server`'s agent hook socket (when hooks are on) until the
     /// user is removed or the daemon stops; before its agents start, so no
     /// report is missed.
@@ -241,6 +261,7 @@ impl Supervisor {
     /// all users at once. A user that fails is logged and retried by its
     /// watcher; the others are served regardless.
     pub async fn start(&self) -> StartReport {
+        self.follow_resizes();
         let mut set = tokio::task::JoinSet::new();
         for server in self.servers() {
             self.serve_hooks(&server);
@@ -501,7 +522,7 @@ impl Supervisor {
             Ok(fd) => fd,
             // Already gone: the caller looks again.
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                return self.settle(cancel, server, id, pid).await
+                return self.settle(cancel, server, id).await
             }
             Err(e) => {
                 // No pidfds (an old kernel, a seccomp filter): look again
@@ -524,28 +545,23 @@ impl Supervisor {
             }
             _ = cancel.cancelled() => return false,
         }
-        self.settle(cancel, server, id, pid).await
+        self.settle(cancel, server, id).await
     }
 
-    /// After the launcher's exit, waits (bounded) until tmux has noticed
-    /// and marked the pane dead, so the next look sees the exit.
+    /// After the launcher's exit, waits (at most a second) until tmux has
+    /// noticed and marked the pane dead, so the next look sees the exit:
+    /// woken by the session's `pane-died` hook. (A signal left from an exit
+    /// no one waited for only makes the caller look once more.)
     async fn settle(
         &self,
         cancel: &CancellationToken,
         server: &UserServer,
         id: &SessionId,
-        pid: u32,
     ) -> bool {
-        for _ in 0..100 {
-            match server.info(&id.session).await {
-                Ok(info) if info.launcher_pid == Some(pid) => {}
-                _ => return true,
-            }
-            if !self.pause(cancel, Duration::from_millis(10)).await {
-                return false;
-            }
+        tokio::select! {
+            _ = server.pane_died(&id.session, Duration::from_secs(1)) => true,
+            _ = cancel.cancelled() => false,
         }
-        true
     }
 
     /// Sleeps `d` unless shut down first. False on shutdown.

@@ -311,8 +311,13 @@ impl MailStore {
     }
 
     /// Changes the state with `f` and commits it; on a failed write the
-    /// change is undone and the error returned.
+    /// change is undone and the error returned. The write is fsynced: on a
+    /// runtime worker the worker's other tasks move elsewhere meanwhile.
     pub fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
+        off_worker(|| self.update_now(f))
+    }
+
+    fn update_now<R>(&self, f: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
         let mut guard = self.state.lock().expect("mail state lock");
         let before = guard.clone();
         let r = f(&mut guard);
@@ -327,8 +332,13 @@ impl MailStore {
         Ok(r)
     }
 
-    /// Appends `entry` to the audit log (fsynced).
+    /// Appends `entry` to the audit log (fsynced; off the worker, as
+    /// [`MailStore::update`]).
     pub fn audit(&self, entry: &AuditEntry) {
+        off_worker(|| self.audit_now(entry))
+    }
+
+    fn audit_now(&self, entry: &AuditEntry) {
         let _g = self.audit.lock().expect("audit lock");
         let path = self.dir.join("audit.jsonl");
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > AUDIT_ROTATE) {
@@ -352,6 +362,16 @@ impl MailStore {
         if let Err(e) = r {
             tracing::error!(path = %path.display(), error = %e, "cannot write the mail audit log");
         }
+    }
+}
+
+/// Runs blocking `f` (file writes with fsync, and the locks they are made
+/// under) without holding up a multi-threaded runtime's other tasks: its
+/// worker hands them on first. Elsewhere (tests, the CLI) `f` just runs.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

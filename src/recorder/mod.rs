@@ -119,6 +119,12 @@ struct Inner {
     /// the loop is already due to run).
     wake: mpsc::Sender<SessionId>,
     wake_rx: Mutex<Option<mpsc::Receiver<SessionId>>>,
+    /// Sessions whose window was resized, until they are quiet.
+    resized: Mutex<HashSet<SessionId>>,
+    /// Quiet after a resize: their screens are to be taken from tmux
+    /// again (the supervisor takes the receiver).
+    screen_requests: mpsc::Sender<SessionId>,
+    screen_requests_rx: Mutex<Option<mpsc::Receiver<SessionId>>>,
     /// A session's idle deadline was set: the loop recomputes its timer.
     retimed: tokio::sync::Notify,
     states: broadcast::Sender<StateChange>,
@@ -139,6 +145,7 @@ impl Recorder {
         use nix::sys::inotify::{InitFlags, Inotify};
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         let (wake, wake_rx) = mpsc::channel(1024);
+        let (screen_requests, screen_requests_rx) = mpsc::channel(256);
         Ok(Recorder(Arc::new(Inner {
             store,
             spool_root,
@@ -148,6 +155,9 @@ impl Recorder {
             wake,
             wake_rx: Mutex::new(Some(wake_rx)),
             retimed: tokio::sync::Notify::new(),
+            resized: Mutex::new(HashSet::new()),
+            screen_requests,
+            screen_requests_rx: Mutex::new(Some(screen_requests_rx)),
             states: broadcast::channel(256).0,
             // SAFETY: the Inotify owns its fd and keeps it open until drop.
             inotify: unsafe {

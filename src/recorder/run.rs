@@ -49,6 +49,7 @@ impl Recorder {
                     self.screen_ahead(id, extents[id]);
                 }
                 dirty = busy;
+                self.resized_and_quiet(&ready);
                 if !ready.is_empty() {
                     let left = self.ingest_round(ready, &mut unflushed).await;
                     dirty.extend(left);
@@ -113,14 +114,27 @@ impl Recorder {
                 Ok(events) if !events.is_empty() => {
                     let watches = self.0.watches.lock().expect("watches lock");
                     for ev in events {
-                        let (Some(user), Some(name)) = (watches.get(&ev.wd), ev.name) else {
+                        let (Some(user), Some(name)) = (
+                            watches.get(&ev.wd),
+                            ev.name.as_deref().and_then(|n| n.to_str()),
+                        ) else {
                             continue;
                         };
-                        let Some(session) = name.to_str().and_then(|n| n.strip_suffix(".out"))
-                        else {
-                            continue;
+                        let (session, resized) = match name.strip_suffix(".out") {
+                            Some(s) => (s, false),
+                            None => match name.strip_suffix(".resized") {
+                                Some(s) => (s, true),
+                                None => continue,
+                            },
                         };
                         if let Ok(id) = format!("{user}/{session}").parse::<SessionId>() {
+                            if resized {
+                                self.0
+                                    .resized
+                                    .lock()
+                                    .expect("resized lock")
+                                    .insert(id.clone());
+                            }
                             dirty.insert(id);
                         }
                     }
@@ -128,6 +142,29 @@ impl Recorder {
                 _ => return,
             }
         }
+    }
+
+    /// Resized sessions that are quiet now (redrawn at their new size): the
+    /// supervisor takes their screens from tmux.
+    fn resized_and_quiet(&self, quiet: &HashSet<SessionId>) {
+        let mut resized = self.0.resized.lock().expect("resized lock");
+        for id in quiet {
+            if resized.remove(id) {
+                // Full: refreshes are already due; this one can wait for
+                // the next resize.
+                let _ = self.0.screen_requests.try_send(id.clone());
+            }
+        }
+    }
+
+    /// The sessions whose screens are to be taken from tmux again (once:
+    /// the supervisor's).
+    pub fn screen_requests(&self) -> Option<mpsc::Receiver<SessionId>> {
+        self.0
+            .screen_requests_rx
+            .lock()
+            .expect("screen requests lock")
+            .take()
     }
 
     /// Ingests a share of the given sessions; flushes and reclaims spool

@@ -70,6 +70,17 @@ const OPT_LAST_EXIT: &str = "@tmuxd_last_exit";
 
 const OPT_RESTARTS: &str = "@tmuxd_restarts";
 
+/// The tmux hook run when a session's window changes size.
+const RESIZED_HOOK: &str = "window-resized";
+
+/// The tmux hook run when the pane's process has exited and tmux has
+/// marked the pane dead; it signals [`died_channel`].
+const DIED_HOOK: &str = "pane-died";
+
+fn died_channel(name: &Name) -> String {
+    format!("tmuxd-died-{name}")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("no such session {0}")]
@@ -266,16 +277,34 @@ impl UserServer {
 
     /// Pipes the agent pane of `info` to its spool file if it is not.
     pub async fn ensure_pipe(&self, info: &SessionInfo) -> Result<(), SessionError> {
-        let (Some(pane), false) = (&info.pane, info.piped) else {
+        let Some(pane) = &info.pane else {
             return Ok(());
         };
         let name = self.session_name(info)?;
-        if let Some(cmd) = self.pipe_command(&name)? {
-            self.tmux
-                .run(&[Command::pipe_pane_to(Target::Pane(pane), &cmd)])
-                .await?;
+        let mut commands = Vec::new();
+        if !info.piped {
+            if let Some(cmd) = self.pipe_command(&name)? {
+                commands.push(Command::pipe_pane_to(Target::Pane(pane), &cmd));
+            }
         }
+        // Sessions made before the hooks existed get them too.
+        if let Some(hook) = self.resized_hook(&name) {
+            commands.push(Command::set_window_option(pane, RESIZED_HOOK, &hook));
+        }
+        let died = format!("wait-for -S {}", died_channel(&name));
+        commands.push(Command::set_window_option(pane, DIED_HOOK, &died));
+        self.tmux.run(&commands).await?;
         Ok(())
+    }
+
+    /// The `window-resized` hook of session `name` (see
+    /// [`crate::spool::resized_hook`]); none without transcripts.
+    fn resized_hook(&self, name: &Name) -> Option<String> {
+        let hook = crate::spool::resized_hook(self.spool_root.as_ref()?, &self.id(name));
+        if hook.is_none() {
+            tracing::warn!(session = %self.id(name), "the spool path has characters tmux would read specially; resizes by plain tmux clients are not followed");
+        }
+        hook
     }
 
     /// Creates session `name` running the user's agent, and opens its gate
@@ -313,6 +342,18 @@ impl UserServer {
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }
+        if let Some(hook) = self.resized_hook(name) {
+            commands.push(Command::set_session_window_option(
+                name,
+                RESIZED_HOOK,
+                &hook,
+            ));
+        }
+        commands.push(Command::set_session_window_option(
+            name,
+            DIED_HOOK,
+            &format!("wait-for -S {}", died_channel(name)),
+        ));
         let result = if self.scope && !self.server_running().await {
             // Under systemd the server gets a scope of its own, outside the
             // daemon's cgroup (and under the user's MemoryMax/CPUQuota).
@@ -359,6 +400,14 @@ impl UserServer {
             .await?;
         crate::screen::Captured::parse(&out)
             .ok_or_else(|| SessionError::Tmux(TmuxError::Parse("capture-pane output".into())))
+    }
+
+    /// Returns once tmux has marked session `name`'s pane dead (its
+    /// `pane-died` hook ran; at once if it ran before), or after `within`.
+    pub async fn pane_died(&self, name: &Name, within: std::time::Duration) {
+        let wait = [Command::wait_channel(&died_channel(name))];
+        // On timeout the waiting client is dropped, and so killed.
+        let _ = tokio::time::timeout(within, self.tmux.run(&wait)).await;
     }
 
     /// Lets a waiting agent start: the pane is set up.

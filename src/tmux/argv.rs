@@ -225,6 +225,12 @@ impl Command {
             .target(Target::Pane(pane))
     }
 
+    /// `wait-for CHANNEL`: returns once the channel is signalled (at once if
+    /// it was signalled while no one waited).
+    pub fn wait_channel(channel: &str) -> Command {
+        Command::new("wait-for").positional([channel])
+    }
+
     /// `wait-for -S CHANNEL`: wakes whoever waits on the channel.
     pub fn signal_channel(channel: &str) -> Command {
         Command::new("wait-for").flag("-S").positional([channel])

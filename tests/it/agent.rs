@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::accounts::UnixUsers;
 use crate::common::anthropic::claude;
 use crate::common::client::call;
-use crate::common::{wait_for, Env, BIN};
+use crate::common::{wait_for, wait_for_or, Env, BIN};
 use nix::sys::signal::Signal;
 
 fn main_session(url: &str, token: &str) -> serde_json::Value {
@@ -316,4 +316,55 @@ fn hook_socket_answers_only_its_user() {
     // With the daemon down a hook still exits at once, silently.
     env.kill_daemons();
     report(a, &alice_sock, "alice/main", "DAEMON-DOWN");
+}
+
+/// A window resized by a client other than the page's (here tmux itself,
+/// as a plain `tmux attach` of another size does): the daemon's screen
+/// takes the new size. The agent draws its question at column 90 of the
+/// last row, which an 80-column screen would wrap into `P` / `roceed?`.
+#[test]
+fn a_window_resized_outside_the_page_is_followed() {
+    let env = Env::new(
+        r#"[agent]
+command = ["sh", "{dir}/agent.sh"]
+profile = "generic"
+waiting_pattern = "Proceed\\? \\(y/n\\)"
+idle_after_s = 1
+[[users]]
+name = "alice"
+"#,
+    );
+    std::fs::write(
+        env.path().join("agent.sh"),
+        "draw() { set -- $(stty size); printf '\\033[2J\\033[%s;90HProceed? (y/n)' \"$1\"; }\n\
+         trap draw WINCH\n\
+         while :; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    let mut env = env;
+    let _d = env.serve();
+    wait_for(10, "the agent", || {
+        (env.session("alice/main")?["agent_state"] == "idle").then_some(())
+    });
+    let out = env.tmux(
+        "alice",
+        &["resize-window", "-t", "=main:", "-x", "120", "-y", "30"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let s = wait_for_or(
+        10,
+        "the question at the new size",
+        || {
+            let s = env.session("alice/main")?;
+            (s["agent_state"] == "waiting").then_some(s)
+        },
+        || {
+            format!(
+                "pane:\n{}\nsession: {:?}",
+                env.pane_text("alice", "main"),
+                env.session("alice/main")
+            )
+        },
+    );
+    assert_eq!(s["question"]["text"], "Proceed? (y/n)", "{s}");
 }

@@ -91,8 +91,26 @@ fn sigkill_then_serve_adopts_without_duplicates_or_restarts() {
         assert_eq!(pid_of(&env, id), *pid, "{id}");
     }
 
+    // tmuxd's hooks on a session made by an older daemon: none.
+    let hook = |env: &Env, name: &str| {
+        let out = env.tmux("alice", &["show-options", "-w", "-t", "=main:", name]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(hook(&env, "pane-died").contains("wait-for -S tmuxd-died-main"));
+    assert!(hook(&env, "window-resized").contains("alice/main.resized"));
+    for name in ["pane-died", "window-resized"] {
+        let out = env.tmux("alice", &["set-option", "-w", "-u", "-t", "=main:", name]);
+        assert!(
+            out.status.success() && hook(&env, name).is_empty(),
+            "{out:?}"
+        );
+    }
+
     let d2 = env.serve();
     assert!(d2.log().contains("created=0 adopted=3"), "{}", d2.log());
+    // Adopted sessions get them.
+    assert!(hook(&env, "pane-died").contains("wait-for -S tmuxd-died-main"));
+    assert!(hook(&env, "window-resized").contains("alice/main.resized"));
     for (id, pid) in &before {
         let s = env.session(id).unwrap();
         assert_eq!(s["agent_pid"].as_u64(), Some(*pid), "{id} was restarted");

@@ -1,6 +1,8 @@
 // The tmuxd page: login, a dashboard of sessions, and a terminal per session.
 // Routes live in the URL hash: #/login, #/ (dashboard), #/s/USER/SESSION.
 import "./style.css";
+import { mailView } from "./mail";
+import { ago, api, app, brand, errorText, h, questionCard, type Me, type Question, type Session } from "./ui";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { ClipboardAddon } from "@xterm/addon-clipboard";
@@ -8,116 +10,7 @@ import { WebLinksAddon } from "@xterm/addon-web-links";
 import * as AsciinemaPlayer from "asciinema-player";
 import "asciinema-player/dist/bundle/asciinema-player.css";
 
-type Me = { user: string; role: "user" | "admin" | "read-only" };
-type Question = {
-  id: string;
-  text: string;
-  detail: string[];
-  options: { key: string; label: string }[];
-  asked: number;
-};
-type Session = {
-  id: string;
-  state: string;
-  agent_state: string | null;
-  agent_profile: string | null;
-  question: Question | null;
-  agent_pid: number | null;
-  viewers: number;
-  attached_clients: number;
-  last_activity: number | null;
-  created: number | null;
-  restarts: number;
-  last_exit: { status: number | null; signal: number | null; at: number | null } | null;
-};
-
-const app = document.getElementById("app")!;
 let cleanup: (() => void) | null = null;
-
-function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string | ((e: Event) => void)> = {},
-  ...children: (Node | string | null)[]
-): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
-    else el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null) el.append(c);
-  return el;
-}
-
-async function api(method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-
-async function errorText(r: Response): Promise<string> {
-  try {
-    const j = await r.json();
-    return j.error || r.statusText;
-  } catch {
-    return r.statusText || `HTTP ${r.status}`;
-  }
-}
-
-// A waiting agent's question: what it asks, about what, and one button per
-// option. An answer types only if that same question is still on screen.
-function questionCard(sessionId: string, q: Question, canAnswer: boolean, onAnswered: () => void): HTMLElement {
-  const status = h("div", { class: "q-status" });
-  const buttons = q.options.map((o) =>
-    h(
-      "button",
-      {
-        class: o.key === "1" ? "option first" : "option",
-        "data-key": o.key,
-        onclick: async () => {
-          for (const b of buttons) b.disabled = true;
-          status.textContent = `Answering ${o.key}…`;
-          const r = await api("POST", `/api/sessions/${sessionId}/answer`, { question: q.id, option: o.key });
-          if (r.ok) {
-            status.textContent = `Answered ${o.key}. ${o.label}`;
-            onAnswered();
-          } else {
-            status.textContent = await errorText(r);
-            for (const b of buttons) b.disabled = false;
-          }
-        },
-      },
-      `${o.key}. ${o.label}`,
-    ),
-  );
-  if (!canAnswer) for (const b of buttons) b.disabled = true;
-  return h(
-    "div",
-    { class: "question", "data-question": q.id },
-    h("div", { class: "q-head" }, h("span", { class: "q-who" }, `${sessionId} asks`), h("span", { class: "q-text" }, q.text)),
-    q.detail.length ? h("pre", { class: "q-detail" }, q.detail.join("\n")) : null,
-    h("div", { class: "q-options" }, ...buttons),
-    canAnswer ? null : h("div", { class: "q-status" }, "Read-only: you can see the question, not answer it."),
-    status,
-  );
-}
-
-function ago(unix: number | null): string {
-  if (!unix) return "never";
-  const s = Math.max(0, Math.round(Date.now() / 1000 - unix));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86400)}d ago`;
-}
-
-function brand(): HTMLElement {
-  return h("div", { class: "brand" }, h("span", { class: "logo" }, ">_"), "tmuxd");
-}
-
-// ---- login ---------------------------------------------------------------
 
 function loginView(message = ""): void {
   const token = h("input", {
@@ -522,107 +415,6 @@ function transcriptView(id: string): void {
     theme: "asciinema",
   });
   cleanup = () => player.dispose();
-}
-
-// ---- email bridge ----------------------------------------------------------
-
-type Pending = { id: string; session: string; command: string; flags: string[]; from: string; expires_ms: number };
-type AuditEntry = {
-  ts_ms: number;
-  message_id: string;
-  from?: string;
-  user?: string;
-  session?: string;
-  decision: string;
-  reason: string;
-  command?: string;
-  flags?: string[];
-};
-
-// Pending confirmations (with Confirm buttons) and the audit log: every
-// inbound message and its decision. `focus` highlights one pending command
-// (the link in a confirmation mail).
-async function mailView(me: Me, focus?: string): Promise<void> {
-  const err = h("div", { class: "error", id: "mail-error" });
-  const pendingBox = h("div", { class: "pending", id: "pending" });
-  const table = h("table", { class: "audit", id: "audit" });
-  const canWrite = me.role !== "read-only";
-  app.replaceChildren(
-    h(
-      "div",
-      {},
-      h(
-        "header",
-        { class: "topbar" },
-        h("div", { class: "brand" }, h("a", { href: "#/", class: "back" }, "← Sessions"), h("span", { class: "title" }, "Email")),
-      ),
-      h(
-        "main",
-        { class: "dash" },
-        h("h2", {}, "Waiting for confirmation"),
-        err,
-        pendingBox,
-        h("h2", {}, "Audit log"),
-        h("div", { class: "sub" }, "Every message the bridge received, and what it decided."),
-        table,
-      ),
-    ),
-  );
-  async function refresh(): Promise<void> {
-    const [p, l] = await Promise.all([api("GET", "/api/mail/pending"), api("GET", "/api/mail/log?limit=200")]);
-    if (!p.ok || !l.ok) {
-      err.textContent = await errorText(p.ok ? l : p);
-      return;
-    }
-    const pending: Pending[] = await p.json();
-    const log: AuditEntry[] = await l.json();
-    pendingBox.replaceChildren(
-      ...(pending.length
-        ? pending.map((x) =>
-            h(
-              "div",
-              { class: x.id === focus ? "card focus" : "card", "data-id": x.id },
-              h("div", { class: "card-head" }, h("strong", {}, x.session), h("span", { class: "sub" }, ` from ${x.from}, expires ${new Date(x.expires_ms).toLocaleTimeString()}`)),
-              h("pre", { class: "command" }, x.command),
-              h("div", { class: "sub" }, x.flags.length ? `Risk flags: ${x.flags.join(", ")}` : "Risk flags: none"),
-              canWrite
-                ? h(
-                    "button",
-                    {
-                      class: "primary",
-                      onclick: async () => {
-                        const r = await api("POST", `/api/mail/pending/${x.id}/confirm`);
-                        if (!r.ok) err.textContent = await errorText(r);
-                        refresh();
-                      },
-                    },
-                    "Confirm and type it",
-                  )
-                : null,
-            ),
-          )
-        : [h("div", { class: "sub" }, focus ? "This command is no longer waiting (confirmed, cancelled or expired)." : "Nothing is waiting.")]),
-    );
-    table.replaceChildren(
-      h("tr", {}, ...["Time", "Decision", "Session", "From", "Reason", "Command"].map((t) => h("th", {}, t))),
-      ...log
-        .slice()
-        .reverse()
-        .map((e) =>
-          h(
-            "tr",
-            { class: `d-${e.decision}` },
-            h("td", {}, new Date(e.ts_ms).toLocaleString()),
-            h("td", {}, e.decision),
-            h("td", {}, e.user ? `${e.user}/${e.session ?? ""}` : "-"),
-            h("td", {}, e.from ?? "-"),
-            h("td", {}, e.reason),
-            h("td", {}, e.command ?? ""),
-          ),
-        ),
-    );
-  }
-  await refresh();
 }
 
 // ---- routing -------------------------------------------------------------

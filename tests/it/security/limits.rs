@@ -184,7 +184,7 @@ async fn issue10_7_slow_and_idle_connections_close_and_caps_hold() {
         .unwrap();
     let took = closed_within(&mut slow, 10).expect("a half-sent request stayed open 10 s");
     assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
-    // An idle keep-alive connection: closed after the same timeout.
+    // A connection whose request is answered: closed, not left idle.
     let mut idle = std::net::TcpStream::connect(&addr).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();

@@ -1,0 +1,103 @@
+// The email view: pending confirmations and the audit log.
+import { api, app, errorText, h, type Me } from "./ui";
+
+// ---- email bridge ----------------------------------------------------------
+
+type Pending = { id: string; session: string; command: string; flags: string[]; from: string; expires_ms: number };
+type AuditEntry = {
+  ts_ms: number;
+  message_id: string;
+  from?: string;
+  user?: string;
+  session?: string;
+  decision: string;
+  reason: string;
+  command?: string;
+  flags?: string[];
+};
+
+// Pending confirmations (with Confirm buttons) and the audit log: every
+// inbound message and its decision. `focus` highlights one pending command
+// (the link in a confirmation mail).
+export async function mailView(me: Me, focus?: string): Promise<void> {
+  const err = h("div", { class: "error", id: "mail-error" });
+  const pendingBox = h("div", { class: "pending", id: "pending" });
+  const table = h("table", { class: "audit", id: "audit" });
+  const canWrite = me.role !== "read-only";
+  app.replaceChildren(
+    h(
+      "div",
+      {},
+      h(
+        "header",
+        { class: "topbar" },
+        h("div", { class: "brand" }, h("a", { href: "#/", class: "back" }, "← Sessions"), h("span", { class: "title" }, "Email")),
+      ),
+      h(
+        "main",
+        { class: "dash" },
+        h("h2", {}, "Waiting for confirmation"),
+        err,
+        pendingBox,
+        h("h2", {}, "Audit log"),
+        h("div", { class: "sub" }, "Every message the bridge received, and what it decided."),
+        table,
+      ),
+    ),
+  );
+  async function refresh(): Promise<void> {
+    const [p, l] = await Promise.all([api("GET", "/api/mail/pending"), api("GET", "/api/mail/log?limit=200")]);
+    if (!p.ok || !l.ok) {
+      err.textContent = await errorText(p.ok ? l : p);
+      return;
+    }
+    const pending: Pending[] = await p.json();
+    const log: AuditEntry[] = await l.json();
+    pendingBox.replaceChildren(
+      ...(pending.length
+        ? pending.map((x) =>
+            h(
+              "div",
+              { class: x.id === focus ? "card focus" : "card", "data-id": x.id },
+              h("div", { class: "card-head" }, h("strong", {}, x.session), h("span", { class: "sub" }, ` from ${x.from}, expires ${new Date(x.expires_ms).toLocaleTimeString()}`)),
+              h("pre", { class: "command" }, x.command),
+              h("div", { class: "sub" }, x.flags.length ? `Risk flags: ${x.flags.join(", ")}` : "Risk flags: none"),
+              canWrite
+                ? h(
+                    "button",
+                    {
+                      class: "primary",
+                      onclick: async () => {
+                        const r = await api("POST", `/api/mail/pending/${x.id}/confirm`);
+                        if (!r.ok) err.textContent = await errorText(r);
+                        refresh();
+                      },
+                    },
+                    "Confirm and type it",
+                  )
+                : null,
+            ),
+          )
+        : [h("div", { class: "sub" }, focus ? "This command is no longer waiting (confirmed, cancelled or expired)." : "Nothing is waiting.")]),
+    );
+    table.replaceChildren(
+      h("tr", {}, ...["Time", "Decision", "Session", "From", "Reason", "Command"].map((t) => h("th", {}, t))),
+      ...log
+        .slice()
+        .reverse()
+        .map((e) =>
+          h(
+            "tr",
+            { class: `d-${e.decision}` },
+            h("td", {}, new Date(e.ts_ms).toLocaleString()),
+            h("td", {}, e.decision),
+            h("td", {}, e.user ? `${e.user}/${e.session ?? ""}` : "-"),
+            h("td", {}, e.from ?? "-"),
+            h("td", {}, e.reason),
+            h("td", {}, e.command ?? ""),
+          ),
+        ),
+    );
+  }
+  await refresh();
+}

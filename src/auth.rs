@@ -197,7 +197,9 @@ impl TokenStore {
         let mut found = None;
         // Compare with every token of the user, without stopping early.
         for t in cache.tokens.iter().filter(|t| t.user == user) {
-            let stored = unhex(&t.sha256).unwrap_or_default();
+            let stored = data_encoding::HEXLOWER
+                .decode(t.sha256.as_bytes())
+                .unwrap_or_default();
             if constant_time_eq(&stored, &presented) {
                 found = Some((
                     Identity {
@@ -259,23 +261,12 @@ pub fn token_user(token: &str) -> Option<Name> {
 
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// Failed-login limits per client address, over a sliding window.

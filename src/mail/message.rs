@@ -68,11 +68,7 @@ pub struct Inbound {
 
 /// Short hex SHA-256 of `bytes`.
 pub fn digest_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::auth::hex(&Sha256::digest(bytes)[..16])
 }
 
 /// The Message-ID of a message that could not be parsed whole (too large,

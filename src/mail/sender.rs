@@ -24,21 +24,9 @@ pub const CONFIRM_PREFIX: &str = "c-";
 
 /// RFC 4648 base32, lowercased: safe in a local part that MTAs may fold.
 fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut out = String::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    data_encoding::BASE32_NOPAD
+        .encode(bytes)
+        .to_ascii_lowercase()
 }
 
 /// A new confirmation token (128 random bits, 26 characters).
@@ -50,10 +38,7 @@ pub fn new_token() -> std::io::Result<String> {
 
 /// What is stored for a token: its SHA-256, hex.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.to_ascii_lowercase().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::auth::hex(&Sha256::digest(token.to_ascii_lowercase().as_bytes()))
 }
 
 /// The key behind the users' secret addresses.

@@ -130,7 +130,7 @@ impl Decision {
 pub(super) fn new_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::auth::hex(&b)
 }
 
 impl Bridge {

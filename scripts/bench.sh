@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser-terminal benchmark (examples/bench.rs): tmuxd's WebSocket
+# The browser-terminal benchmark (examples/bench/): tmuxd's WebSocket
 # terminal against a direct `tmux attach` in a local PTY, same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

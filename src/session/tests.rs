@@ -57,3 +57,46 @@ fn users_are_told_fixed_text_for_internal_errors() {
         "no such session alice/docs"
     );
 }
+
+proptest::proptest! {
+    /// The listing parser keeps tmuxd's sessions (valid names, a pane id)
+    /// with their fields, `main` first and the rest by name, and ignores
+    /// everything else on the socket.
+    #[test]
+    fn listings_parse_back(
+        sessions in proptest::collection::btree_map(
+            "main|[a-z][a-z0-9_-]{0,12}",
+            (0u32..2_000_000_000, 0u8..9, proptest::prelude::any::<bool>(), 2u32..4_000_000, 0u32..500),
+            0..12,
+        ),
+        junk in proptest::collection::vec("[ -~\t]{0,40}", 0..6),
+    ) {
+        let user = Name::new("alice").unwrap();
+        let mut out = String::new();
+        for (i, (name, (created, clients, dead, pid, restarts))) in sessions.iter().enumerate() {
+            out += &format!("S\t{name}\t{created}\t{clients}\t%{i}\t\t\t\t{restarts}\t{created}\n");
+            out += &format!("P\t%{i}\t{pid}\t{}\t\t\t\t1\n", u8::from(*dead));
+            out += &format!("S\tBad Name\t1\t0\t%{i}\t\t\t\t0\t1\n");
+        }
+        for j in &junk {
+            // Never a valid `S` or `P` line by chance.
+            out += "# ";
+            out += j;
+            out.push('\n');
+        }
+        let list = parse_listing(&out, &user, Path::new("/s"));
+        let mut want: Vec<&String> = sessions.keys().collect();
+        want.sort_by_key(|n| (n.as_str() != "main", n.as_str()));
+        let got: Vec<String> = list.iter().map(|s| s.id.session.to_string()).collect();
+        proptest::prop_assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        for s in &list {
+            let (created, clients, dead, pid, restarts) = sessions[s.id.session.as_str()];
+            proptest::prop_assert_eq!(s.id.user.as_str(), "alice");
+            proptest::prop_assert_eq!(s.created, Some(u64::from(created)));
+            proptest::prop_assert_eq!(s.attached_clients, u32::from(clients));
+            proptest::prop_assert_eq!(s.restarts, restarts);
+            proptest::prop_assert_eq!(s.state, if dead { State::Exited } else { State::Running });
+            proptest::prop_assert_eq!(s.launcher_pid, (!dead).then_some(pid));
+        }
+    }
+}

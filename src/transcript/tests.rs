@@ -284,3 +284,29 @@ fn damaged_database_is_refused_with_its_path() {
     );
     assert!(path.join("conf").exists(), "nothing discarded");
 }
+
+proptest::proptest! {
+    /// Every record decodes to what was encoded; any bytes decode without
+    /// panicking, and what decodes re-encodes to itself.
+    #[test]
+    fn records_round_trip(
+        wall in proptest::prelude::any::<u64>(),
+        mono in proptest::prelude::any::<u64>(),
+        kind in 0u8..3,
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+        a in "\\PC{0,40}",
+        b in "\\PC{0,200}",
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+    ) {
+        let body = match kind {
+            0 => Body::Output(bytes),
+            1 => Body::Input { source: a, text: b },
+            _ => Body::Event { kind: a, detail: serde_json::json!({ "text": b, "n": wall }) },
+        };
+        let r = Record { id: 7, wall_ms: wall, mono_ns: mono, body };
+        proptest::prop_assert_eq!(Record::decode(7, &r.encode()), Some(r));
+        if let Some(d) = Record::decode(9, &junk) {
+            proptest::prop_assert_eq!(Record::decode(9, &d.encode()), Some(d));
+        }
+    }
+}

@@ -113,7 +113,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let status = format!(
-        "STATUS={} users; {} sessions adopted, {} created{}",
+        "STATUS={} users; {} sessions adopted, {} created{}; web on http://{web_addr}/",
         config.users.len(),
         report.adopted,
         report.created,

@@ -157,9 +157,15 @@ impl Env {
         self.serve_with(&[])
     }
 
-    /// Like [`Env::serve`], with extra environment variables.
+    /// Like [`Env::serve`], with extra environment variables. Ready is
+    /// what the daemon tells systemd: the harness is its `NOTIFY_SOCKET`.
     pub fn serve_with(&mut self, vars: &[(&str, &str)]) -> Daemon {
+        let notify = self
+            .path()
+            .join(format!("notify-{}.sock", self.daemons.len()));
+        let notes = notifications(&notify);
         let mut cmd = self.cmd(&["serve"]);
+        cmd.env("NOTIFY_SOCKET", &notify);
         cmd.envs(vars.iter().copied());
         let mut child = cmd
             .env("RUST_LOG", "info")
@@ -180,10 +186,10 @@ impl Env {
         });
         let pid = child.id();
         self.daemons.push(child);
-        let d = Daemon { pid, log };
+        let d = Daemon { pid, log, notes };
         // Ready, or dead: then say why at once.
-        wait_for(30, "the daemon's \"ready\" log line", || {
-            if d.log().contains(" ready ") {
+        wait_for(30, "the daemon's READY=1", || {
+            if d.notifications().iter().any(|n| n.starts_with("READY=1")) {
                 return Some(());
             }
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -302,13 +308,42 @@ impl Drop for Env {
     }
 }
 
+/// Receives what a daemon tells systemd at `path`, until the receiver is
+/// the only holder left (the [`Daemon`] is dropped).
+fn notifications(path: &Path) -> Arc<Mutex<Vec<String>>> {
+    let _ = std::fs::remove_file(path);
+    let sock = std::os::unix::net::UnixDatagram::bind(path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let sink = notes.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while Arc::strong_count(&sink) > 1 {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let note = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().unwrap().push(note);
+            }
+        }
+    });
+    notes
+}
+
 /// A running `tmuxd serve`.
 pub struct Daemon {
     pub pid: u32,
     log: Arc<Mutex<String>>,
+    /// Its sd_notify messages, in order.
+    notes: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
+    /// What the daemon told systemd so far (`READY=1\nSTATUS=…`,
+    /// `WATCHDOG=1`, `STOPPING=1`, …).
+    pub fn notifications(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -319,14 +354,16 @@ impl Daemon {
         });
     }
 
-    /// The web server's base URL, `http://127.0.0.1:PORT`, from the log.
+    /// The web server's base URL, `http://127.0.0.1:PORT`, from the
+    /// daemon's READY status.
     pub fn url(&self) -> String {
-        self.wait_log(10, "web terminal listening");
-        let log = self.log();
-        let start = log.find("url=http://").expect("url in log") + 4;
-        let rest = &log[start..];
-        let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
-        rest[..end].trim_end_matches('/').to_owned()
+        let notes = self.notifications();
+        let ready = notes
+            .iter()
+            .find(|n| n.starts_with("READY=1"))
+            .expect("serve waits for READY=1");
+        let start = ready.find("web on ").expect("the web address in STATUS") + 7;
+        ready[start..].trim_end().trim_end_matches('/').to_owned()
     }
 
     /// Daemon RSS in KiB.

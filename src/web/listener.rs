@@ -4,12 +4,10 @@
 //! served here with hyper's HTTP/1 server directly: `TCP_NODELAY` (keystroke
 //! echoes must not wait for Nagle), at most `max_connections_per_address`
 //! open connections per peer address (more are closed at once and counted),
-//! and `header_timeout` for a request's headers. A connection serves one
-//! request and closes: hyper's header timer did not always cover a
-//! keep-alive connection idle after its response (it stayed open in 1 of
-//! ~5 loaded test runs), and a terminal's traffic is its WebSocket anyway.
-//! Upgrades (WebSocket terminals) leave hyper's hands after the handshake.
-//! On shutdown, open connections finish their request (bounded) and close.
+//! and `header_timeout` for a request's headers, which is also how long an
+//! idle keep-alive connection may wait for its next request. Upgrades
+//! (WebSocket terminals) leave hyper's hands after the handshake. On
+//! shutdown, open connections finish their request (bounded) and close.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -118,16 +116,7 @@ async fn connection(
         let mut app = app.clone();
         async move {
             use tower_service::Service;
-            let mut res = app.call(req.map(axum::body::Body::new)).await?;
-            // One request per connection (see the module doc); an upgrade
-            // keeps its own `Connection: upgrade`.
-            if res.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-                res.headers_mut().insert(
-                    hyper::header::CONNECTION,
-                    hyper::header::HeaderValue::from_static("close"),
-                );
-            }
-            Ok::<_, std::convert::Infallible>(res)
+            app.call(req.map(axum::body::Body::new)).await
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()

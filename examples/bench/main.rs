@@ -5,7 +5,8 @@
 //! on a private directory and port, and measures:
 //! - keystroke echo latency p50/p99 over 500 keys;
 //! - time for a 50 MB flood to reach the viewer (end marker), with 1, 10
-//!   and 50 viewers (all must see the marker);
+//!   and 50 viewers (all must see the marker), and the daemon's CPU for it
+//!   per viewer-MB;
 //! - daemon CPU and wakeups over 30 s with 50 idle viewers.
 //!
 //! Each figure is printed beside the reference and as a ratio.
@@ -88,7 +89,7 @@ fn start_daemon(transcripts: bool) -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nstate_dir = \"{d}/s\"\nruntime_dir = \"{r}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\n[transcript]\nenabled = {transcripts}\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
+            "[daemon]\n# Run as root on purpose: the agent is a plain shell.\nallow_root_agents = true\nstate_dir = \"{d}/s\"\nruntime_dir = \"{r}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\nmax_viewers_per_session = 64\nmax_viewers_per_user = 64\n[transcript]\nenabled = {transcripts}\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
         ),
     )
     .unwrap();
@@ -409,7 +410,9 @@ async fn main() {
         for v in &mut wss {
             v.drain().await;
         }
+        let c0 = cpu_ms(daemon_pid);
         let tw = flood(&mut wss, &format!("w{n}")).await;
+        let relay_cpu = cpu_ms(daemon_pid) - c0;
         for v in wss {
             v.close().await;
         }
@@ -422,6 +425,16 @@ async fn main() {
             tw.as_secs_f64(),
             tr.as_secs_f64(),
             ratio(tw, tr)
+        );
+        // The daemon's CPU for the flood, per MB delivered to one viewer.
+        let viewer_mb = (n * FLOOD_BYTES) as f64 / 1e6;
+        println!(
+            "{:<44} {:>10.3}ms",
+            format!(
+                "  daemon CPU per viewer-MB, {n} viewer{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            relay_cpu as f64 / viewer_mb
         );
     }
 

@@ -136,9 +136,17 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         // Not while the agent is mid-answer.
         // A chatty agent must not hold the queue forever: after
         // `result_timeout` of waiting the job fails, untyped, and says why.
+        // A prompt not while the agent has exited and its restart is
+        // pending either: keys sent to a dead pane are lost. (An interrupt
+        // then goes to the dead pane: there is nothing left to stop.)
         if job.stage == Stage::Queued && !matches!(job.action, Action::New) {
             let deadline = tokio::time::Instant::now() + timeout;
-            while rec.state(&id) == Some(AgentState::Running) {
+            let prompt = matches!(job.action, Action::Prompt { .. });
+            while match rec.state(&id) {
+                Some(AgentState::Running) => true,
+                Some(AgentState::Exited { .. }) => prompt,
+                _ => false,
+            } {
                 match tokio::time::timeout_at(deadline, states.recv()).await {
                     Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
                     Ok(Err(RecvError::Closed)) => break,
@@ -148,10 +156,20 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
                             &job,
                             JobEnd {
                                 decision: Outcome::Failed,
-                                summary: format!(
-                                    "not typed: the agent was still busy after {} s; mail the command again when it is done",
-                                    timeout.as_secs()
-                                ),
+                                summary: if matches!(
+                                    rec.state(&id),
+                                    Some(AgentState::Exited { .. })
+                                ) {
+                                    format!(
+                                        "not typed: the agent has not been running for {} s; mail the command again once it runs",
+                                        timeout.as_secs()
+                                    )
+                                } else {
+                                    format!(
+                                        "not typed: the agent was still busy after {} s; mail the command again when it is done",
+                                        timeout.as_secs()
+                                    )
+                                },
                                 output: None,
                             },
                         );

@@ -6,7 +6,7 @@ mod confirm;
 mod recovery;
 
 use crate::common::anthropic::claude;
-use crate::common::{marker, wait_for, Env, Mail, Testbed};
+use crate::common::{marker, wait_for, wait_for_or, Env, Mail, Testbed};
 use nix::sys::signal::Signal;
 
 const AR_PASS: &str = "Authentication-Results: mx.example.test; dkim=pass header.d=example.test; dmarc=pass header.from=example.test";

@@ -321,7 +321,24 @@ fn mail_ingest_policies_rate_limits_and_web_confirmation() {
         .send_empty()
         .unwrap();
     assert_eq!(r.status(), 200);
-    env.wait_pane("alice", "main", "got: rm -rf build");
+    wait_for_or(
+        15,
+        "the confirmed command in alice/main",
+        || {
+            env.pane_text("alice", "main")
+                .contains("got: rm -rf build")
+                .then_some(())
+        },
+        || {
+            format!(
+                "pane:\n{}\nsession: {:?}\nmail log:\n{}\ndaemon log:\n{}",
+                env.pane_text("alice", "main"),
+                env.session("alice/main"),
+                env.ok(&["mail-log", "alice"]),
+                d.log()
+            )
+        },
+    );
     let log: Vec<serde_json::Value> = ureq::get(&format!("{}/api/mail/log", d.url()))
         .header("Authorization", &format!("Bearer {token}"))
         .call()
@@ -342,4 +359,47 @@ fn mail_ingest_policies_rate_limits_and_web_confirmation() {
         table.contains("refused") && table.contains("blocked by your policy"),
         "{table}"
     );
+}
+
+/// A command that arrives while the agent has exited and waits for its
+/// restart is typed into the restarted agent, not into the dead pane.
+#[test]
+fn a_command_for_an_exited_agent_waits_for_its_restart() {
+    let bed = Testbed::start();
+    let text = config(&bed, "", &format!("{ALICE}confirm = \"never\"\n")).replacen(
+        "[agent]\n",
+        "[agent]\nrestart_delay_ms = 3000\n",
+        1,
+    );
+    let env = Env::new(&text);
+    std::fs::write(env.path().join("imap-password"), &bed.password).unwrap();
+    let mut env = env;
+    let _d = env.serve();
+    let alice_to = secret(&env, "alice");
+    let pid = wait_for(15, "alice's agent", || {
+        env.session("alice/main")?["agent_pid"].as_u64()
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    wait_for(10, "the agent exited", || {
+        (env.session("alice/main")?["agent_state"] == "exited").then_some(())
+    });
+    let raw = mail(
+        Some(AR_PASS),
+        "alice@example.test",
+        &alice_to,
+        "s",
+        "x1@x",
+        "",
+        "after the restart",
+    );
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("queued:"),
+        "{out:?}"
+    );
+    wait_decision(&env, "x1@x", "executed");
+    env.wait_pane("alice", "main", "got: after the restart");
+    let s = env.session("alice/main").unwrap();
+    assert_ne!(s["agent_pid"].as_u64(), Some(pid), "{s}");
+    assert_eq!(email_inputs(&env, "alice"), 1);
 }

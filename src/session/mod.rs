@@ -288,13 +288,23 @@ impl UserServer {
             }
         }
         // Sessions made before the hooks existed get them too.
-        if let Some(hook) = self.resized_hook(&name) {
-            commands.push(Command::set_window_option(pane, RESIZED_HOOK, &hook));
-        }
-        let died = format!("wait-for -S {}", died_channel(&name));
-        commands.push(Command::set_window_option(pane, DIED_HOOK, &died));
+        commands.extend(self.hooks(&name, |o, v| Command::set_window_option(pane, o, v)));
         self.tmux.run(&commands).await?;
         Ok(())
+    }
+
+    /// tmuxd's hooks on session `name`'s window, each set with `set(hook,
+    /// command)`: `pane-died` signals [`died_channel`], `window-resized`
+    /// notes the resize beside the spool.
+    fn hooks(&self, name: &Name, set: impl Fn(&str, &str) -> Command) -> Vec<Command> {
+        let mut commands = vec![set(
+            DIED_HOOK,
+            &format!("wait-for -S {}", died_channel(name)),
+        )];
+        if let Some(hook) = self.resized_hook(name) {
+            commands.push(set(RESIZED_HOOK, &hook));
+        }
+        commands
     }
 
     /// The `window-resized` hook of session `name` (see
@@ -342,18 +352,7 @@ impl UserServer {
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }
-        if let Some(hook) = self.resized_hook(name) {
-            commands.push(Command::set_session_window_option(
-                name,
-                RESIZED_HOOK,
-                &hook,
-            ));
-        }
-        commands.push(Command::set_session_window_option(
-            name,
-            DIED_HOOK,
-            &format!("wait-for -S {}", died_channel(name)),
-        ));
+        commands.extend(self.hooks(name, |o, v| Command::set_session_window_option(name, o, v)));
         let result = if self.scope && !self.server_running().await {
             // Under systemd the server gets a scope of its own, outside the
             // daemon's cgroup (and under the user's MemoryMax/CPUQuota).

@@ -6,6 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The system's time, or (in tests) a manual one that moves only when told.
 #[derive(Clone, Default)]
 pub struct Clock(Option<Arc<AtomicU64>>);
@@ -20,10 +28,7 @@ impl Clock {
     pub fn now_ms(&self) -> u64 {
         match &self.0 {
             Some(ms) => ms.load(Ordering::Relaxed),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            None => unix_now_ms(),
         }
     }
 

@@ -254,7 +254,7 @@ pub fn mail_dir(state_dir: &Path) -> PathBuf {
 }
 
 pub fn now_ms() -> u64 {
-    crate::transcript::now().0
+    crate::clock::unix_now_ms()
 }
 
 impl MailStore {

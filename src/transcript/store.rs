@@ -11,10 +11,7 @@ pub struct Store {
 
 /// Current wall-clock ms and monotonic ns.
 pub fn now() -> (u64, u64) {
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let wall = crate::clock::unix_now_ms();
     let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0);

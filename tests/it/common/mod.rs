@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod anthropic;
 pub mod client;
+pub mod standin;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,129 @@
+//! A small HTTP/1.1 server on loopback for the agents' API stand-ins
+//! (`anthropic`, `openai`): keep-alive connections, bodies by
+//! Content-Length, each request answered by the stand-in's own function
+//! with a content type and a body (JSON, or server-sent events). Also the
+//! [`RunLog`] the stand-ins' tool calls append to.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Answers one request: (path, JSON body) → (content type, body).
+pub type Answer = dyn Fn(&str, &serde_json::Value) -> (&'static str, String) + Send + Sync;
+
+/// A running stand-in; stops accepting when dropped.
+pub struct StandIn {
+    pub url: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl StandIn {
+    pub fn start(answer: Arc<Answer>) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let answer = answer.clone();
+                std::thread::spawn(move || serve(conn, &*answer));
+            }
+        });
+        StandIn { url, stop }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+/// Answers requests on one keep-alive connection until it closes (or
+/// stays silent for a minute).
+fn serve(conn: TcpStream, answer: &Answer) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut out = conn.try_clone().expect("clone");
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        if r.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("/");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (ctype, reply) = answer(path, &body);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n",
+            reply.len()
+        );
+        if out.write_all(head.as_bytes()).is_err() || out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Server-sent events from (name, data) pairs.
+pub fn sse(events: &[(&str, serde_json::Value)]) -> String {
+    events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
+}
+
+/// Where a stand-in's shell command records each run of it.
+pub struct RunLog {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl RunLog {
+    pub fn new() -> RunLog {
+        let dir = tempfile::Builder::new()
+            .prefix("tmuxd-agent")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.path().join("ran.log");
+        RunLog { _dir: dir, path }
+    }
+
+    /// The command the agent is asked to run: appends one line per run.
+    pub fn command(&self) -> String {
+        format!("echo ran/RAN-MARKER >> {}", self.path.display())
+    }
+
+    /// How many times it ran.
+    pub fn count(&self) -> usize {
+        std::fs::read_to_string(&self.path)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+}

@@ -45,3 +45,10 @@ if [ ! -x "$claude/node_modules/.bin/claude" ]; then
   "${sudo[@]}" mkdir -p "$claude"
   "${sudo[@]}" npm install --prefix "$claude" --no-audit --no-fund @anthropic-ai/claude-code@2.1.332 >/dev/null
 fi
+# The real Codex CLI, the same way (against a stand-in of the Responses API).
+codex=/opt/tmuxd-test/codex-0.171.0
+if [ ! -x "$codex/node_modules/.bin/codex" ]; then
+  echo "scripts/deps.sh: installing @openai/codex@0.171.0 from npm" >&2
+  "${sudo[@]}" mkdir -p "$codex"
+  "${sudo[@]}" npm install --prefix "$codex" --no-audit --no-fund @openai/codex@0.171.0 >/dev/null
+fi

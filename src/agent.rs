@@ -26,6 +26,9 @@ pub struct Profile {
     /// Shown while the agent works: it is not waiting then.
     busy: Option<Regex>,
     options: Options,
+    /// The dialog's detail is below the question, above the options
+    /// (Codex), not above it (Claude Code).
+    detail_below: bool,
 }
 
 /// The built-in profiles, by name.
@@ -73,6 +76,7 @@ impl Profile {
             question: question.map(|q| Regex::new(q).expect("built-in pattern")),
             busy: busy.map(|b| Regex::new(b).expect("built-in pattern")),
             options,
+            detail_below: name == "codex",
         })
     }
 
@@ -119,9 +123,14 @@ impl Profile {
             Options::Numbered => numbered(&lines[at + 1..]),
             Options::YesNo => vec![option("y", "Yes"), option("n", "No")],
         };
+        let detail = if self.detail_below {
+            detail_below(&lines[at + 1..])
+        } else {
+            detail(&lines[..at])
+        };
         Some(Question {
             text: lines[at].trim().to_owned(),
-            detail: detail(&lines[..at]),
+            detail,
             options,
         })
     }
@@ -161,9 +170,6 @@ fn option(key: &str, label: &str) -> AnswerOption {
 /// Lines `1. Yes` (optionally behind a selection mark) numbered from 1;
 /// an indented line continues the option above it.
 fn numbered(lines: &[String]) -> Vec<AnswerOption> {
-    static OPTION: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
-        Regex::new(r"^\s*(?:[❯›>▶●•*]\s*)?(\d{1,2})[.)]\s+(\S.*?)\s*$").expect("pattern")
-    });
     let re = &*OPTION;
     let mut options: Vec<AnswerOption> = Vec::new();
     for line in lines {
@@ -188,6 +194,24 @@ fn numbered(lines: &[String]) -> Vec<AnswerOption> {
         }
     }
     options
+}
+
+/// An option line: `1. Yes`, optionally behind a selection mark.
+static OPTION: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"^\s*(?:[❯›>▶●•*]\s*)?(\d{1,2})[.)]\s+(\S.*?)\s*$").expect("pattern")
+});
+
+/// The dialog below a question, up to its first option: at most 12
+/// non-empty lines.
+fn detail_below(below: &[String]) -> Vec<String> {
+    below
+        .iter()
+        .take_while(|l| !OPTION.is_match(l))
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .take(12)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn is_rule(line: &str) -> bool {
@@ -262,6 +286,46 @@ mod tests {
         assert!(p
             .read(&lines("❯ make a marker file\n● All done."))
             .is_none());
+    }
+
+    /// Codex CLI 0.171.0's approval dialog, as its screen shows it.
+    const CODEX: &str = "› run the marker
+
+• Running echo RAN-MARKER >> /tmp/cx/ran.log
+
+  Would you like to run the following command?
+
+  Environment: local
+
+  Reason: Record the marker?
+
+  $ echo RAN-MARKER >> /tmp/cx/ran.log
+
+› 1. Yes, proceed (y)
+  2. Yes, and don't ask again for commands that start with `echo RAN-MARKER >> /tmp/cx/ran.log` (p)
+  3. No, and tell Codex what to do differently (esc)
+
+  Press enter to confirm or esc to cancel";
+
+    #[test]
+    fn codex_approval_dialog() {
+        let p = Profile::builtin("codex").unwrap();
+        let q = p.read(&lines(CODEX)).expect("a question");
+        assert_eq!(q.text, "Would you like to run the following command?");
+        assert_eq!(
+            q.detail,
+            [
+                "Environment: local",
+                "Reason: Record the marker?",
+                "$ echo RAN-MARKER >> /tmp/cx/ran.log"
+            ]
+        );
+        let labels: Vec<&str> = q.options.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(labels[0], "Yes, proceed (y)");
+        assert!(labels[2].starts_with("No, and tell Codex"), "{labels:?}");
+        let busy = format!("{CODEX}\n• Working (3s • esc to interrupt)");
+        assert!(p.read(&lines(&busy)).is_none());
     }
 
     #[test]

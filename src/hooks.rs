@@ -1,7 +1,8 @@
-//! Agent hooks: Claude Code reports its permission dialogs (with the tool
-//! and its input), notifications and the end of each turn through a hook
-//! command, `tmuxd hook`, that tmuxd configures for the sessions it starts
-//! (`--settings`, never the user's own settings files). The command talks
+//! Agent hooks: Claude Code and Codex CLI report their permission dialogs
+//! (with the tool and its input) and the end of each turn (Claude also its
+//! notifications) through a hook command, `tmuxd hook`, that tmuxd
+//! configures for the sessions it starts (on the agent's command line:
+//! Claude's `--settings`, Codex's `-c`; never the user's own settings files). The command talks
 //! to the daemon over a per-user socket, `RUNTIME_DIR/hooks/USER.sock`: in a
 //! directory the daemon owns, owned by the user, mode 0600, and every
 //! connection's peer uid is checked against the user's. The hook reports
@@ -43,19 +44,101 @@ pub fn socket(config: &Config, user: &Name) -> PathBuf {
     dir(config).join(format!("{user}.sock"))
 }
 
-/// The `--settings` argument that points Claude Code's hooks at
-/// `tmuxd hook` (the running binary).
-pub fn claude_settings() -> String {
+/// The profiles whose agents have hooks tmuxd sets up.
+pub const PROFILES: &[&str] = &["claude", "codex"];
+
+/// How long the agent waits for `tmuxd hook` (it returns at once).
+const HOOK_COMMAND_TIMEOUT: u64 = 10;
+
+/// `tmuxd hook` as a shell command line: the running binary, quoted.
+fn hook_command() -> String {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tmuxd"));
-    let quoted = format!("'{}'", exe.display().to_string().replace('\'', r"'\''"));
+    format!(
+        "'{}' hook",
+        exe.display().to_string().replace('\'', r"'\''")
+    )
+}
+
+/// The arguments that point a `profile`'s agent hooks at `tmuxd hook`,
+/// appended to the agent's command line (the user's own settings files
+/// are never edited); empty for profiles without hooks.
+pub fn agent_args(profile: &str) -> Vec<String> {
+    match profile {
+        "claude" => vec!["--settings".to_owned(), claude_settings(&hook_command())],
+        "codex" => codex_overrides(&hook_command()),
+        _ => Vec::new(),
+    }
+}
+
+/// Claude Code's `--settings`: PermissionRequest, Notification and Stop.
+fn claude_settings(command: &str) -> String {
     let hook = serde_json::json!([{
         "matcher": "*",
-        "hooks": [{"type": "command", "command": format!("{quoted} hook"), "timeout": 10}]
+        "hooks": [{"type": "command", "command": command, "timeout": HOOK_COMMAND_TIMEOUT}]
     }]);
     serde_json::json!({
         "hooks": {"PermissionRequest": hook, "Notification": hook, "Stop": hook}
     })
     .to_string()
+}
+
+/// Codex CLI's `-c` overrides: PermissionRequest and Stop hooks (Codex has
+/// no Notification hook), and their trust. Codex runs a hook that is not
+/// managed only once its hash is trusted, else it asks at start ("Hooks
+/// need review"); tmuxd's own hooks come trusted, in the same overrides,
+/// by the hash Codex computes (checked against the real CLI by the agent
+/// tests). A Codex that hashes differently asks that question at start and
+/// works as before once answered.
+fn codex_overrides(command: &str) -> Vec<String> {
+    let handler = |c: &str| {
+        let mut h = toml::Table::new();
+        h.insert("type".into(), "command".into());
+        h.insert("command".into(), c.into());
+        h.insert("timeout".into(), (HOOK_COMMAND_TIMEOUT as i64).into());
+        h
+    };
+    let mut group = toml::Table::new();
+    group.insert(
+        "hooks".into(),
+        toml::Value::Array(vec![handler(command).into()]),
+    );
+    let groups = toml::Value::Array(vec![group.into()]);
+    let mut state = toml::Table::new();
+    let mut args = Vec::new();
+    for (event, label) in [
+        ("PermissionRequest", "permission_request"),
+        ("Stop", "stop"),
+    ] {
+        args.push("-c".to_owned());
+        args.push(format!("hooks.{event}={groups}"));
+        let mut trusted = toml::Table::new();
+        trusted.insert(
+            "trusted_hash".into(),
+            codex_hook_hash(label, command).into(),
+        );
+        // The key Codex gives the first handler of the first group of
+        // an event set on its command line.
+        state.insert(
+            format!("/<session-flags>/config.toml:{label}:0:0"),
+            trusted.into(),
+        );
+    }
+    args.push("-c".to_owned());
+    args.push(format!("hooks.state={}", toml::Value::Table(state)));
+    args
+}
+
+/// Codex's trust hash of one command hook: SHA-256 of the hook's
+/// normalized identity as JSON with sorted keys and no spaces.
+fn codex_hook_hash(label: &str, command: &str) -> String {
+    use sha2::Digest;
+    // serde_json's maps sort their keys (no `preserve_order` here).
+    let identity = serde_json::json!({
+        "event_name": label,
+        "hooks": [{"async": false, "command": command, "timeout": HOOK_COMMAND_TIMEOUT, "type": "command"}]
+    });
+    let digest = sha2::Sha256::digest(identity.to_string().as_bytes());
+    format!("sha256:{}", data_encoding::HEXLOWER.encode(&digest))
 }
 
 /// Serves one user's hook socket until `cancel`.
@@ -183,4 +266,49 @@ fn send(socket: &Path, msg: &serde_json::Value) -> std::io::Result<()> {
     let mut answer = String::new();
     std::io::BufReader::new(stream).read_line(&mut answer)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hashes Codex CLI 0.171.0 itself wrote to `hooks.state` when
+    /// told to trust these two hooks in a user's config.toml.
+    #[test]
+    fn codex_trust_hash_is_the_one_codex_writes() {
+        assert_eq!(
+            codex_hook_hash("permission_request", "/tmp/cx/hook.sh"),
+            "sha256:352ef36d58e8b69ac20aeecfe71c722e383046662ddad2ce92cf84da6187cebd"
+        );
+        assert_eq!(
+            codex_hook_hash("stop", "/tmp/cx/hook.sh"),
+            "sha256:a2963ce8525970b22625661ec5c922e8dfea4816b4c6860f63fd428848714344"
+        );
+    }
+
+    #[test]
+    fn codex_overrides_are_toml_values() {
+        let command = "'/opt/it''s/tmuxd' hook";
+        let args = codex_overrides(command);
+        assert_eq!(args.len(), 6);
+        let mut parsed = toml::Table::new();
+        for pair in args.chunks(2) {
+            assert_eq!(pair[0], "-c");
+            let (key, value) = pair[1].split_once('=').unwrap();
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .unwrap_or_else(|e| panic!("{value}: {e}"))["v"]
+                .clone();
+            parsed.insert(key.to_owned(), value);
+        }
+        let handler = &parsed["hooks.PermissionRequest"][0]["hooks"][0];
+        assert_eq!(handler["command"].as_str(), Some(command));
+        assert_eq!(handler["type"].as_str(), Some("command"));
+        let state = &parsed["hooks.state"]["/<session-flags>/config.toml:stop:0:0"];
+        assert_eq!(
+            state["trusted_hash"].as_str(),
+            Some(codex_hook_hash("stop", command).as_str())
+        );
+        assert!(agent_args("aider").is_empty());
+        assert_eq!(agent_args("claude")[0], "--settings");
+    }
 }

@@ -69,22 +69,24 @@ impl UserServer {
     }
 
     /// Types `text` into the agent pane, then Enter if `enter`, in one tmux
-    /// invocation. Long text goes through a paste buffer.
+    /// invocation. A line to submit (`enter`), and any long text, goes in
+    /// as one paste (bracketed when the program asked for it), so agents
+    /// that take fast typing for a paste (Codex CLI does: its Enter then
+    /// becomes a newline) see a paste and then Enter; short text without
+    /// Enter (an answer's key) is typed as keys.
     pub async fn send(&self, name: &Name, text: &str, enter: bool) -> Result<(), SessionError> {
         check_typed_text(text)?;
         let pane = self.agent_pane(name).await?;
         let mut commands = Vec::new();
-        let input = if text.len() <= SEND_KEYS_MAX {
-            if !text.is_empty() {
-                commands.push(Command::send_text(&pane, text));
-            }
-            None
-        } else {
+        let mut input = None;
+        if text.len() > SEND_KEYS_MAX || (enter && !text.is_empty()) {
             let buffer = format!("tmuxd-send-{}", new_gate());
             commands.push(Command::load_buffer_stdin(&buffer));
             commands.push(Command::paste_buffer(&buffer, &pane));
-            Some(text.as_bytes())
-        };
+            input = Some(text.as_bytes());
+        } else if !text.is_empty() {
+            commands.push(Command::send_text(&pane, text));
+        }
         if enter {
             commands.push(Command::send_key(&pane, SpecialKey::Enter));
         }

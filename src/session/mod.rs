@@ -206,7 +206,9 @@ impl UserServer {
             tmux_bin: crate::config::find_in_path("tmux").unwrap_or_else(|| "tmux".into()),
             spool_root: config.transcript.enabled.then(|| config.spool_root()),
             max_sessions: config.max_sessions_per_user,
-            hook_socket: (user.hooks && user.profile == "claude" && config.transcript.enabled)
+            hook_socket: (user.hooks
+                && crate::hooks::PROFILES.contains(&user.profile.as_str())
+                && config.transcript.enabled)
                 .then(|| crate::hooks::socket(config, &user.name)),
         }
     }
@@ -222,15 +224,14 @@ impl UserServer {
     }
 
     /// The agent's argv and environment for session `name`: with hooks,
-    /// Claude Code is told where to report (`--settings`, its own
+    /// the agent is told where to report (on its command line, its own
     /// settings files untouched).
     fn agent(&self, name: &Name) -> (Vec<String>, Vec<String>) {
         let mut argv = self.user.command.clone();
         let Some(socket) = &self.hook_socket else {
             return (argv, Vec::new());
         };
-        argv.push("--settings".into());
-        argv.push(crate::hooks::claude_settings());
+        argv.extend(crate::hooks::agent_args(&self.user.profile));
         let env = vec![
             format!("{}={}", crate::hooks::ENV_SOCKET, socket.display()),
             format!("{}={}", crate::hooks::ENV_SESSION, self.id(name)),

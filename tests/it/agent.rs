@@ -13,7 +13,7 @@ use crate::common::client::call;
 use crate::common::{wait_for, wait_for_or, Env, BIN};
 use nix::sys::signal::Signal;
 
-fn main_session(url: &str, token: &str) -> serde_json::Value {
+pub(crate) fn main_session(url: &str, token: &str) -> serde_json::Value {
     let (status, body) = call("GET", &format!("{url}/api/sessions"), Some(token), None);
     assert_eq!(status, 200, "{body}");
     let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
@@ -22,7 +22,7 @@ fn main_session(url: &str, token: &str) -> serde_json::Value {
         .expect("alice/main listed")
 }
 
-fn answer(url: &str, token: &str, question: &str, option: &str) -> (u16, String) {
+pub(crate) fn answer(url: &str, token: &str, question: &str, option: &str) -> (u16, String) {
     call(
         "POST",
         &format!("{url}/api/sessions/alice/main/answer"),

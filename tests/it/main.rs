@@ -6,6 +6,7 @@ mod common;
 
 mod agent;
 mod browser;
+mod codex;
 mod fuzz;
 mod mail;
 mod mail_testbed;

@@ -162,7 +162,7 @@ impl Recorder {
         if let Some(t) = self.0.sessions.lock().expect("sessions lock").get_mut(id) {
             t.stored = t.stored.map(|s| s + stored);
         }
-        self.observe_output_at(id, mark.offset, &buf);
+        self.observe_output_at(id, mark.offset, &buf, available - buf.len() as u64);
         Ok(Some((new, take < available)))
     }
 

@@ -88,6 +88,9 @@ struct Tracked {
     screen: Screen,
     /// Spool offset the screen shows output up to (after a seed).
     screen_from: u64,
+    /// Output was left off the screen (a large backlog): it is to be taken
+    /// from tmux once the backlog is in.
+    screen_stale: bool,
     question: Option<PendingQuestion>,
     /// Keystrokes not yet recorded.
     typing: Option<typing::Typing>,
@@ -226,6 +229,7 @@ impl Recorder {
                         crate::screen::DEFAULT_SIZE.1,
                     ),
                     screen_from: 0,
+                    screen_stale: false,
                     question: None,
                     typing: None,
                     hook_tool: None,

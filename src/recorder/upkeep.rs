@@ -8,6 +8,10 @@ use crate::screen::{Captured, Screen};
 /// The most a burst's screen reads ahead of the ingest per quiet tick.
 const SCREEN_AHEAD: u64 = 64 * 1024;
 
+/// Output with more than this behind it in the spool is not drawn on the
+/// screen (see [`Recorder::observe_output_at`]).
+const SCREEN_SKIP: u64 = 1024 * 1024;
+
 impl Recorder {
     /// The spool's size now: output up to here is already on a screen
     /// captured after this call.
@@ -29,6 +33,7 @@ impl Recorder {
             };
             t.screen = Screen::from_captured(captured);
             t.screen_from = upto;
+            t.screen_stale = false;
             t.reread(profile.as_deref())
         };
         if asked.is_waiting() {
@@ -67,16 +72,34 @@ impl Recorder {
         self.observe_output(id, &buf[..n]);
     }
 
-    /// Output from spool offset `at`: the part the screen already shows
-    /// (after a seed) is skipped.
-    pub(super) fn observe_output_at(&self, id: &SessionId, at: u64, bytes: &[u8]) {
-        let skip = {
-            let sessions = self.0.sessions.lock().expect("sessions lock");
-            let Some(t) = sessions.get(id) else {
+    /// Output from spool offset `at`, with `remaining` more bytes in the
+    /// spool behind it: the part the screen already shows (after a seed)
+    /// is skipped. Output with more than [`SCREEN_SKIP`] behind it is not
+    /// drawn at all (feeding the emulator is most of a flood's cost, and
+    /// such output is mostly overwritten by what follows); once the rest is
+    /// in, the screen is taken from tmux instead, and the question read
+    /// off that.
+    pub(super) fn observe_output_at(&self, id: &SessionId, at: u64, bytes: &[u8], remaining: u64) {
+        let (skip, stale) = {
+            let mut sessions = self.0.sessions.lock().expect("sessions lock");
+            let Some(t) = sessions.get_mut(id) else {
                 return;
             };
-            t.screen_from.saturating_sub(at).min(bytes.len() as u64) as usize
+            if remaining > SCREEN_SKIP {
+                t.screen_stale = true;
+                drop(sessions);
+                return self.observe_burst(id);
+            }
+            (
+                t.screen_from.saturating_sub(at).min(bytes.len() as u64) as usize,
+                std::mem::take(&mut t.screen_stale),
+            )
         };
+        if stale {
+            // Full: refreshes are already due, this one among them.
+            let _ = self.0.screen_requests.try_send(id.clone());
+            return self.observe_burst(id);
+        }
         if skip < bytes.len() || bytes.is_empty() {
             self.observe_output(id, &bytes[skip..]);
         }

@@ -368,3 +368,54 @@ name = "alice"
     );
     assert_eq!(s["question"]["text"], "Proceed? (y/n)", "{s}");
 }
+
+/// A flood far larger than a screen is not drawn on the daemon's screen
+/// byte by byte; the screen is taken from tmux once it is in. Mid-flood
+/// the agent asks at the top row, above a scroll region the flood goes
+/// through: the question is seen only if that screen is tmux's.
+#[test]
+fn a_question_inside_a_large_flood_is_read_from_tmux() {
+    let env = Env::new(
+        r#"[agent]
+command = ["sh", "{dir}/agent.sh"]
+profile = "generic"
+waiting_pattern = "Proceed\\? \\(y/n\\)"
+idle_after_s = 1
+[[users]]
+name = "alice"
+"#,
+    );
+    std::fs::write(
+        env.path().join("agent.sh"),
+        "printf '\\033[2J\\033[3;24r\\033[24;1H'\n\
+         flood() { yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 4000000; }\n\
+         flood; printf '\\0337\\033[1;1HProceed? (y/n)\\0338'; flood\n\
+         exec sleep 1000\n",
+    )
+    .unwrap();
+    let mut env = env;
+    let _d = env.serve();
+    let raw = || env.ok(&["transcript", "alice", "--format", "raw"]).len();
+    wait_for_or(
+        60,
+        "the whole flood in the transcript",
+        || (raw() >= 8_000_000).then_some(()),
+        || format!("pane:\n{}", env.pane_text("alice", "main")),
+    );
+    let s = wait_for_or(
+        10,
+        "the question asked inside the flood",
+        || {
+            let s = env.session("alice/main")?;
+            (s["agent_state"] == "waiting").then_some(s)
+        },
+        || {
+            format!(
+                "pane:\n{}\nsession: {:?}",
+                env.pane_text("alice", "main"),
+                env.session("alice/main")
+            )
+        },
+    );
+    assert_eq!(s["question"]["text"], "Proceed? (y/n)", "{s}");
+}

@@ -11,12 +11,15 @@
 //!
 //! Each figure is printed beside the reference and as a ratio.
 //!
+//! `scripts/bench.sh scale`: 200 sessions over 50 users (see `scale.rs`).
+//!
 //! `scripts/bench.sh transcript` measures recording instead: ingest
 //! throughput and CPU per MB (the recorder in this process, on a spool
 //! backlog), bytes on disk per raw byte, and the 50 MB flood time-to-marker
 //! in a viewer with recording on against recording off (two daemons,
 //! alternating rounds).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,7 +31,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+mod scale;
 mod transcript;
+use scale::scale_bench;
 use transcript::transcript_bench;
 
 const KEYS: usize = 500;
@@ -67,6 +72,16 @@ fn tmuxd_bin() -> PathBuf {
 }
 
 fn start_daemon(transcripts: bool) -> Daemon {
+    start_daemon_for(
+        transcripts,
+        "[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n",
+        "bench",
+    )
+}
+
+/// A daemon for `users` (a TOML `[[users]]` list; `{d}` is its
+/// directory), with a token for `token_user`.
+fn start_daemon_for(transcripts: bool, users: &str, token_user: &str) -> Daemon {
     let bin = tmuxd_bin();
     assert!(
         bin.exists(),
@@ -89,37 +104,54 @@ fn start_daemon(transcripts: bool) -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\n# Run as root on purpose: the agent is a plain shell.\nallow_root_agents = true\nstate_dir = \"{d}/s\"\nruntime_dir = \"{r}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\nmax_viewers_per_session = 64\nmax_viewers_per_user = 64\n[transcript]\nenabled = {transcripts}\n[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n"
+            "[daemon]\n# Run as root on purpose: the agent is a plain shell.\nallow_root_agents = true\nmax_sessions_per_user = 8\nstate_dir = \"{d}/s\"\nruntime_dir = \"{r}/r\"\n[web]\nlisten = \"127.0.0.1:0\"\nmax_viewers_per_session = 64\nmax_viewers_per_user = 64\n[transcript]\nenabled = {transcripts}\n[agent]\ncommand = [\"sh\"]\n{}",
+            users.replace("{d}", &d.to_string())
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(&bin)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("HOME", dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    let token = run(&["token", "bench"]);
-    let log = dir.path().join("log");
-    let child = Command::new(&bin)
+    let token = tmuxd(&config, dir.path(), &["token", token_user]);
+    let (child, url) = serve(&config, dir.path());
+    let socket = rundir.path().join(format!("r/{token_user}/tmux"));
+    Daemon {
+        child,
+        _dir: dir,
+        _run: rundir,
+        url,
+        token,
+        socket,
+    }
+}
+
+/// Runs `tmuxd --config CONFIG ARGS`; its stdout.
+fn tmuxd(config: &Path, home: &Path, args: &[&str]) -> String {
+    let out = Command::new(tmuxd_bin())
         .arg("--config")
-        .arg(&config)
+        .arg(config)
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts `tmuxd serve`; returns it once ready, with its URL.
+fn serve(config: &Path, home: &Path) -> (Child, String) {
+    let log = home.join("log");
+    let child = Command::new(tmuxd_bin())
+        .arg("--config")
+        .arg(config)
         .arg("serve")
-        .env("HOME", dir.path())
+        .env("HOME", home)
         .stderr(std::fs::File::create(&log).unwrap())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let url = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(i) = text.find("url=http://") {
@@ -130,17 +162,9 @@ fn start_daemon(transcripts: bool) -> Daemon {
             }
         }
         assert!(Instant::now() < deadline, "daemon did not start:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     };
-    let socket = rundir.path().join("r/bench/tmux");
-    Daemon {
-        child,
-        _dir: dir,
-        _run: rundir,
-        url,
-        token,
-        socket,
-    }
+    (child, url)
 }
 
 /// A terminal client: the WebSocket viewer or the reference PTY.
@@ -357,8 +381,10 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if std::env::args().nth(1).as_deref() == Some("transcript") {
-        return transcript_bench().await;
+    match std::env::args().nth(1).as_deref() {
+        Some("transcript") => return transcript_bench().await,
+        Some("scale") => return scale_bench().await,
+        _ => {}
     }
     let d = start_daemon(true);
     let daemon_pid = d.child.id();

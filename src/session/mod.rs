@@ -346,6 +346,9 @@ impl UserServer {
             // Keep the pane when the agent exits: its status stays
             // readable and its last words stay on screen.
             Command::set_session_window_option(name, "remain-on-exit", "on"),
+            // The status line redrawn when something changes, not every
+            // 15 s for its clock: idle viewers cost nothing.
+            Command::set_session_option(name, "status-interval", "0"),
             Command::set_session_option_format(name, OPT_PANE, "#{pane_id}"),
             Command::set_session_option(name, OPT_GATE, &gate),
             Command::set_session_option(name, OPT_STARTED, &now),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::client::*;
 use crate::common::{marker, wait_for, Env};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -187,6 +187,32 @@ async fn reconnect_repaints_the_screen() {
     // A new viewer gets the current screen without anything new printed.
     let mut again = connect(&base, path, Some(&alice), None).await.unwrap();
     read_until(&mut again, &format!("paint-5-{m}"), 10).await;
+}
+
+/// An idle session sends its viewer nothing: tmux redraws the status line
+/// when something changes, not every 15 s for its clock (sessions get
+/// `status-interval 0`), so idle viewers never wake the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_sends_its_viewer_nothing() {
+    let mut env = env();
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let mut ws = connect(&d.url(), "/ws/sessions/alice/main", Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    let m = marker();
+    type_line(&mut ws, &format!("echo idle-$((2+3))-{m}")).await;
+    read_until(&mut ws, &format!("idle-5-{m}"), 10).await;
+    // Let the attach's own output pass (tmux's terminal set-up ends a few
+    // seconds in, when its queries to this client time out), then wait a
+    // status interval and more.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(7), ws.next()).await {}
+    let quiet = Duration::from_secs(16);
+    match tokio::time::timeout(quiet, ws.next()).await {
+        Err(_) => {}
+        Ok(frame) => panic!("an idle session sent {frame:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,212 @@
+//! `scripts/bench.sh scale`: one daemon with 200 sessions over 50 users
+//! (plain shells): how long the start takes (50 `main` sessions), each
+//! further session, and adopting all 200 after a SIGKILL; memory per
+//! session (the daemon's RSS, and the tmux servers' and agents'); and,
+//! with 50 idle viewers attached, every daemon thread's wakeups over 60 s.
+
+use super::*;
+
+const USERS: usize = 50;
+const PER_USER: usize = 4;
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every thread's context switches (voluntary + not), by thread id and name.
+fn thread_switches(pid: u32) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .unwrap_or("")
+            .trim();
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.insert(format!("{}:{name}", t.file_name().to_string_lossy()), n);
+    }
+    out
+}
+
+/// Processes whose command line starts with `tmux -S` under `run_root`,
+/// and their children (the agents): total RSS, KiB.
+fn tmux_tree_rss(run_root: &Path) -> u64 {
+    let root = run_root.display().to_string();
+    let mut servers = Vec::new();
+    let mut parents: HashMap<u32, u32> = HashMap::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        parents.insert(pid, ppid);
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with("tmux") && cmd.contains(&root) && !cmd.contains(" attach") {
+            servers.push(pid);
+        }
+    }
+    let in_tree = |mut pid: u32| {
+        while pid > 1 {
+            if servers.contains(&pid) {
+                return true;
+            }
+            pid = parents.get(&pid).copied().unwrap_or(0);
+        }
+        false
+    };
+    parents
+        .keys()
+        .filter(|p| in_tree(**p))
+        .map(|p| rss_kib(*p))
+        .sum()
+}
+
+fn sessions_listed(config: &Path, home: &Path) -> usize {
+    let json = tmuxd(config, home, &["sessions", "--json"]);
+    serde_json::from_str::<Vec<serde_json::Value>>(&json)
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+fn row(figure: &str, value: String) {
+    println!("{figure:<58} {value:>14}");
+}
+
+pub async fn scale_bench() {
+    let users: String = (0..USERS)
+        .map(|u| format!("[[users]]\nname = \"u{u:02}\"\nworkdir = \"{{d}}\"\n"))
+        .collect();
+    let t0 = Instant::now();
+    let mut d = start_daemon_for(true, &users, "u00");
+    let started = t0.elapsed();
+    let config = d._dir.path().join("c.toml");
+    let home = d._dir.path().to_owned();
+    let run_root = d._run.path().to_owned();
+    println!(
+        "tmuxd scale benchmark ({} cores): {USERS} users, {} sessions (plain shells)\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        USERS * PER_USER
+    );
+    row(
+        &format!("start, {USERS} users' main sessions created"),
+        format!("{:.2} s", started.as_secs_f64()),
+    );
+    let t0 = Instant::now();
+    for u in 0..USERS {
+        for s in 1..PER_USER {
+            tmuxd(&config, &home, &["new", &format!("u{u:02}/s{s}")]);
+        }
+    }
+    let created = USERS * (PER_USER - 1);
+    row(
+        &format!("{created} more sessions by `tmuxd new`, each"),
+        format!(
+            "{:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0 / created as f64
+        ),
+    );
+    let total = USERS * PER_USER;
+    assert_eq!(sessions_listed(&config, &home), total);
+    let pid = d.child.id();
+    row(
+        &format!("daemon RSS with {total} sessions, per session"),
+        format!("{:.0} KiB", rss_kib(pid) as f64 / total as f64),
+    );
+    row(
+        "tmux servers + agents (sh) RSS, per session",
+        format!("{:.0} KiB", tmux_tree_rss(&run_root) as f64 / total as f64),
+    );
+
+    // SIGKILL, then a new daemon adopts every session.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let t0 = Instant::now();
+    let (child, url) = serve(&config, &home);
+    let adopted = t0.elapsed();
+    d.child = child;
+    d.url = url;
+    assert_eq!(sessions_listed(&config, &home), total);
+    row(
+        &format!("adopt {total} sessions after SIGKILL (to ready)"),
+        format!("{:.2} s", adopted.as_secs_f64()),
+    );
+
+    // 50 idle viewers, one per user; then nothing happens for a minute.
+    let pid = d.child.id();
+    let mut viewers = Vec::new();
+    for u in 0..USERS {
+        let token = tmuxd(&config, &home, &["token", &format!("u{u:02}")]);
+        let url = format!(
+            "{}/ws/sessions/u{u:02}/main?cols=120&rows=40",
+            d.url.replacen("http", "ws", 1)
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        viewers.push(Viewer::Ws(Box::new(ws)));
+    }
+    for v in &mut viewers {
+        v.drain().await;
+    }
+    // Let attach-time work settle: the redraw makes each session
+    // `running`, and `idle` 10 s later (idle_after_s).
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (before, cpu0) = (thread_switches(pid), cpu_ms(pid));
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let (after, cpu1) = (thread_switches(pid), cpu_ms(pid));
+    let mut woke: Vec<(String, u64)> = after
+        .iter()
+        .map(|(t, n)| (t.clone(), n - before.get(t).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    woke.sort_by_key(|w| std::cmp::Reverse(w.1));
+    row(
+        &format!(
+            "idle {}s, {USERS} viewers: daemon threads that woke (of {})",
+            IDLE_WINDOW.as_secs(),
+            after.len()
+        ),
+        woke.len().to_string(),
+    );
+    row(
+        "  their wakeups, total",
+        woke.iter().map(|w| w.1).sum::<u64>().to_string(),
+    );
+    for (t, n) in woke.iter().take(5) {
+        row(&format!("    {t}"), n.to_string());
+    }
+    row("  daemon CPU", format!("{} ms", cpu1 - cpu0));
+    for v in viewers {
+        v.close().await;
+    }
+    // The daemon's drop kills only the `bench`-named server; end them all.
+    for u in 0..USERS {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(run_root.join(format!("r/u{u:02}/tmux")))
+            .arg("kill-server")
+            .status();
+    }
+}

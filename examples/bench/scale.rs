@@ -89,8 +89,8 @@ fn sessions_listed(config: &Path, home: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn row(figure: &str, value: String) {
-    println!("{figure:<58} {value:>14}");
+fn line(figure: &str, value: String) {
+    row(&[figure, &value]);
 }
 
 pub async fn scale_bench() {
@@ -103,12 +103,12 @@ pub async fn scale_bench() {
     let config = d._dir.path().join("c.toml");
     let home = d._dir.path().to_owned();
     let run_root = d._run.path().to_owned();
-    println!(
-        "tmuxd scale benchmark ({} cores): {USERS} users, {} sessions (plain shells)\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        USERS * PER_USER
-    );
-    row(
+    row(&[
+        &format!("{USERS} users, {} sessions (plain shells)", USERS * PER_USER),
+        "value",
+    ]);
+    row(&["---", "---"]);
+    line(
         &format!("start, {USERS} users' main sessions created"),
         format!("{:.2} s", started.as_secs_f64()),
     );
@@ -119,7 +119,7 @@ pub async fn scale_bench() {
         }
     }
     let created = USERS * (PER_USER - 1);
-    row(
+    line(
         &format!("{created} more sessions by `tmuxd new`, each"),
         format!(
             "{:.1} ms",
@@ -129,11 +129,11 @@ pub async fn scale_bench() {
     let total = USERS * PER_USER;
     assert_eq!(sessions_listed(&config, &home), total);
     let pid = d.child.id();
-    row(
+    line(
         &format!("daemon RSS with {total} sessions, per session"),
         format!("{:.0} KiB", rss_kib(pid) as f64 / total as f64),
     );
-    row(
+    line(
         "tmux servers + agents (sh) RSS, per session",
         format!("{:.0} KiB", tmux_tree_rss(&run_root) as f64 / total as f64),
     );
@@ -147,7 +147,7 @@ pub async fn scale_bench() {
     d.child = child;
     d.url = url;
     assert_eq!(sessions_listed(&config, &home), total);
-    row(
+    line(
         &format!("adopt {total} sessions after SIGKILL (to ready)"),
         format!("{:.2} s", adopted.as_secs_f64()),
     );
@@ -182,7 +182,7 @@ pub async fn scale_bench() {
         .filter(|(_, n)| *n > 0)
         .collect();
     woke.sort_by_key(|w| std::cmp::Reverse(w.1));
-    row(
+    line(
         &format!(
             "idle {}s, {USERS} viewers: daemon threads that woke (of {})",
             IDLE_WINDOW.as_secs(),
@@ -190,14 +190,14 @@ pub async fn scale_bench() {
         ),
         woke.len().to_string(),
     );
-    row(
-        "  their wakeups, total",
+    line(
+        "their wakeups, total",
         woke.iter().map(|w| w.1).sum::<u64>().to_string(),
     );
     for (t, n) in woke.iter().take(5) {
-        row(&format!("    {t}"), n.to_string());
+        line(&format!("thread {t}"), n.to_string());
     }
-    row("  daemon CPU", format!("{} ms", cpu1 - cpu0));
+    line("daemon CPU over the idle minute", format!("{} ms", cpu1 - cpu0));
     for v in viewers {
         v.close().await;
     }

@@ -77,12 +77,6 @@ fn terminal_like(bytes: usize) -> Vec<u8> {
 pub async fn transcript_bench() {
     use tmuxd::recorder::{ActivityConfig, Recorder};
     use tmuxd::transcript::{Retention, Store};
-    println!(
-        "tmuxd transcript benchmark ({} cores)\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
     const MB: usize = 1_000_000;
     let numbered: Vec<u8> = (0..5_000_000)
         .flat_map(|i| format!("{i:09}\n").into_bytes())
@@ -95,20 +89,20 @@ pub async fn transcript_bench() {
         x ^= x << 17;
         *b = x as u8;
     }
-    println!(
-        "{:<34} {:>10} {:>12} {:>12} {:>14} {:>14} {:>8}",
-        "ingest (recorder, 50 MB backlog)",
-        "MB/s",
-        "CPU ms/MB",
-        "disk/raw",
+    row(&[
+        "content (50 MB backlog)",
+        "ingest",
+        "CPU per MB",
+        "bytes on disk per raw byte",
         "spool left",
-        "screen ms/MB",
-        "ratio"
-    );
+        "the screen alone, CPU per MB",
+        "every byte drawn too, against ingest",
+    ]);
+    row(&["---", "---", "---", "---", "---", "---", "---"]);
     for (name, data) in [
         ("numbered lines", numbered),
-        ("terminal-like", terminal_like(50 * MB)),
-        ("random bytes (worst)", random),
+        ("terminal-like (colored `ls`, build and test logs)", terminal_like(50 * MB)),
+        ("random bytes (incompressible, worst case)", random),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
@@ -135,9 +129,9 @@ pub async fn transcript_bench() {
         let mb = data.len() as f64 / MB as f64;
         let disk = disk_usage(&dir.path().join("db"));
         let spool_left = disk_usage(&dir.path().join("spool"));
-        // The screen model's share: the same bytes, in the chunks ingest
-        // reads, through a screen alone. ratio: ingest with the screen
-        // against ingest without it.
+        // What the screen model alone costs for the same bytes, in the
+        // chunks ingest reads (ingest draws only a backlog's last MiB
+        // and takes the screen from tmux instead).
         let c1 = own_cpu();
         let mut screen = tmuxd::screen::Screen::new(80, 24);
         for chunk in data.chunks(1 << 20) {
@@ -145,16 +139,18 @@ pub async fn transcript_bench() {
         }
         std::hint::black_box(screen.lines());
         let screen_cpu = own_cpu() - c1;
-        println!(
-            "{:<34} {:>10.1} {:>12.1} {:>12.3} {:>11} KB {:>14.1} {:>7.2}x",
+        row(&[
             name,
-            mb / elapsed.as_secs_f64(),
-            cpu.as_secs_f64() * 1000.0 / mb,
-            disk as f64 / data.len() as f64,
-            spool_left / 1000,
-            screen_cpu.as_secs_f64() * 1000.0 / mb,
-            cpu.as_secs_f64() / (cpu.saturating_sub(screen_cpu)).as_secs_f64().max(1e-9)
-        );
+            &format!("{:.0} MB/s", mb / elapsed.as_secs_f64()),
+            &format!("{:.1} ms", cpu.as_secs_f64() * 1000.0 / mb),
+            &format!("{:.2}", disk as f64 / data.len() as f64),
+            &format!("{} KB", spool_left / 1000),
+            &format!("{:.1} ms", screen_cpu.as_secs_f64() * 1000.0 / mb),
+            &format!(
+                "{:.1}×",
+                (cpu + screen_cpu).as_secs_f64() / cpu.as_secs_f64().max(1e-9)
+            ),
+        ]);
     }
 
     // Flood time-to-marker in one viewer, recording on vs off.
@@ -173,12 +169,13 @@ pub async fn transcript_bench() {
         t.sort();
     }
     let (a, b) = (times[0][2], times[1][2]);
-    println!(
-        "\n{:<44} {:>11.2}s {:>11.2}s {:>7.2}x",
-        "50 MB flood to marker, recording on | off",
-        a.as_secs_f64(),
-        b.as_secs_f64(),
-        ratio(a, b)
-    );
-    println!("(median of 5 alternating rounds each)");
+    println!();
+    row(&["figure", "recording on", "recording off", "ratio"]);
+    row(&["---", "---", "---", "---"]);
+    row(&[
+        "50 MB flood to end marker in a viewer (median of 5 alternating rounds)",
+        &format!("{:.2} s", a.as_secs_f64()),
+        &format!("{:.2} s", b.as_secs_f64()),
+        &format!("{:.2}×", ratio(a, b)),
+    ]);
 }

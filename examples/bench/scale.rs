@@ -104,7 +104,10 @@ pub async fn scale_bench() {
     let home = d._dir.path().to_owned();
     let run_root = d._run.path().to_owned();
     row(&[
-        &format!("{USERS} users, {} sessions (plain shells)", USERS * PER_USER),
+        &format!(
+            "{USERS} users, {} sessions (plain shells)",
+            USERS * PER_USER
+        ),
         "value",
     ]);
     row(&["---", "---"]);
@@ -197,7 +200,10 @@ pub async fn scale_bench() {
     for (t, n) in woke.iter().take(5) {
         line(&format!("thread {t}"), n.to_string());
     }
-    line("daemon CPU over the idle minute", format!("{} ms", cpu1 - cpu0));
+    line(
+        "daemon CPU over the idle minute",
+        format!("{} ms", cpu1 - cpu0),
+    );
     for v in viewers {
         v.close().await;
     }

@@ -101,7 +101,10 @@ pub async fn transcript_bench() {
     row(&["---", "---", "---", "---", "---", "---", "---"]);
     for (name, data) in [
         ("numbered lines", numbered),
-        ("terminal-like (colored `ls`, build and test logs)", terminal_like(50 * MB)),
+        (
+            "terminal-like (colored `ls`, build and test logs)",
+            terminal_like(50 * MB),
+        ),
         ("random bytes (incompressible, worst case)", random),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,9 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// Largest chunk of terminal output per frame.
 const READ_CHUNK: usize = 32 * 1024;
 
+/// How much tungstenite reads from a viewer's socket at a time.
+const VIEWER_READ_BUFFER: usize = 4096;
+
 #[derive(Deserialize)]
 pub struct TerminalQuery {
     cols: Option<u32>,
@@ -53,6 +56,11 @@ pub async fn upgrade(
     let auth = state.identify(&headers, addr).ok();
     ws.max_frame_size(MAX_FRAME)
         .max_message_size(MAX_FRAME)
+        // tungstenite zeroes this much of its read buffer on every read
+        // attempt, and the relay polls the socket once per PTY chunk it
+        // forwards: at the 128 KiB default that memset was a third of the
+        // daemon's CPU in a flood. A viewer sends keystrokes.
+        .read_buffer_size(VIEWER_READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let tracker = state.tracker.clone();
             // Tracked, so shutdown waits for the close frame to go out.

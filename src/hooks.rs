@@ -2,10 +2,11 @@
 //! (with the tool and its input) and the end of each turn (Claude also its
 //! notifications) through a hook command, `tmuxd hook`, that tmuxd
 //! configures for the sessions it starts (on the agent's command line:
-//! Claude's `--settings`, Codex's `-c`; never the user's own settings files). The command talks
-//! to the daemon over a per-user socket, `RUNTIME_DIR/hooks/USER.sock`: in a
-//! directory the daemon owns, owned by the user, mode 0600, and every
-//! connection's peer uid is checked against the user's. The hook reports
+//! Claude's `--settings`, Codex's `-c`; never the user's own settings
+//! files). The command talks to the daemon over a per-user socket,
+//! `RUNTIME_DIR/hooks/USER.sock`: in a directory the daemon owns, owned by
+//! the user, mode 0600, and every connection's peer uid is checked against
+//! the user's. The hook reports
 //! and returns at once with no decision, so the agent's own dialog shows
 //! (its "ask"): it can never hang the agent, and answers go through the
 //! same question objects as everywhere else. Screen detection stays the
@@ -90,18 +91,12 @@ fn claude_settings(command: &str) -> String {
 /// tests). A Codex that hashes differently asks that question at start and
 /// works as before once answered.
 fn codex_overrides(command: &str) -> Vec<String> {
-    let handler = |c: &str| {
-        let mut h = toml::Table::new();
-        h.insert("type".into(), "command".into());
-        h.insert("command".into(), c.into());
-        h.insert("timeout".into(), (HOOK_COMMAND_TIMEOUT as i64).into());
-        h
-    };
+    let mut handler = toml::Table::new();
+    handler.insert("type".into(), "command".into());
+    handler.insert("command".into(), command.into());
+    handler.insert("timeout".into(), (HOOK_COMMAND_TIMEOUT as i64).into());
     let mut group = toml::Table::new();
-    group.insert(
-        "hooks".into(),
-        toml::Value::Array(vec![handler(command).into()]),
-    );
+    group.insert("hooks".into(), toml::Value::Array(vec![handler.into()]));
     let groups = toml::Value::Array(vec![group.into()]);
     let mut state = toml::Table::new();
     let mut args = Vec::new();

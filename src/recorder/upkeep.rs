@@ -96,7 +96,8 @@ impl Recorder {
             )
         };
         if stale {
-            // Full: refreshes are already due, this one among them.
+            // Full (many refreshes already due): this screen is as good as
+            // the output drawn on it from here on, until its next refresh.
             let _ = self.0.screen_requests.try_send(id.clone());
             return self.observe_burst(id);
         }

@@ -461,6 +461,9 @@ async fn main() {
     for v in &mut idle {
         v.drain().await;
     }
+    // The attach redraws make the session `running`; it turns `idle`
+    // 10 s later (idle_after_s). Idle is measured after that.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let (c0, w0, t0) = (cpu_ms(daemon_pid), wakeups(daemon_pid), cpu_ms(tmux_pid));
     tokio::time::sleep(Duration::from_secs(IDLE_SECS)).await;
     let (c1, w1, t1) = (cpu_ms(daemon_pid), wakeups(daemon_pid), cpu_ms(tmux_pid));

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates the README's benchmark tables: builds the release binaries,
-# runs each benchmark of examples/bench/ (the browser terminal, the
-# transcript path, scale), and replaces each block between
+# runs each benchmark of examples/bench/ (the browser terminal with a Rust
+# client and in real Chromium, the transcript path, scale), and replaces each block between
 # `<!-- measured:NAME -->` and `<!-- /measured:NAME -->` in README.md with
 # the benchmark's output under a line naming the machine, date and commit.
 #
-#   scripts/measurements.sh [NAME...]    (default: terminal transcript scale)
+#   scripts/measurements.sh [NAME...]    (default: terminal browser transcript scale)
 #
 # Run it on a quiet machine: the figures are ratios against references
 # measured in the same run, but CPU figures feel anything else running.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
 if ((${#names[@]} == 0)); then
-  names=(terminal transcript scale)
+  names=(terminal browser transcript scale)
 fi
 cargo build --release --bins --examples -q
 commit=$(git rev-parse --short HEAD)
@@ -26,9 +26,9 @@ machine="$(nproc) cores ($cpu), $mem, Linux $(uname -r), tmux $(tmux -V | cut -d
 for name in "${names[@]}"; do
   case "$name" in
     terminal) args=() ;;
-    transcript | scale) args=("$name") ;;
+    browser | transcript | scale) args=("$name") ;;
     *)
-      echo "scripts/measurements.sh: unknown benchmark $name (terminal, transcript, scale)" >&2
+      echo "scripts/measurements.sh: unknown benchmark $name (terminal, browser, transcript, scale)" >&2
       exit 2
       ;;
   esac

@@ -12,6 +12,8 @@
 //! Each figure is printed beside the reference and as a ratio.
 //!
 //! `scripts/bench.sh scale`: 200 sessions over 50 users (see `scale.rs`).
+//! `scripts/bench.sh browser`: real headless Chromium viewers (see
+//! `browser.rs`).
 //!
 //! `scripts/bench.sh transcript` measures recording instead: ingest
 //! throughput and CPU per MB (the recorder in this process, on a spool
@@ -31,8 +33,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+mod browser;
 mod scale;
 mod transcript;
+use browser::browser_bench;
 use scale::scale_bench;
 use transcript::transcript_bench;
 
@@ -389,6 +393,7 @@ async fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("transcript") => return transcript_bench().await,
         Some("scale") => return scale_bench().await,
+        Some("browser") => return browser_bench().await,
         _ => {}
     }
     let d = start_daemon(true);

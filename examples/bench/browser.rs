@@ -177,7 +177,7 @@ pub async fn browser_bench() {
     row(&["---", "---", "---", "---"]);
 
     let mut pty = Viewer::pty(&d.socket);
-    let mut r = echo_latency(&mut pty).await;
+    let r = echo_latency(&mut pty).await;
     pty.close().await;
     let first = Page::new(&driver, profiles.path());
     first.open(&d.url, &d.token);
@@ -192,18 +192,10 @@ pub async fn browser_bench() {
             &format!("{:.2}×", a / b.max(1e-9)),
         ]);
     }
-    r.clear();
 
     let mut pages = vec![first];
     for n in [1usize, 10] {
-        let mut refs: Vec<Viewer> = (0..n).map(|_| Viewer::pty(&d.socket)).collect();
-        for v in &mut refs {
-            v.drain().await;
-        }
-        let tr = flood(&mut refs, &format!("r{n}")).await;
-        for v in refs {
-            v.close().await;
-        }
+        let tr = reference_flood(&d.socket, n).await;
         while pages.len() < n {
             let p = Page::new(&driver, profiles.path());
             p.open(&d.url, &d.token);

@@ -354,19 +354,45 @@ fn cpu_ms(pid: u32) -> u64 {
     ticks * 1000 / 100
 }
 
-fn wakeups(pid: u32) -> u64 {
-    let mut total = 0;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-            total += status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
+/// Every thread's context switches (voluntary + not), by "tid:name".
+fn thread_switches(pid: u32) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .unwrap_or("")
+            .trim();
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.insert(format!("{}:{name}", t.file_name().to_string_lossy()), n);
     }
-    total
+    out
+}
+
+/// All threads' context switches.
+fn wakeups(pid: u32) -> u64 {
+    thread_switches(pid).values().sum()
+}
+
+/// The reference: a flood seen by `n` PTY viewers of `socket`.
+async fn reference_flood(socket: &Path, n: usize) -> Duration {
+    let mut refs: Vec<Viewer> = (0..n).map(|_| Viewer::pty(socket)).collect();
+    for v in &mut refs {
+        v.drain().await;
+    }
+    let t = flood(&mut refs, &format!("r{n}")).await;
+    for v in refs {
+        v.close().await;
+    }
+    t
 }
 
 fn tmux_server_pid(socket: &Path) -> u32 {
@@ -418,14 +444,7 @@ async fn main() {
         ]);
     }
     for n in [1usize, 10, 50] {
-        let mut refs: Vec<Viewer> = (0..n).map(|_| Viewer::pty(&d.socket)).collect();
-        for v in &mut refs {
-            v.drain().await;
-        }
-        let tr = flood(&mut refs, &format!("r{n}")).await;
-        for v in refs {
-            v.close().await;
-        }
+        let tr = reference_flood(&d.socket, n).await;
         let mut wss = Vec::new();
         for _ in 0..n {
             wss.push(Viewer::ws(&d).await);

@@ -20,29 +20,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every thread's context switches (voluntary + not), by thread id and name.
-fn thread_switches(pid: u32) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-        let name = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Name:"))
-            .unwrap_or("")
-            .trim();
-        let n: u64 = status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum();
-        out.insert(format!("{}:{name}", t.file_name().to_string_lossy()), n);
-    }
-    out
-}
-
 /// Processes whose command line starts with `tmux -S` under `run_root`,
 /// and their children (the agents): total RSS, KiB.
 fn tmux_tree_rss(run_root: &Path) -> u64 {

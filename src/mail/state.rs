@@ -253,9 +253,7 @@ pub fn mail_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("mail")
 }
 
-pub fn now_ms() -> u64 {
-    crate::clock::unix_now_ms()
-}
+pub use crate::clock::unix_now_ms as now_ms;
 
 impl MailStore {
     /// Opens (creating) the mail state in `dir`, taking its lock.

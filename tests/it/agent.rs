@@ -177,7 +177,7 @@ fn claude_permission_prompt_is_a_question_answered_once() {
     });
     let out = env.run(&["answer", qid, "1"]);
     assert_eq!(out.status.code(), Some(2), "a replayed answer: {out:?}");
-    assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(api.tool_calls(), 2);
 
     // The text export shows the dialog as it was on screen, and the
     // answers as input records, each before the output it caused.
@@ -318,12 +318,9 @@ fn hook_socket_answers_only_its_user() {
     report(a, &alice_sock, "alice/main", "DAEMON-DOWN");
 }
 
-/// A window resized by a client other than the page's (here tmux itself,
-/// as a plain `tmux attach` of another size does): the daemon's screen
-/// takes the new size. The agent draws its question at column 90 of the
-/// last row, which an 80-column screen would wrap into `P` / `roceed?`.
-#[test]
-fn a_window_resized_outside_the_page_is_followed() {
+/// A user `alice` whose agent is the shell `script`, asking
+/// "Proceed? (y/n)" (profile `generic` with that pattern).
+fn script_agent(script: &str) -> Env {
     let env = Env::new(
         r#"[agent]
 command = ["sh", "{dir}/agent.sh"]
@@ -334,26 +331,15 @@ idle_after_s = 1
 name = "alice"
 "#,
     );
-    std::fs::write(
-        env.path().join("agent.sh"),
-        "draw() { set -- $(stty size); printf '\\033[2J\\033[%s;90HProceed? (y/n)' \"$1\"; }\n\
-         trap draw WINCH\n\
-         while :; do sleep 0.1; done\n",
-    )
-    .unwrap();
-    let mut env = env;
-    let _d = env.serve();
-    wait_for(10, "the agent", || {
-        (env.session("alice/main")?["agent_state"] == "idle").then_some(())
-    });
-    let out = env.tmux(
-        "alice",
-        &["resize-window", "-t", "=main:", "-x", "120", "-y", "30"],
-    );
-    assert!(out.status.success(), "{out:?}");
+    std::fs::write(env.path().join("agent.sh"), script).unwrap();
+    env
+}
+
+/// Waits (10 s) for alice/main to be waiting on "Proceed? (y/n)".
+fn asks_proceed(env: &Env, what: &str) {
     let s = wait_for_or(
         10,
-        "the question at the new size",
+        what,
         || {
             let s = env.session("alice/main")?;
             (s["agent_state"] == "waiting").then_some(s)
@@ -369,31 +355,41 @@ name = "alice"
     assert_eq!(s["question"]["text"], "Proceed? (y/n)", "{s}");
 }
 
+/// A window resized by a client other than the page's (here tmux itself,
+/// as a plain `tmux attach` of another size does): the daemon's screen
+/// takes the new size. The agent draws its question at column 90 of the
+/// last row, which an 80-column screen would wrap into `P` / `roceed?`.
+#[test]
+fn a_window_resized_outside_the_page_is_followed() {
+    let mut env = script_agent(
+        "draw() { set -- $(stty size); printf '\\033[2J\\033[%s;90HProceed? (y/n)' \"$1\"; }\n\
+         trap draw WINCH\n\
+         while :; do sleep 0.1; done\n",
+    );
+    let _d = env.serve();
+    wait_for(10, "the agent", || {
+        (env.session("alice/main")?["agent_state"] == "idle").then_some(())
+    });
+    let out = env.tmux(
+        "alice",
+        &["resize-window", "-t", "=main:", "-x", "120", "-y", "30"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    asks_proceed(&env, "the question at the new size");
+}
+
 /// A flood far larger than a screen is not drawn on the daemon's screen
 /// byte by byte; the screen is taken from tmux once it is in. Mid-flood
 /// the agent asks at the top row, above a scroll region the flood goes
 /// through: the question is seen only if that screen is tmux's.
 #[test]
 fn a_question_inside_a_large_flood_is_read_from_tmux() {
-    let env = Env::new(
-        r#"[agent]
-command = ["sh", "{dir}/agent.sh"]
-profile = "generic"
-waiting_pattern = "Proceed\\? \\(y/n\\)"
-idle_after_s = 1
-[[users]]
-name = "alice"
-"#,
-    );
-    std::fs::write(
-        env.path().join("agent.sh"),
+    let mut env = script_agent(
         "printf '\\033[2J\\033[3;24r\\033[24;1H'\n\
          flood() { yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 4000000; }\n\
          flood; printf '\\0337\\033[1;1HProceed? (y/n)\\0338'; flood\n\
          exec sleep 1000\n",
-    )
-    .unwrap();
-    let mut env = env;
+    );
     let _d = env.serve();
     let raw = || env.ok(&["transcript", "alice", "--format", "raw"]).len();
     wait_for_or(
@@ -402,20 +398,5 @@ name = "alice"
         || (raw() >= 8_000_000).then_some(()),
         || format!("pane:\n{}", env.pane_text("alice", "main")),
     );
-    let s = wait_for_or(
-        10,
-        "the question asked inside the flood",
-        || {
-            let s = env.session("alice/main")?;
-            (s["agent_state"] == "waiting").then_some(s)
-        },
-        || {
-            format!(
-                "pane:\n{}\nsession: {:?}",
-                env.pane_text("alice", "main"),
-                env.session("alice/main")
-            )
-        },
-    );
-    assert_eq!(s["question"]["text"], "Proceed? (y/n)", "{s}");
+    asks_proceed(&env, "the question asked inside the flood");
 }

@@ -389,7 +389,7 @@ fn claude_on_page(hooks: bool) {
             "pane:\n{}\nsession: {:?}\ntool uses: {}\npage question: {}",
             env.pane_text("alice", "main"),
             env.session("alice/main"),
-            api.tool_uses.load(std::sync::atomic::Ordering::SeqCst),
+            api.tool_calls(),
             b.text("#question"),
         )
     };
@@ -445,5 +445,5 @@ fn claude_on_page(hooks: bool) {
         (!b.visible(card)).then_some(())
     });
     assert_eq!(ran.count(), 2);
-    assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(api.tool_calls(), 2);
 }

@@ -7,7 +7,8 @@
 
 use crate::agent::{answer, main_session};
 use crate::common::client::call;
-use crate::common::openai::{codex, ResponsesApi};
+use crate::common::openai::codex;
+use crate::common::standin::AgentApi;
 use crate::common::{wait_for, wait_for_or, Env};
 
 const QUESTION: &str = "Would you like to run the following command?";
@@ -37,7 +38,7 @@ fn ask(env: &Env, url: &str, token: &str) -> serde_json::Value {
 /// Starts Codex, asks, checks the question read off its screen, answers
 /// "1" by the API and waits for the one run and Codex's last words;
 /// returns the stand-in (still serving) and the environment.
-fn ask_and_answer(hooks: bool) -> (ResponsesApi, Env) {
+fn ask_and_answer(hooks: bool) -> (AgentApi, Env) {
     let (ran, api, mut env) = codex(hooks);
     let d = env.serve();
     let url = d.url();
@@ -91,7 +92,7 @@ fn ask_and_answer(hooks: bool) -> (ResponsesApi, Env) {
     let (status, body) = answer(&url, &token, q["id"].as_str().unwrap(), "1");
     assert_eq!(status, 409, "a replayed answer types nothing: {body}");
     assert_eq!(ran.count(), 1);
-    assert_eq!(api.tool_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(api.tool_calls(), 1);
     env.wait_pane("alice", "main", "All done.");
     (api, env)
 }

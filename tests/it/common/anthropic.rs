@@ -6,9 +6,8 @@
 //! [`super::standin`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use super::standin::{sse, RunLog, StandIn};
+use super::standin::{sse, AgentApi, RunLog};
 use super::Env;
 
 pub const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/claude";
@@ -16,7 +15,7 @@ pub const CLAUDE: &str = "/opt/tmuxd-test/claude-code-2.1.332/node_modules/.bin/
 /// A user `alice` whose agent is Claude Code, offline, in its default
 /// permission mode (it asks before running a command), with its hooks on
 /// or off (the screen alone).
-fn claude_env(api: &MessagesApi, hooks: bool) -> Env {
+fn claude_env(api: &AgentApi, hooks: bool) -> Env {
     assert!(
         std::path::Path::new(CLAUDE).exists(),
         "{CLAUDE} is required (scripts/deps.sh installs it)"
@@ -44,39 +43,26 @@ fn claude_env(api: &MessagesApi, hooks: bool) -> Env {
 
 /// A [`claude_env`] whose stand-in has Claude log each Bash run in a
 /// [`RunLog`], with Claude Code's hooks on or off.
-pub fn claude(hooks: bool) -> (RunLog, MessagesApi, Env) {
+pub fn claude(hooks: bool) -> (RunLog, AgentApi, Env) {
     let ran = RunLog::new();
-    let api = MessagesApi::start(&ran.command());
+    let api = AgentApi::start(&ran.command(), route);
     let env = claude_env(&api, hooks);
     (ran, api, env)
 }
 
-pub struct MessagesApi {
-    pub url: String,
-    _server: StandIn,
-    /// tool_use answers given.
-    pub tool_uses: Arc<AtomicUsize>,
-}
-
-impl MessagesApi {
-    /// Starts the stand-in; each tool_use runs `command` in Bash.
-    pub fn start(command: &str) -> MessagesApi {
-        let tool_uses = Arc::new(AtomicUsize::new(0));
-        let (t, command) = (tool_uses.clone(), command.to_owned());
-        let server = StandIn::start(Arc::new(move |path: &str, body: &serde_json::Value| {
-            if path.starts_with("/v1/messages/count_tokens") {
-                ("application/json", r#"{"input_tokens":10}"#.to_owned())
-            } else if path.starts_with("/v1/messages") {
-                answer(body, &command, &t)
-            } else {
-                ("application/json", "{}".to_owned())
-            }
-        }));
-        MessagesApi {
-            url: server.url.clone(),
-            _server: server,
-            tool_uses,
-        }
+/// The Messages API's routes.
+fn route(
+    path: &str,
+    body: &serde_json::Value,
+    command: &str,
+    tool_uses: &AtomicUsize,
+) -> (&'static str, String) {
+    if path.starts_with("/v1/messages/count_tokens") {
+        ("application/json", r#"{"input_tokens":10}"#.to_owned())
+    } else if path.starts_with("/v1/messages") {
+        answer(body, command, tool_uses)
+    } else {
+        ("application/json", "{}".to_owned())
     }
 }
 

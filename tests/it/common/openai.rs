@@ -7,36 +7,23 @@
 //! API; the HTTP server is [`super::standin`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use super::standin::{sse, RunLog, StandIn};
+use super::standin::{sse, AgentApi, RunLog};
 use super::Env;
 
 pub const CODEX: &str = "/opt/tmuxd-test/codex-0.171.0/node_modules/.bin/codex";
 
-pub struct ResponsesApi {
-    pub url: String,
-    _server: StandIn,
-    /// Tool calls answered.
-    pub tool_calls: Arc<AtomicUsize>,
-}
-
-impl ResponsesApi {
-    pub fn start(command: &str) -> ResponsesApi {
-        let tool_calls = Arc::new(AtomicUsize::new(0));
-        let (t, command) = (tool_calls.clone(), command.to_owned());
-        let server = StandIn::start(Arc::new(move |path: &str, body: &serde_json::Value| {
-            if path.ends_with("/responses") {
-                ("text/event-stream", answer(body, &command, &t))
-            } else {
-                ("application/json", "{}".to_owned())
-            }
-        }));
-        ResponsesApi {
-            url: server.url.clone(),
-            _server: server,
-            tool_calls,
-        }
+/// The Responses API's routes.
+fn route(
+    path: &str,
+    body: &serde_json::Value,
+    command: &str,
+    tool_calls: &AtomicUsize,
+) -> (&'static str, String) {
+    if path.ends_with("/responses") {
+        ("text/event-stream", answer(body, command, tool_calls))
+    } else {
+        ("application/json", "{}".to_owned())
     }
 }
 
@@ -83,16 +70,16 @@ fn answer(body: &serde_json::Value, command: &str, tool_calls: &AtomicUsize) -> 
 }
 
 /// A user `alice` whose agent is Codex CLI, offline against a
-/// [`ResponsesApi`] that has it log each run in a [`RunLog`], in its
+/// Responses API stand-in that has it log each run in a [`RunLog`], in its
 /// default approval mode (it asks before running a command that wants out
 /// of its sandbox), with its hooks on or off (the screen alone).
-pub fn codex(hooks: bool) -> (RunLog, ResponsesApi, Env) {
+pub fn codex(hooks: bool) -> (RunLog, AgentApi, Env) {
     assert!(
         std::path::Path::new(CODEX).exists(),
         "{CODEX} is required (scripts/deps.sh installs it)"
     );
     let ran = RunLog::new();
-    let api = ResponsesApi::start(&ran.command());
+    let api = AgentApi::start(&ran.command(), route);
     let env = Env::new("");
     let d = env.path().display().to_string();
     let home = format!("{d}/home");

@@ -1,26 +1,58 @@
 //! A small HTTP/1.1 server on loopback for the agents' API stand-ins
 //! (`anthropic`, `openai`): keep-alive connections, bodies by
-//! Content-Length, each request answered by the stand-in's own function
-//! with a content type and a body (JSON, or server-sent events). Also the
+//! Content-Length, each request answered by the stand-in's own route with
+//! a content type and a body (JSON, or server-sent events). Also the
 //! [`RunLog`] the stand-ins' tool calls append to.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Answers one request: (path, JSON body) → (content type, body).
-pub type Answer = dyn Fn(&str, &serde_json::Value) -> (&'static str, String) + Send + Sync;
+type Answer = dyn Fn(&str, &serde_json::Value) -> (&'static str, String) + Send + Sync;
 
-/// A running stand-in; stops accepting when dropped.
-pub struct StandIn {
+/// A stand-in's route: (path, JSON body, the command its tool calls run,
+/// the tool calls it answered so far) → (content type, body).
+pub type Route = fn(&str, &serde_json::Value, &str, &AtomicUsize) -> (&'static str, String);
+
+/// A running stand-in of an agent's API; stops accepting when dropped.
+pub struct AgentApi {
     pub url: String,
+    _server: StandIn,
+    tool_calls: Arc<AtomicUsize>,
+}
+
+impl AgentApi {
+    /// Starts a stand-in answering by `route`, whose tool calls run
+    /// `command`.
+    pub fn start(command: &str, route: Route) -> AgentApi {
+        let tool_calls = Arc::new(AtomicUsize::new(0));
+        let (t, command) = (tool_calls.clone(), command.to_owned());
+        let server = StandIn::start(Arc::new(move |path: &str, body: &serde_json::Value| {
+            route(path, body, &command, &t)
+        }));
+        AgentApi {
+            url: server.url.clone(),
+            _server: server,
+            tool_calls,
+        }
+    }
+
+    /// The tool calls it answered.
+    pub fn tool_calls(&self) -> usize {
+        self.tool_calls.load(Ordering::SeqCst)
+    }
+}
+
+struct StandIn {
+    url: String,
     stop: Arc<AtomicBool>,
 }
 
 impl StandIn {
-    pub fn start(answer: Arc<Answer>) -> StandIn {
+    fn start(answer: Arc<Answer>) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let stop = Arc::new(AtomicBool::new(false));

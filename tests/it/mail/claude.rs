@@ -115,7 +115,7 @@ fn claude_by_mail(hooks: bool) {
     answer("qa2@x");
     wait_decision(&env, "qa2@x", "refused");
     assert_eq!(ran.count(), 1);
-    assert_eq!(api.tool_uses.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(api.tool_calls(), 1);
     let text = env.ok(&["transcript", "alice", "--format", "text"]);
     assert!(
         text.contains("input from mail:alice@example.test] 1"),

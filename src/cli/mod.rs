@@ -276,9 +276,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The daemon's runtime (`multi_thread`) or a client's.
+///
+/// The daemon's async work runs on one worker thread unless
+/// `TOKIO_WORKER_THREADS` asks for more: it is all I/O (viewer relays,
+/// HTTP, tmux calls), and blocking work goes to the blocking pool. A second
+/// worker cost a third more CPU per viewer in floods (its wakeups to steal
+/// work; `scripts/bench.sh fanout`) and bought no echo latency. The
+/// multi-thread flavour stays for `block_in_place`.
 fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
     let mut b = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+            b.worker_threads(1);
+        }
+        b
     } else {
         tokio::runtime::Builder::new_current_thread()
     };

@@ -177,11 +177,14 @@ emails = ["alice@example.test"]
 
     med = statistics.median
     r = med(ref)
-    print(f"rounds={ROUNDS} burst={BURST}")
-    print(f"reference: submit -> IDLE reports delivery   p50 {r*1000:7.1f} ms  (max {max(ref)*1000:.1f})")
-    print(f"command mail -> confirmation reported        p50 {med(confirm)*1000:7.1f} ms  = {med(confirm)/r:.2f}x reference (two deliveries: 2.00x)")
-    print(f"YES mail -> text in the pane                 p50 {med(typed)*1000:7.1f} ms  = {med(typed)/r:.2f}x reference")
-    print(f"burst: plain delivery {BURST/ref_burst:6.1f} msg/s; bridge decisions {BURST/bridge_burst:6.1f} msg/s = {ref_burst/bridge_burst:.2f}x")
+    # The README's table (scripts/measurements.sh mail).
+    ms = lambda v: f"{v * 1000:.0f} ms"
+    print("| | p50 | ratio |")
+    print("|---|---|---|")
+    print(f"| reference: submit → IDLE reports delivery ({ROUNDS} rounds) | {ms(r)} | 1 |")
+    print(f"| command mail → confirmation reported in the sender's mailbox | {ms(med(confirm))} | {med(confirm) / r:.2f}× (two deliveries are 2.00×) |")
+    print(f"| YES mail → text in the pane | {ms(med(typed))} | {med(typed) / r:.2f}× |")
+    print(f"| burst of {BURST} commands: decisions per second | {BURST / bridge_burst:.1f} msg/s | {ref_burst / bridge_burst:.2f}× plain delivery's {BURST / ref_burst:.0f} msg/s |")
 finally:
     if daemon:
         daemon.terminate()

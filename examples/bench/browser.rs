@@ -177,7 +177,8 @@ pub async fn browser_bench() {
     row(&["---", "---", "---", "---"]);
 
     let mut pty = Viewer::pty(&d.socket);
-    let r = echo_latency(&mut pty).await;
+    let mut r = echo_latency(&mut pty, BROWSER_KEYS).await;
+    r.sort();
     pty.close().await;
     let first = Page::new(&driver, profiles.path());
     first.open(&d.url, &d.token);

@@ -34,13 +34,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 mod browser;
+mod fanout;
 mod scale;
 mod transcript;
 use browser::browser_bench;
+use fanout::fanout_bench;
 use scale::scale_bench;
 use transcript::transcript_bench;
 
 const KEYS: usize = 2000;
+const ECHO_ROUNDS: usize = 4;
 const FLOOD_BYTES: usize = 50_000_000;
 const IDLE_SECS: u64 = 30;
 
@@ -76,7 +79,13 @@ fn tmuxd_bin() -> PathBuf {
 }
 
 fn start_daemon(transcripts: bool) -> Daemon {
+    start_daemon_with(&tmuxd_bin(), transcripts)
+}
+
+/// A daemon of the binary `bin` with one user, `bench`.
+fn start_daemon_with(bin: &Path, transcripts: bool) -> Daemon {
     start_daemon_for(
+        bin,
         transcripts,
         "[[users]]\nname = \"bench\"\nworkdir = \"{d}\"\n",
         "bench",
@@ -85,8 +94,7 @@ fn start_daemon(transcripts: bool) -> Daemon {
 
 /// A daemon for `users` (a TOML `[[users]]` list; `{d}` is its
 /// directory), with a token for `token_user`.
-fn start_daemon_for(transcripts: bool, users: &str, token_user: &str) -> Daemon {
-    let bin = tmuxd_bin();
+fn start_daemon_for(bin: &Path, transcripts: bool, users: &str, token_user: &str) -> Daemon {
     assert!(
         bin.exists(),
         "{} is missing: build with `cargo build --release --bins --examples`",
@@ -113,8 +121,8 @@ fn start_daemon_for(transcripts: bool, users: &str, token_user: &str) -> Daemon 
         ),
     )
     .unwrap();
-    let token = tmuxd(&config, dir.path(), &["token", token_user]);
-    let (child, url) = serve(&config, dir.path());
+    let token = tmuxd_with(bin, &config, dir.path(), &["token", token_user]);
+    let (child, url) = serve(bin, &config, dir.path());
     let socket = rundir.path().join(format!("r/{token_user}/tmux"));
     Daemon {
         child,
@@ -128,7 +136,11 @@ fn start_daemon_for(transcripts: bool, users: &str, token_user: &str) -> Daemon 
 
 /// Runs `tmuxd --config CONFIG ARGS`; its stdout.
 fn tmuxd(config: &Path, home: &Path, args: &[&str]) -> String {
-    let out = Command::new(tmuxd_bin())
+    tmuxd_with(&tmuxd_bin(), config, home, args)
+}
+
+fn tmuxd_with(bin: &Path, config: &Path, home: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
         .arg("--config")
         .arg(config)
         .args(args)
@@ -143,10 +155,10 @@ fn tmuxd(config: &Path, home: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Starts `tmuxd serve`; returns it once ready, with its URL.
-fn serve(config: &Path, home: &Path) -> (Child, String) {
+/// Starts `BIN serve`; returns it once ready, with its URL.
+fn serve(bin: &Path, config: &Path, home: &Path) -> (Child, String) {
     let log = home.join("log");
-    let child = Command::new(tmuxd_bin())
+    let child = Command::new(bin)
         .arg("--config")
         .arg(config)
         .arg("serve")
@@ -193,7 +205,10 @@ impl Viewer {
             "Authorization",
             format!("Bearer {}", d.token).parse().unwrap(),
         );
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        // As browsers do, with Nagle off.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+            .await
+            .unwrap();
         Viewer::Ws(Box::new(ws))
     }
 
@@ -308,22 +323,58 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Keystroke echo at the shell prompt (the terminal echoes each key): each
-/// key is sent once the previous one came back.
-async fn echo_latency(v: &mut Viewer) -> Vec<Duration> {
+/// key is sent once the previous one came back, `keys` of them. The
+/// client does what a terminal does before it can paint: every byte goes
+/// through a terminal emulator (vt100, as xterm.js parses in the page),
+/// and the echo counts once the cursor's line changed.
+async fn echo_latency(v: &mut Viewer, keys: usize) -> Vec<Duration> {
     v.drain().await;
-    let mut samples = Vec::with_capacity(KEYS);
-    for i in 0..KEYS {
+    let size = |n| std::num::NonZeroU16::new(n).expect("nonzero");
+    let mut term = vt100::Parser::new(size(40), size(120), 0);
+    let line = |t: &vt100::Parser| {
+        let s = t.screen();
+        s.rows(0, 120)
+            .nth(s.cursor_position().0 as usize)
+            .unwrap_or_default()
+    };
+    let mut samples = Vec::with_capacity(keys);
+    for i in 0..keys {
+        let before = line(&term);
         let key = b'a' + (i % 26) as u8;
         let t0 = Instant::now();
         v.send(&[key]).await;
-        v.wait_for(&[key], 10).await;
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), v.recv())
+                .await
+                .expect("no echo in 10 s");
+            term.process(&chunk);
+            if line(&term) != before {
+                break;
+            }
+        }
         samples.push(t0.elapsed());
     }
     // ^U: erase the typed line.
     v.send(&[0x15]).await;
     v.drain().await;
-    samples.sort();
     samples
+}
+
+/// Echo samples for the PTY reference and tmuxd, in alternating rounds
+/// (a fresh viewer each round, one attached at a time), sorted.
+async fn echo_rounds(d: &Daemon) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut reference, mut relay) = (Vec::new(), Vec::new());
+    for _ in 0..ECHO_ROUNDS {
+        let mut pty = Viewer::pty(&d.socket);
+        reference.extend(echo_latency(&mut pty, KEYS / ECHO_ROUNDS).await);
+        pty.close().await;
+        let mut ws = Viewer::ws(d).await;
+        relay.extend(echo_latency(&mut ws, KEYS / ECHO_ROUNDS).await);
+        ws.close().await;
+    }
+    reference.sort();
+    relay.sort();
+    (reference, relay)
 }
 
 /// A flood of FLOOD_BYTES, then a marker; time until every viewer saw it.
@@ -339,6 +390,25 @@ async fn flood(viewers: &mut [Viewer], tag: &str) -> Duration {
         .map(|v| v.wait_for(computed.as_bytes(), 300));
     futures_util::future::join_all(waits).await;
     t0.elapsed()
+}
+
+/// A flood seen by `n` WebSocket viewers of `d`: the time until all saw
+/// the marker, and the daemon's CPU (ms) meanwhile.
+async fn ws_flood(d: &Daemon, n: usize, tag: &str) -> (Duration, u64) {
+    let mut wss = Vec::new();
+    for _ in 0..n {
+        wss.push(Viewer::ws(d).await);
+    }
+    for v in &mut wss {
+        v.drain().await;
+    }
+    let c0 = cpu_ms(d.child.id());
+    let t = flood(&mut wss, tag).await;
+    let cpu = cpu_ms(d.child.id()) - c0;
+    for v in wss {
+        v.close().await;
+    }
+    (t, cpu)
 }
 
 fn cpu_ms(pid: u32) -> u64 {
@@ -420,20 +490,23 @@ async fn main() {
         Some("transcript") => return transcript_bench().await,
         Some("scale") => return scale_bench().await,
         Some("browser") => return browser_bench().await,
+        Some("fanout") => {
+            let baseline = std::env::args()
+                .nth(2)
+                .expect("usage: bench fanout BASELINE_TMUXD");
+            return fanout_bench(Path::new(&baseline)).await;
+        }
         _ => {}
     }
+    // `bench echo`: the keystroke echo figures alone.
+    let echo_only = std::env::args().nth(1).as_deref() == Some("echo");
     let d = start_daemon(true);
     let daemon_pid = d.child.id();
     row(&["figure", "tmuxd (WebSocket)", "reference (PTY)", "ratio"]);
     row(&["---", "---", "---", "---"]);
 
-    // Echo latency, reference first then tmuxd, on the same session.
-    let mut pty = Viewer::pty(&d.socket);
-    let r = echo_latency(&mut pty).await;
-    pty.close().await;
-    let mut ws = Viewer::ws(&d).await;
-    let w = echo_latency(&mut ws).await;
-    ws.close().await;
+    // Echo latency on the same session, alternating.
+    let (r, w) = echo_rounds(&d).await;
     for (name, p) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
         let (a, b) = (percentile(&w, p), percentile(&r, p));
         row(&[
@@ -443,21 +516,12 @@ async fn main() {
             &format!("{:.2}×", ratio(a, b)),
         ]);
     }
+    if echo_only {
+        return;
+    }
     for n in [1usize, 10, 50] {
         let tr = reference_flood(&d.socket, n).await;
-        let mut wss = Vec::new();
-        for _ in 0..n {
-            wss.push(Viewer::ws(&d).await);
-        }
-        for v in &mut wss {
-            v.drain().await;
-        }
-        let c0 = cpu_ms(daemon_pid);
-        let tw = flood(&mut wss, &format!("w{n}")).await;
-        let relay_cpu = cpu_ms(daemon_pid) - c0;
-        for v in wss {
-            v.close().await;
-        }
+        let (tw, relay_cpu) = ws_flood(&d, n, &format!("w{n}")).await;
         let viewers = format!("{n} viewer{}", if n == 1 { "" } else { "s" });
         row(&[
             &format!("50 MB flood to end marker, {viewers}"),

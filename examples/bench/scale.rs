@@ -75,7 +75,7 @@ pub async fn scale_bench() {
         .map(|u| format!("[[users]]\nname = \"u{u:02}\"\nworkdir = \"{{d}}\"\n"))
         .collect();
     let t0 = Instant::now();
-    let mut d = start_daemon_for(true, &users, "u00");
+    let mut d = start_daemon_for(&tmuxd_bin(), true, &users, "u00");
     let started = t0.elapsed();
     let config = d._dir.path().join("c.toml");
     let home = d._dir.path().to_owned();
@@ -122,7 +122,7 @@ pub async fn scale_bench() {
     d.child.kill().unwrap();
     d.child.wait().unwrap();
     let t0 = Instant::now();
-    let (child, url) = serve(&config, &home);
+    let (child, url) = serve(&tmuxd_bin(), &config, &home);
     let adopted = t0.elapsed();
     d.child = child;
     d.url = url;

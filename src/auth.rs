@@ -30,7 +30,7 @@ pub enum Role {
     User,
     /// Every user's sessions.
     Admin,
-    /// Their own sessions, view only (terminals attach with `tmux attach -r`).
+    /// Their own sessions, view only (terminals attach read-only).
     ReadOnly,
 }
 

@@ -28,6 +28,8 @@ pub struct ViewerPty {
     /// The PTY master, non-blocking.
     io: AsyncFd<OwnedFd>,
     child: Option<std::process::Child>,
+    /// The terminal's path (`/dev/pts/N`): tmux names the client by it.
+    tty: std::path::PathBuf,
 }
 
 impl ViewerPty {
@@ -48,11 +50,12 @@ impl ViewerPty {
         rows: u16,
     ) -> io::Result<ViewerPty> {
         let pty = nix::pty::openpty(&winsize(cols, rows), None)?;
+        let tty = nix::unistd::ttyname(&pty.slave)?;
         if let Some((uid, gid)) = tmux.account_ids() {
             // As login(1) does: the terminal belongs to who uses it.
             nix::unistd::fchown(&pty.slave, Some(uid.into()), Some(gid.into()))?;
         }
-        let mut cmd = tmux.std_command(&[TmuxCommand::attach(session, read_only)]);
+        let mut cmd = tmux.std_command(&[TmuxCommand::attach_viewer(session, read_only)]);
         cmd.env("TERM", "xterm-256color")
             .stdin(Stdio::from(pty.slave.try_clone()?))
             .stdout(Stdio::from(pty.slave.try_clone()?))
@@ -83,6 +86,7 @@ impl ViewerPty {
         Ok(ViewerPty {
             io,
             child: Some(child),
+            tty,
         })
     }
 
@@ -122,6 +126,11 @@ impl ViewerPty {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// The tmux client's terminal, as `list-clients` names it.
+    pub fn tty(&self) -> &std::path::Path {
+        &self.tty
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -33,6 +33,7 @@ use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, 
 
 mod account;
 mod listing;
+mod options;
 #[cfg(test)]
 mod tests;
 
@@ -228,14 +229,15 @@ impl UserServer {
     /// settings files untouched).
     fn agent(&self, name: &Name) -> (Vec<String>, Vec<String>) {
         let mut argv = self.user.command.clone();
+        // Every viewer's terminal (xterm.js) shows 24-bit colour, and tmux
+        // passes it on (terminal-features RGB, set on the server).
+        let mut env = vec!["COLORTERM=truecolor".to_owned()];
         let Some(socket) = &self.hook_socket else {
-            return (argv, Vec::new());
+            return (argv, env);
         };
         argv.extend(crate::hooks::agent_args(&self.user.profile));
-        let env = vec![
-            format!("{}={}", crate::hooks::ENV_SOCKET, socket.display()),
-            format!("{}={}", crate::hooks::ENV_SESSION, self.id(name)),
-        ];
+        env.push(format!("{}={}", crate::hooks::ENV_SOCKET, socket.display()));
+        env.push(format!("{}={}", crate::hooks::ENV_SESSION, self.id(name)));
         (argv, env)
     }
 
@@ -341,18 +343,24 @@ impl UserServer {
         let (agent, env) = self.agent(name);
         let argv = self.launcher_argv(&gate, &agent);
         let now = unix_now().to_string();
-        let mut commands = vec![
-            Command::new_session(name, &self.user.workdir, "#{pane_id}", &env, &argv),
+        let mut commands = options::server();
+        commands.extend([
+            Command::new_session(
+                name,
+                &options::window_name(&self.user.command),
+                &self.user.workdir,
+                "#{pane_id}",
+                &env,
+                &argv,
+            ),
             // Keep the pane when the agent exits: its status stays
             // readable and its last words stay on screen.
             Command::set_session_window_option(name, "remain-on-exit", "on"),
-            // The status line redrawn when something changes, not every
-            // 15 s for its clock: idle viewers cost nothing.
-            Command::set_session_option(name, "status-interval", "0"),
             Command::set_session_option_format(name, OPT_PANE, "#{pane_id}"),
             Command::set_session_option(name, OPT_GATE, &gate),
             Command::set_session_option(name, OPT_STARTED, &now),
-        ];
+        ]);
+        commands.extend(options::session(name));
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }

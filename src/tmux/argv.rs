@@ -83,6 +83,7 @@ impl Command {
     /// session running `argv` directly (no shell), printing `format`.
     pub fn new_session(
         name: &Name,
+        window: &str,
         workdir: &Path,
         format: &str,
         env: &[String],
@@ -91,6 +92,7 @@ impl Command {
         let mut c = Command::new("new-session")
             .flag("-d")
             .opt("-s", name.as_str())
+            .opt("-n", window)
             .opt("-c", workdir)
             .flag("-P")
             .opt("-F", format);
@@ -237,6 +239,7 @@ impl Command {
     }
 
     /// `attach-session -t =NAME [-r]`.
+    /// `attach-session` as a terminal user does (`tmuxd attach`).
     pub fn attach(name: &Name, read_only: bool) -> Command {
         let c = Command::new("attach-session").target(Target::Session(name));
         if read_only {
@@ -244,6 +247,51 @@ impl Command {
         } else {
             c
         }
+    }
+
+    /// `attach-session` for a web viewer: with `ignore-size`, so that it
+    /// sizes no window until [`Command::take_size`] (the page's size
+    /// policy, in `web::terminal`).
+    pub fn attach_viewer(name: &Name, read_only: bool) -> Command {
+        let flags = if read_only {
+            "read-only,ignore-size"
+        } else {
+            "ignore-size"
+        };
+        Command::new("attach-session")
+            .opt("-f", flags)
+            .target(Target::Session(name))
+    }
+
+    /// Client `tty` (its terminal's path) counts when tmux sizes windows:
+    /// its `ignore-size` flag cleared (tmux then sizes each window by its
+    /// latest client, `window-size latest`).
+    pub fn take_size(tty: &Path) -> Command {
+        Command::new("refresh-client")
+            .opt("-t", tty)
+            .opt("-f", "!ignore-size")
+    }
+
+    /// Client `tty` becomes session `name`'s latest client, as typing
+    /// makes it (`switch-client` to the session it is on).
+    pub fn make_latest(tty: &Path, name: &Name) -> Command {
+        Command::new("switch-client")
+            .opt("-c", tty)
+            .target(Target::Session(name))
+    }
+
+    /// `list-clients -t =NAME -F FORMAT`: the clients attached to session `name`.
+    pub fn list_clients(name: &Name, format: &str) -> Command {
+        Command::new("list-clients")
+            .target(Target::Session(name))
+            .opt("-F", format)
+    }
+
+    /// A server option (`set-option -s`).
+    pub fn set_server_option(option: &str, value: &str) -> Command {
+        Command::new("set-option")
+            .flag("-s")
+            .positional([option, value])
     }
 
     /// The command's name (`send-keys`), for error messages.

@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod listener;
+mod sizing;
 pub(crate) mod terminal;
 
 use std::collections::HashMap;

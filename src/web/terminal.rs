@@ -1,7 +1,8 @@
 //! The WebSocket terminal, `GET /ws/sessions/{user}/{session}`.
 //!
 //! Binary frames carry raw terminal bytes both ways; text frames carry JSON
-//! control (`resize` from the client; `hello` and `exit` from the server).
+//! control (`resize` and `fit` from the client; `hello`, `agent` and
+//! `exit` from the server).
 //! The Origin check (403) runs before the upgrade (see `web::guard`);
 //! authentication and authorization answer with close codes after it:
 //! 4401 not authenticated, 4404 no such session (also for another user's
@@ -155,6 +156,7 @@ async fn viewer(
         .unwrap_or_else(|| state.cancel.clone());
     let viewer = Viewer {
         id: &id,
+        tmux: &server.tmux,
         user: identity.user.as_str(),
         read_only,
         recorder: recorder.as_ref(),
@@ -175,6 +177,7 @@ async fn viewer(
 /// Who is on the other end of a relay.
 struct Viewer<'a> {
     id: &'a SessionId,
+    tmux: &'a crate::tmux::Tmux,
     user: &'a str,
     read_only: bool,
     recorder: Option<&'a crate::recorder::Recorder>,
@@ -198,6 +201,10 @@ async fn relay(
     let mut refresh_at: Option<tokio::time::Instant> = None;
     // The agent's state and question, pushed as they change.
     let mut states = viewer.recorder.map(|r| r.subscribe());
+    // Whether this viewer's terminal sizes the window (web::sizing);
+    // decided once tmux has drawn for it (it is attached then).
+    let mut sizes = viewer.read_only;
+    let mut attached = false;
     loop {
         tokio::select! {
             _ = sleep_until(refresh_at) => {
@@ -223,6 +230,12 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
+                    if !attached {
+                        attached = true;
+                        if !viewer.read_only {
+                            super::sizing::take_if_alone(viewer.tmux, id, pty.tty());
+                        }
+                    }
                     if resized {
                         refresh_at = Some(tokio::time::Instant::now() + REDRAWN_AFTER);
                     }
@@ -252,6 +265,10 @@ async fn relay(
                     if pty.write_all(&bytes).await.is_err() {
                         return "write failed";
                     }
+                    if !sizes {
+                        sizes = true;
+                        super::sizing::take(viewer.tmux, id, pty.tty());
+                    }
                     crate::metrics::add(&crate::metrics::COUNTERS.bytes_from_viewers, bytes.len() as u64);
                     if let Some(rec) = viewer.recorder {
                         rec.keystrokes(id, &crate::recorder::source_web(viewer.user), &bytes);
@@ -270,6 +287,12 @@ async fn relay(
                         }
                         None => tracing::warn!(session = %id, cols, rows, "resize to an unusable size ignored"),
                     },
+                    // Read-only viewers never size the window.
+                    Ok(Control::Fit) if viewer.read_only => {}
+                    Ok(Control::Fit) => {
+                        sizes = true;
+                        super::sizing::take(viewer.tmux, id, pty.tty());
+                    }
                     Err(reason) => {
                         close(socket, 1008, reason).await;
                         return "bad control message";
@@ -327,6 +350,8 @@ async fn next_change(
 
 pub(crate) enum Control {
     Resize(u32, u32),
+    /// The window takes this viewer's size (see `web::sizing`).
+    Fit,
 }
 
 /// Parses a control message; `Err` holds the close reason.
@@ -346,6 +371,7 @@ pub(crate) fn control(text: &str) -> Result<Control, &'static str> {
                 _ => Err("malformed control message"),
             }
         }
+        Some("fit") => Ok(Control::Fit),
         Some(_) => Err("unknown control message type"),
         None => Err("malformed control message"),
     }
@@ -373,6 +399,7 @@ mod tests {
             control(r#"{"type":"resize","cols":80,"rows":24}"#),
             Ok(Control::Resize(80, 24))
         ));
+        assert!(matches!(control(r#"{"type":"fit"}"#), Ok(Control::Fit)));
         assert_eq!(control("not json").err(), Some("malformed control message"));
         assert_eq!(
             control(r#"{"type":"resize","cols":"x"}"#).err(),

@@ -215,6 +215,21 @@ async function dashboardView(me: Me): Promise<void> {
 
 function terminalView(id: string): void {
   const conn = h("span", { class: "conn connecting", id: "conn" }, "connecting");
+  // The session's window takes this terminal's size (the size policy:
+  // watching never resizes anyone; typing or Fit does).
+  const fitButton = h(
+    "button",
+    {
+      class: "fit",
+      id: "fit",
+      title: "Size the session's window to this terminal",
+      onclick: () => {
+        sendControl({ type: "fit" });
+        term.focus();
+      },
+    },
+    "Fit",
+  );
   const ro = h("span", { class: "badge-ro", id: "read-only", hidden: "" }, "READ-ONLY");
   const host = h("div", { class: "term-host", id: "terminal" });
   const banner = h("div", { class: "banner", hidden: "" });
@@ -230,6 +245,7 @@ function terminalView(id: string): void {
         h("span", { class: "title" }, id),
         ro,
         h("span", { class: "spacer" }),
+        fitButton,
         conn,
       ),
       host,
@@ -264,6 +280,13 @@ function terminalView(id: string): void {
   function setConn(state: "connecting" | "connected" | "offline", text: string): void {
     conn.className = `conn ${state}`;
     conn.textContent = text;
+    // While not connected the terminal is visibly stale.
+    host.classList.toggle("stale", state !== "connected");
+  }
+  // Keys typed while not connected are not sent: say so.
+  function notSent(): void {
+    banner.textContent = "Not connected: what you type is not sent until the terminal reconnects.";
+    banner.hidden = false;
   }
   function sendControl(msg: object): void {
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
@@ -290,6 +313,7 @@ function terminalView(id: string): void {
           if (msg.type === "hello") {
             readOnly = !!msg.read_only;
             ro.hidden = !readOnly;
+            fitButton.hidden = readOnly;
           }
           const q: Question | null = msg.question ?? null;
           if (q === null) asks.hidden = true;
@@ -326,15 +350,23 @@ function terminalView(id: string): void {
   }
 
   term.onData((d) => {
-    if (!readOnly && ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+    if (readOnly) return;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+    else notSent();
   });
   term.onBinary((d) => {
-    if (readOnly || !ws || ws.readyState !== WebSocket.OPEN) return;
+    if (readOnly) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return notSent();
     const bytes = new Uint8Array(d.length);
     for (let i = 0; i < d.length; i++) bytes[i] = d.charCodeAt(i) & 0xff;
     ws.send(bytes);
   });
   term.onResize(({ cols, rows }) => sendControl({ type: "resize", cols, rows }));
+  // The tab's title follows the program's (tmux's set-titles).
+  term.onTitleChange((t) => {
+    document.title = t ? `${t} · ${id}` : `${id} · tmuxd`;
+  });
+  document.title = `${id} · tmuxd`;
   const onResize = () => fit.fit();
   const onShow = () => {
     if (document.visibilityState === "visible") {
@@ -357,6 +389,7 @@ function terminalView(id: string): void {
     window.removeEventListener("online", onShow);
     ws?.close(1000);
     term.dispose();
+    document.title = "tmuxd";
   };
 }
 

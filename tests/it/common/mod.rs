@@ -307,6 +307,25 @@ impl Drop for Env {
                 }
             }
         }
+        kill_programs_under(self.path());
+    }
+}
+
+/// SIGKILLs every process running a program installed under `dir` (an
+/// agent's own helpers that outlive its tmux server: Codex starts an
+/// `app-server` daemon from `$HOME/.codex/packages`).
+fn kill_programs_under(dir: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(p.path().join("exe")).is_ok_and(|exe| exe.starts_with(dir)) {
+            // SAFETY: kill(2) with a pid read from /proc and a valid signal.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the HTTP API, against the real daemon and real tmux.
 
 mod api;
+mod page;
 
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,8 @@ use crate::common::anthropic::claude;
 use crate::common::{marker, wait_for, wait_for_or, Env};
 use serde_json::{json, Value};
 
+mod page;
+
 /// A chromedriver process, killed on drop.
 struct Driver {
     child: Child,
@@ -46,6 +48,11 @@ impl Driver {
 
     /// A new browser window with its own profile.
     fn browser(&self) -> Browser {
+        self.browser_sized(1200, 800)
+    }
+
+    /// A new browser window of `width`×`height` CSS pixels.
+    fn browser_sized(&self, width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir_in(self._profiles.path()).unwrap().keep();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -54,7 +61,7 @@ impl Driver {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1200,800",
+                    "--disable-component-update", "--disable-sync", format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }

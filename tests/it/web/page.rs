@@ -1,0 +1,153 @@
+//! The page's terminal, server side: the size policy between viewers, and
+//! what tmux is told about the viewers' terminals (truecolor, clipboard,
+//! titles, the window's name), against the real daemon and real tmux.
+
+use std::time::Duration;
+
+use crate::common::client::*;
+use crate::common::{marker, wait_for, Env};
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+fn env(command: &str) -> Env {
+    Env::new(&format!(
+        "[agent]\ncommand = {command}\n[[users]]\nname = \"alice\"\n"
+    ))
+}
+
+fn window_size(env: &Env) -> String {
+    env.display("alice", "#{window_width}x#{window_height}")
+}
+
+async fn fit(ws: &mut Ws) {
+    ws.send(Message::Text(r#"{"type":"fit"}"#.into()))
+        .await
+        .unwrap();
+}
+
+/// The window has `size` now and still after a second (what could change
+/// it runs beside the relay).
+async fn stays(env: &Env, size: &str, why: &str) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(window_size(env), size, "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_viewers_never_resize_and_the_last_typist_sets_the_size() {
+    let mut env = env(r#"["sh"]"#);
+    let alice = env.token("alice", "user");
+    let watcher = env.token("alice", "read-only");
+    let d = env.serve();
+    let base = d.url();
+    let path = |cols: u16, rows: u16| format!("/ws/sessions/alice/main?cols={cols}&rows={rows}");
+
+    // The desktop, alone: the window takes its size (less tmux's status line).
+    let mut desk = connect(&base, &path(120, 40), Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut desk).await;
+    wait_for(10, "the desktop's size", || {
+        (window_size(&env) == "120x39").then_some(())
+    });
+
+    // A phone opens the session and watches: nothing changes for the desktop.
+    let mut phone = connect(&base, &path(44, 30), Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut phone).await;
+    let m = marker();
+    type_line(&mut desk, &format!("echo seen-$((6*7))-{m}")).await;
+    read_until(&mut phone, &format!("seen-42-{m}"), 10).await;
+    stays(&env, "120x39", "a watching phone resized the window").await;
+
+    // The phone types: the window follows the last typist.
+    phone
+        .send(Message::Binary(b" ".to_vec().into()))
+        .await
+        .unwrap();
+    wait_for(10, "the phone's size", || {
+        (window_size(&env) == "44x29").then_some(())
+    });
+
+    // The desktop asks to fit the window to its terminal.
+    fit(&mut desk).await;
+    wait_for(10, "the desktop's size again", || {
+        (window_size(&env) == "120x39").then_some(())
+    });
+
+    // A read-only viewer never sizes the window, even when it asks.
+    let mut ro = connect(&base, &path(60, 20), Some(&watcher), None)
+        .await
+        .unwrap();
+    hello(&mut ro).await;
+    fit(&mut ro).await;
+    stays(&env, "120x39", "a read-only viewer resized the window").await;
+
+    // Typing again from the phone makes it the size again (tmux's latest).
+    phone
+        .send(Message::Binary(b" ".to_vec().into()))
+        .await
+        .unwrap();
+    wait_for(10, "the phone's size again", || {
+        (window_size(&env) == "44x29").then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_set_up_for_the_viewers_terminals() {
+    let mut env = env(r#"["bash", "--norc", "--noprofile"]"#);
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let show = |args: &[&str]| {
+        String::from_utf8_lossy(&env.tmux("alice", args).stdout)
+            .trim()
+            .to_owned()
+    };
+    // The window is named after the agent, and stays so.
+    assert_eq!(env.display("alice", "#{window_name}"), "bash");
+    assert_eq!(
+        show(&["show-options", "-w", "-t", "=main:", "automatic-rename"]),
+        "automatic-rename off"
+    );
+    // What tmux tells the viewers' terminals, and what agents ask for.
+    assert!(
+        show(&["show-options", "-s", "terminal-features"]).contains("xterm-256color:RGB"),
+        "no RGB terminal feature"
+    );
+    for (option, value) in [
+        ("set-clipboard", "on"),
+        ("focus-events", "on"),
+        ("extended-keys", "on"),
+    ] {
+        assert_eq!(
+            show(&["show-options", "-s", option]),
+            format!("{option} {value}")
+        );
+    }
+
+    let mut ws = connect(&d.url(), "/ws/sessions/alice/main", Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    // 24-bit colour is announced to the agent.
+    let m = marker();
+    type_line(&mut ws, &format!("echo color-$COLORTERM-{m}")).await;
+    read_until(&mut ws, &format!("color-truecolor-{m}"), 10).await;
+    // The program's title reaches the viewer (tmux's set-titles): the
+    // title is computed, so only tmux's title sequence can carry it.
+    type_line(
+        &mut ws,
+        &format!("printf '\\033]2;title-%s-{m}\\033\\\\' $((6*7))"),
+    )
+    .await;
+    read_until(&mut ws, &format!("\x1b]0;title-42-{m}"), 10).await;
+    // A clipboard write (OSC 52) from the program reaches the viewer.
+    let clip = format!("clip-42-{m}");
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &clip);
+    type_line(
+        &mut ws,
+        &format!("printf '\\033]52;c;%s\\a' \"$(printf 'clip-%s-{m}' $((6*7)) | base64 -w0)\""),
+    )
+    .await;
+    read_until(&mut ws, &encoded, 10).await;
+}

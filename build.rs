@@ -10,6 +10,8 @@ fn main() {
         "web/package.json",
         "web/package-lock.json",
         "web/index.html",
+        "web/icon.svg",
+        "web/manifest.webmanifest",
         "web/src",
     ] {
         println!("cargo:rerun-if-changed={path}");
@@ -43,13 +45,18 @@ fn main() {
                 "--bundle",
                 "--minify",
                 "--target=es2020",
+                // The terminal's font files, inlined into app.css.
+                "--loader:.woff2=dataurl",
+                "--loader:.woff=dataurl",
                 "--log-level=warning",
             ])
             .arg(format!("--outfile={}", out.join("app.js").display()))
             .current_dir(web),
         "esbuild",
     );
-    std::fs::copy(web.join("index.html"), out.join("index.html")).expect("copy index.html");
+    for file in ["index.html", "icon.svg", "manifest.webmanifest"] {
+        std::fs::copy(web.join(file), out.join(file)).expect("copy the page's files");
+    }
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {

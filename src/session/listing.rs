@@ -99,6 +99,17 @@ impl UserServer {
         Ok(())
     }
 
+    /// The last `lines` lines of the agent pane's history and its screen,
+    /// with their colours (escape sequences) and wrapped lines joined, as
+    /// tmux keeps them: what a viewer scrolls back through.
+    pub async fn history(&self, name: &Name, lines: u32) -> Result<String, SessionError> {
+        let pane = self.agent_pane(name).await?;
+        Ok(self
+            .tmux
+            .run(&[Command::capture_history(&pane, lines)])
+            .await?)
+    }
+
     /// Sends Ctrl-C to the agent pane.
     pub async fn interrupt(&self, name: &Name) -> Result<(), SessionError> {
         let pane = self.agent_pane(name).await?;

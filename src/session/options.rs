@@ -21,6 +21,10 @@ const SERVER: &[(&str, &str)] = &[
     // apart reach programs that ask for them.
     ("focus-events", "on"),
     ("extended-keys", "on"),
+    // An Esc pressed alone (the page's quick key, Claude Code's interrupt)
+    // reaches the program at once instead of after tmux's default 500 ms
+    // wait for a sequence to follow; sequences arrive in one frame.
+    ("escape-time", "10"),
 ];
 
 /// Session options (`set-option` on the session).

@@ -227,6 +227,18 @@ impl Command {
             .target(Target::Pane(pane))
     }
 
+    /// `capture-pane -p -e -J -S -LINES`: the pane's last `lines` lines of
+    /// history and its screen, with escape sequences for colours, wrapped
+    /// lines joined.
+    pub fn capture_history(pane: &PaneId, lines: u32) -> Command {
+        Command::new("capture-pane")
+            .flag("-p")
+            .flag("-e")
+            .flag("-J")
+            .opt("-S", format!("-{lines}"))
+            .target(Target::Pane(pane))
+    }
+
     /// `wait-for CHANNEL`: returns once the channel is signalled (at once if
     /// it was signalled while no one waited).
     pub fn wait_channel(channel: &str) -> Command {

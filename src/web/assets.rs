@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!(concat!(env!("OUT_DIR"), "/web/index.html"));
 const SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.js"));
 const STYLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/app.css"));
+const ICON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/icon.svg"));
+const MANIFEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/web/manifest.webmanifest"));
 
 fn asset(body: &'static [u8], content_type: &'static str) -> Response {
     let mut r = body.into_response();
@@ -26,4 +28,13 @@ pub async fn script() -> Response {
 
 pub async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
+}
+
+pub async fn icon() -> Response {
+    asset(ICON, "image/svg+xml")
+}
+
+/// The web app manifest: the page installs as an app on a phone.
+pub async fn manifest() -> Response {
+    asset(MANIFEST, "application/manifest+json")
 }

@@ -371,7 +371,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         HeaderValue::from_static(
             // 'wasm-unsafe-eval': the transcript player's terminal emulator
             // is WebAssembly (it allows compiling wasm, not eval).
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; font-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     h.insert(
@@ -394,6 +394,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(assets::index))
         .route("/assets/app.js", get(assets::script))
         .route("/assets/app.css", get(assets::style))
+        .route("/assets/icon.svg", get(assets::icon))
+        .route("/manifest.webmanifest", get(assets::manifest))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/api/login", post(api::login))
@@ -410,6 +412,7 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{user}/{session}/transcript",
             get(api::transcript),
         )
+        .route("/api/sessions/{user}/{session}/history", get(api::history))
         .route("/api/mail/log", get(api::mail_log))
         .route("/api/mail/pending", get(api::mail_pending))
         .route("/api/mail/pending/{id}/confirm", post(api::mail_confirm))

@@ -4,6 +4,11 @@ import "./style.css";
 import { mailView } from "./mail";
 import { ago, api, app, brand, errorText, h, questionCard, type Me, type Question, type Session } from "./ui";
 import { Terminal } from "@xterm/xterm";
+import { Unicode11Addon } from "@xterm/addon-unicode11";
+// The terminal's font, shipped with the page (inlined into app.css): the
+// same glyphs and metrics on every client, underscores included.
+import "@fontsource/jetbrains-mono/400.css";
+import "@fontsource/jetbrains-mono/700.css";
 import { FitAddon } from "@xterm/addon-fit";
 import { ClipboardAddon } from "@xterm/addon-clipboard";
 import { WebLinksAddon } from "@xterm/addon-web-links";
@@ -63,7 +68,7 @@ function loginView(message = ""): void {
 
 // ---- dashboard -----------------------------------------------------------
 
-async function dashboardView(me: Me): Promise<void> {
+async function dashboardView(me: Me, live: () => boolean): Promise<void> {
   const list = h("div", { class: "sessions", id: "sessions" });
   const err = h("div", { class: "error" });
   const canWrite = me.role !== "read-only";
@@ -204,6 +209,8 @@ async function dashboardView(me: Me): Promise<void> {
   }
 
   await refresh();
+  // Another view took the page meanwhile: nothing to keep running.
+  if (!live()) return;
   // Live state while the page is visible; paused in background tabs.
   const timer = window.setInterval(() => {
     if (document.visibilityState === "visible") refresh();
@@ -213,8 +220,99 @@ async function dashboardView(me: Me): Promise<void> {
 
 // ---- terminal ------------------------------------------------------------
 
+const TERMINAL_FONT = '"JetBrains Mono", monospace';
+
+// The quick keys: a label and what the key sends ("cursor:X" is an arrow,
+// whose sequence depends on the program's cursor-key mode).
+const QUICK_KEYS: [string, string][] = [
+  ["Esc", "\x1b"],
+  ["Tab", "\t"],
+  ["^C", "\x03"],
+  ["^D", "\x04"],
+  ["←", "cursor:D"],
+  ["↑", "cursor:A"],
+  ["↓", "cursor:B"],
+  ["→", "cursor:C"],
+  ["⏎", "\r"],
+  ["1", "1"],
+  ["2", "2"],
+  ["3", "3"],
+  ["y", "y"],
+  ["n", "n"],
+];
+
+function keySequence(seq: string, applicationCursor: boolean): string {
+  if (!seq.startsWith("cursor:")) return seq;
+  return (applicationCursor ? "\x1bO" : "\x1b[") + seq.slice(7);
+}
+
 function terminalView(id: string): void {
   const conn = h("span", { class: "conn connecting", id: "conn" }, "connecting");
+  // Scrollback: the session's history as tmux keeps it, in a terminal of
+  // its own over the live one; scrolling never sends the agent a key.
+  const historyHost = h("div", { class: "history-host" });
+  const history = h(
+    "div",
+    { class: "history", id: "history", hidden: "" },
+    h(
+      "div",
+      { class: "history-bar" },
+      h("span", {}, "History (scroll; Esc returns)"),
+      h("button", { class: "fit", id: "live", onclick: () => closeHistory() }, "Back to live ↓"),
+    ),
+    historyHost,
+  );
+  let historyTerm: Terminal | null = null;
+  // Keys a phone keyboard lacks, and a composer for prompts: both go
+  // through the terminal's own input (as if typed; a paste is one
+  // bracketed paste when the program asked for that).
+  const keys = h("div", { class: "keys", id: "keys" });
+  // Pressing a key button leaves the focus in the terminal: no focus-out
+  // and focus-in reports around the key (tmux would read an Esc followed
+  // at once by a focus report as one Meta key), and a phone's keyboard
+  // stays open.
+  keys.addEventListener("mousedown", (e) => e.preventDefault());
+  keys.addEventListener("pointerdown", (e) => e.preventDefault());
+  for (const [label, seq] of QUICK_KEYS) {
+    keys.append(
+      h("button", { "data-key": label, onclick: () => term.input(keySequence(seq, term.modes.applicationCursorKeysMode), true) }, label),
+    );
+  }
+  const composerText = h("textarea", { id: "composer-text", rows: "4", placeholder: "Write a prompt; Send types it as one paste, then Enter" });
+  const composer = h(
+    "div",
+    { class: "composer", id: "composer", hidden: "" },
+    composerText,
+    h(
+      "div",
+      { class: "composer-actions" },
+      h("button", { onclick: () => showComposer(false) }, "Cancel"),
+      h(
+        "button",
+        {
+          class: "primary",
+          id: "composer-send",
+          onclick: () => {
+            if (readOnly) return;
+            if (!ws || ws.readyState !== WebSocket.OPEN) return notSent();
+            term.paste(composerText.value.replace(/\r?\n/g, "\r"));
+            term.input("\r", true);
+            composerText.value = "";
+            showComposer(false);
+          },
+        },
+        "Send",
+      ),
+    ),
+  );
+  keys.append(
+    h("button", { "data-key": "compose", onclick: () => showComposer(composer.hidden) }, "✎"),
+  );
+  const historyButton = h(
+    "button",
+    { class: "fit", id: "history-open", title: "Scroll back through the session's output", onclick: () => void openHistory() },
+    "History",
+  );
   // The session's window takes this terminal's size (the size policy:
   // watching never resizes anyone; typing or Fit does).
   const fitButton = h(
@@ -245,10 +343,14 @@ function terminalView(id: string): void {
         h("span", { class: "title" }, id),
         ro,
         h("span", { class: "spacer" }),
+        historyButton,
         fitButton,
         conn,
       ),
       host,
+      composer,
+      keys,
+      history,
       banner,
       asks,
     ),
@@ -256,10 +358,20 @@ function terminalView(id: string): void {
 
   const term = new Terminal({
     cursorBlink: true,
-    fontFamily: 'ui-monospace, "JetBrains Mono", "Cascadia Mono", Menlo, Consolas, monospace',
+    fontFamily: TERMINAL_FONT,
     fontSize: 14,
     scrollback: 5000,
     theme: { background: "#000000" },
+    // Unicode 11 widths (emoji and wide symbols take two cells).
+    allowProposedApi: true,
+  });
+  term.loadAddon(new Unicode11Addon());
+  term.unicode.activeVersion = "11";
+  // The wheel over the live terminal opens the history instead of being
+  // turned into arrow keys (tmux's screen has no scrollback of its own).
+  term.attachCustomWheelEventHandler((ev) => {
+    if (ev.deltaY < 0) void openHistory();
+    return false;
   });
   const fit = new FitAddon();
   term.loadAddon(fit);
@@ -276,6 +388,54 @@ function terminalView(id: string): void {
   let closed = false;
   let retry = 0;
   let retryTimer = 0;
+
+  async function openHistory(): Promise<void> {
+    if (historyTerm) return;
+    const r = await api("GET", `/api/sessions/${id}/history?lines=10000`);
+    if (closed || historyTerm) return;
+    if (!r.ok) {
+      banner.textContent = await errorText(r);
+      banner.hidden = false;
+      return;
+    }
+    const text = (await r.text()).replace(/\s+$/, "");
+    if (closed || historyTerm) return;
+    const t = new Terminal({
+      fontFamily: TERMINAL_FONT,
+      fontSize: 14,
+      scrollback: 60000,
+      disableStdin: true,
+      cols: term.cols,
+      rows: term.rows,
+      theme: { background: "#000000" },
+      allowProposedApi: true,
+    });
+    t.loadAddon(new Unicode11Addon());
+    t.unicode.activeVersion = "11";
+    historyTerm = t;
+    history.hidden = false;
+    t.open(historyHost);
+    (window as unknown as { tmuxdHistory: Terminal }).tmuxdHistory = t;
+    // Hide its cursor; end a few lines above the live screen's bottom.
+    t.write("\x1b[?25l" + text.replace(/\n/g, "\r\n"), () => t.scrollLines(-3));
+    t.focus();
+  }
+  // The terminal gives the composer its room (and takes it back).
+  function showComposer(show: boolean): void {
+    composer.hidden = !show;
+    fit.fit();
+    if (show) composerText.focus();
+    else term.focus();
+  }
+  function closeHistory(): void {
+    historyTerm?.dispose();
+    historyTerm = null;
+    history.hidden = true;
+    term.focus();
+  }
+  history.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") closeHistory();
+  });
 
   function setConn(state: "connecting" | "connected" | "offline", text: string): void {
     conn.className = `conn ${state}`;
@@ -314,6 +474,7 @@ function terminalView(id: string): void {
             readOnly = !!msg.read_only;
             ro.hidden = !readOnly;
             fitButton.hidden = readOnly;
+            keys.hidden = readOnly;
           }
           const q: Question | null = msg.question ?? null;
           if (q === null) asks.hidden = true;
@@ -388,6 +549,7 @@ function terminalView(id: string): void {
     document.removeEventListener("visibilitychange", onShow);
     window.removeEventListener("online", onShow);
     ws?.close(1000);
+    historyTerm?.dispose();
     term.dispose();
     document.title = "tmuxd";
   };
@@ -452,7 +614,14 @@ function transcriptView(id: string): void {
 
 // ---- routing -------------------------------------------------------------
 
+// Each route() owns the page until the next one starts: one that finds a
+// later one started while it awaited stops there, so views never overlap
+// and no view's cleanup is lost.
+let generation = 0;
+
 async function route(): Promise<void> {
+  const gen = ++generation;
+  const live = () => gen === generation;
   cleanup?.();
   cleanup = null;
   const hash = location.hash || "#/";
@@ -461,15 +630,18 @@ async function route(): Promise<void> {
     return;
   }
   const r = await api("GET", "/api/me");
+  if (!live()) return;
   if (r.status === 401) {
     location.hash = "#/login";
     return;
   }
   if (!r.ok) {
-    loginView(await errorText(r));
+    const text = await errorText(r);
+    if (live()) loginView(text);
     return;
   }
   const me: Me = await r.json();
+  if (!live()) return;
   const mail = hash.match(/^#\/m(?:\/([0-9a-f]{16}))?$/);
   if (mail) {
     await mailView(me, mail[1]);
@@ -478,8 +650,14 @@ async function route(): Promise<void> {
   const m = hash.match(/^#\/([st])\/([a-z0-9][a-z0-9_-]{0,31})\/([a-z0-9][a-z0-9_-]{0,31})$/);
   if (m && m[1] === "s") terminalView(`${m[2]}/${m[3]}`);
   else if (m) transcriptView(`${m[2]}/${m[3]}`);
-  else await dashboardView(me);
+  else await dashboardView(me, live);
 }
 
-window.addEventListener("hashchange", route);
-route();
+// The terminal measures its cells when it opens: the font first.
+Promise.all([
+  document.fonts.load('14px "JetBrains Mono"'),
+  document.fonts.load('bold 14px "JetBrains Mono"'),
+]).finally(() => {
+  window.addEventListener("hashchange", route);
+  route();
+});

@@ -17,11 +17,13 @@ use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 mod answer;
 mod health;
+mod history;
 mod login;
 mod mail;
 
 pub use answer::answer;
 pub use health::{healthz, metrics};
+pub use history::history;
 pub use login::{login, logout, me};
 pub use mail::{mail_confirm, mail_log, mail_pending};
 

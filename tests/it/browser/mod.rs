@@ -51,10 +51,12 @@ impl Driver {
         self.browser_sized(1200, 800)
     }
 
-    /// A new browser window of `width`×`height` CSS pixels.
+    /// A new browser window of `width`×`height` CSS pixels; under 600
+    /// pixels wide, a phone (Chromium's device emulation, touch included:
+    /// its windows are never narrower than 500 pixels).
     fn browser_sized(&self, width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir_in(self._profiles.path()).unwrap().keep();
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let mut caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
@@ -66,6 +68,11 @@ impl Driver {
                 ]
             }
         }}});
+        if width < 600 {
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "touch": true}
+            });
+        }
         let v = post(&format!("{}/session", self.base), caps);
         let id = v["value"]["sessionId"]
             .as_str()
@@ -127,6 +134,29 @@ impl Browser {
             .clone()
     }
 
+    /// Runs `script` with `args`; it ends by calling its last argument
+    /// with the result.
+    fn script_async(&self, script: &str, args: Value) -> Value {
+        post(
+            &format!("{}/execute/async", self.url),
+            json!({"script": script, "args": args}),
+        )["value"]
+            .clone()
+    }
+
+    /// A screenshot of the window, as a `data:image/png` URL.
+    fn screenshot(&self) -> String {
+        let mut r = http()
+            .get(&format!("{}/screenshot", self.url))
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        format!(
+            "data:image/png;base64,{}",
+            v["value"].as_str().expect("screenshot")
+        )
+    }
+
     /// Waits for an element and returns its WebDriver id.
     fn find(&self, css: &str) -> String {
         wait_for(20, &format!("element {css}"), || {
@@ -140,7 +170,8 @@ impl Browser {
 
     fn click(&self, css: &str) {
         let id = self.find(css);
-        post(&format!("{}/element/{id}/click", self.url), json!({}));
+        let v = post(&format!("{}/element/{id}/click", self.url), json!({}));
+        assert!(v["value"].get("error").is_none(), "click on {css}: {v}");
     }
 
     fn type_into(&self, css: &str, text: &str) {

@@ -241,6 +241,8 @@ async fn page_is_served_with_security_headers() {
         ("/", "text/html"),
         ("/assets/app.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
+        ("/assets/icon.svg", "image/svg+xml"),
+        ("/manifest.webmanifest", "application/manifest+json"),
     ] {
         let mut r = http().get(&format!("{base}{path}")).call().unwrap();
         assert_eq!(r.status().as_u16(), 200, "{path}");

@@ -118,6 +118,7 @@ async fn sessions_are_set_up_for_the_viewers_terminals() {
         ("set-clipboard", "on"),
         ("focus-events", "on"),
         ("extended-keys", "on"),
+        ("escape-time", "10"),
     ] {
         assert_eq!(
             show(&["show-options", "-s", option]),
@@ -150,4 +151,45 @@ async fn sessions_are_set_up_for_the_viewers_terminals() {
     )
     .await;
     read_until(&mut ws, &encoded, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_the_panes_scrollback_for_its_viewers_only() {
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n",
+    );
+    let alice = env.token("alice", "read-only");
+    let bob = env.token("bob", "user");
+    let d = env.serve();
+    let base = d.url();
+    let m = marker();
+    env.ok(&[
+        "send",
+        "alice/main",
+        &format!("for i in $(seq 1 300); do echo h-$i-{m}; done"),
+    ]);
+    env.wait_pane("alice", "main", &format!("h-300-{m}"));
+    let url = format!("{base}/api/sessions/alice/main/history");
+    let (status, body) = call("GET", &url, Some(&alice), None);
+    assert_eq!(status, 200, "{body}");
+    // Lines long gone from the screen, in order, each once.
+    let lines: Vec<&str> = body.lines().filter(|l| l.starts_with("h-")).collect();
+    assert_eq!(lines.first(), Some(&format!("h-1-{m}").as_str()), "{body}");
+    assert_eq!(lines.len(), 300, "{body}");
+    // Fewer lines on request: the screen and the last of the history.
+    let (_, short) = call("GET", &format!("{url}?lines=10"), Some(&alice), None);
+    assert!(
+        !short.contains(&format!("h-1-{m}\n")) && short.contains(&format!("h-300-{m}")),
+        "{short}"
+    );
+    for (query, token, expected) in [
+        ("?lines=0", Some(alice.as_str()), 400),
+        ("?lines=50001", Some(alice.as_str()), 400),
+        ("?nope=1", Some(alice.as_str()), 400),
+        ("", Some(bob.as_str()), 404),
+        ("", None, 401),
+    ] {
+        let (status, body) = call("GET", &format!("{url}{query}"), token, None);
+        assert_eq!(status, expected, "{query}: {body}");
+    }
 }

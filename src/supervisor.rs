@@ -64,6 +64,13 @@ struct Inner {
     /// Sessions that have a watcher. A std mutex: it is never held across
     /// an `.await`.
     watched: Mutex<HashSet<SessionId>>,
+    /// Counts changes a dashboard shows (sessions, agents, viewers); the
+    /// page's event stream waits on it.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Watchers waiting out a restart's backoff: a notify that ends the
+    /// wait (`restart_now`). A std mutex, never held across an `.await`.
+    /// With the time (Unix ms) the restart is due.
+    backoffs: Mutex<HashMap<SessionId, (Arc<tokio::sync::Notify>, u64)>>,
 }
 
 impl Supervisor {
@@ -91,7 +98,19 @@ impl Supervisor {
             cancel,
             tracker,
             watched: Mutex::new(HashSet::new()),
+            changes: tokio::sync::watch::channel(0).0,
+            backoffs: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Something a dashboard shows changed.
+    pub fn changed(&self) {
+        self.0.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes on each [`Supervisor::changed`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.changes.subscribe()
     }
 
     pub fn recorder(&self) -> Option<&Recorder> {
@@ -237,6 +256,26 @@ impl Supervisor {
         });
     }
 
+    /// Agents' state changes (running, waiting, idle) count as changes
+    /// for the dashboards, until shutdown.
+    fn follow_agent_states(&self) {
+        let Some(mut states) = self.recorder().map(|r| r.subscribe()) else {
+            return;
+        };
+        let (this, cancel) = (self.clone(), self.0.cancel.clone());
+        self.0.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    r = states.recv() => match r {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => this.changed(),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = cancel.cancelled() => break,
+                }
+            }
+        });
+    }
+
     /// Serves `server`'s agent hook socket (when hooks are on) until the
     /// user is removed or the daemon stops; before its agents start, so no
     /// report is missed.
@@ -262,6 +301,7 @@ impl Supervisor {
     /// watcher; the others are served regardless.
     pub async fn start(&self) -> StartReport {
         self.follow_resizes();
+        self.follow_agent_states();
         let mut set = tokio::task::JoinSet::new();
         for server in self.servers() {
             self.serve_hooks(&server);
@@ -356,6 +396,7 @@ impl Supervisor {
         tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
         self.record_start(id, "created", &info);
         self.watch(id.clone());
+        self.changed();
         Ok(info)
     }
 
@@ -390,10 +431,30 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Restarts `id`'s exited agent now instead of at the end of its
+    /// backoff; refused unless its watcher is waiting to restart it.
+    pub fn restart_now(&self, id: &SessionId) -> Result<(), SessionError> {
+        let backoffs = self.0.backoffs.lock().expect("backoffs lock");
+        let Some((notify, _)) = backoffs.get(id) else {
+            return Err(SessionError::BadInput(format!(
+                "{id}'s agent is not waiting to be restarted (it restarts by itself after it exits)"
+            )));
+        };
+        notify.notify_one();
+        Ok(())
+    }
+
+    /// When (Unix ms) `id`'s exited agent is due to restart, if it waits.
+    pub fn restart_due(&self, id: &SessionId) -> Option<u64> {
+        let backoffs = self.0.backoffs.lock().expect("backoffs lock");
+        backoffs.get(id).map(|(_, due)| *due)
+    }
+
     /// Kills `id`; its watcher sees the agent go and ends.
     pub async fn kill(&self, id: &SessionId) -> Result<(), SessionError> {
         self.server(&id.user)?.kill(&id.session).await?;
         tracing::info!(session = %id, "killed session");
+        self.changed();
         Ok(())
     }
 
@@ -406,6 +467,8 @@ impl Supervisor {
         // Restarts in a row without a run of `reset_after`.
         let mut failures: u32 = 0;
         while !cancel.is_cancelled() {
+            // Each turn follows an event (start, exit, restart).
+            self.changed();
             // Read each time: a reload may change the user's settings.
             let Ok(server) = self.server(&id.user) else {
                 return;
@@ -490,7 +553,7 @@ impl Supervisor {
                     failures += 1;
                     let delay = policy.delay(failures);
                     tracing::warn!(session = %id, exit = %exit.describe(), ran_for_s = ran_for, delay_ms = delay.as_millis() as u64, "agent exited; restarting");
-                    if !self.pause(cancel, delay).await {
+                    if !self.backoff(cancel, id, delay).await {
                         return;
                     }
                     match server.respawn(&info).await {
@@ -499,6 +562,7 @@ impl Supervisor {
                             if let Some(rec) = &self.0.recorder {
                                 rec.agent_started(id, "agent-restart", None);
                             }
+                            self.changed();
                         }
                         Err(e) => {
                             tracing::error!(session = %id, error = %e, "cannot restart agent")
@@ -562,6 +626,30 @@ impl Supervisor {
             _ = server.pane_died(&id.session, Duration::from_secs(1)) => true,
             _ = cancel.cancelled() => false,
         }
+    }
+
+    /// Waits out a restart's backoff `d`, or less if `restart_now` asks.
+    /// False on shutdown.
+    async fn backoff(&self, cancel: &CancellationToken, id: &SessionId, d: Duration) -> bool {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        self.0.backoffs.lock().expect("backoffs lock").insert(
+            id.clone(),
+            (
+                notify.clone(),
+                crate::clock::unix_now_ms() + d.as_millis() as u64,
+            ),
+        );
+        self.changed();
+        let waited = tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = notify.notified() => {
+                tracing::info!(session = %id, "restarting the agent now, as asked");
+                true
+            }
+            _ = cancel.cancelled() => false,
+        };
+        self.0.backoffs.lock().expect("backoffs lock").remove(id);
+        waited
     }
 
     /// Sleeps `d` unless shut down first. False on shutdown.

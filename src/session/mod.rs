@@ -34,6 +34,8 @@ use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, 
 mod account;
 mod listing;
 mod options;
+
+pub use options::window_name;
 #[cfg(test)]
 mod tests;
 

@@ -53,7 +53,7 @@ pub(super) fn session(name: &Name) -> Vec<Command> {
 
 /// The window's name: the agent's program (`claude`, `codex`, `bash`),
 /// not tmux's guess from the launcher (`sh`).
-pub(super) fn window_name(command: &[String]) -> String {
+pub fn window_name(command: &[String]) -> String {
     let program = command.first().map(String::as_str).unwrap_or("agent");
     let base = program.rsplit('/').next().unwrap_or(program);
     if base.is_empty() {

@@ -121,6 +121,8 @@ impl AppState {
         }
         *counts.by_session.entry(id.clone()).or_default() += 1;
         *counts.by_user.entry(user.clone()).or_default() += 1;
+        drop(counts);
+        self.supervisor.changed();
         Ok(ViewerGuard {
             state: self.clone(),
             id: id.clone(),
@@ -209,9 +211,12 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        let mut counts = self.state.viewers.lock().expect("viewers lock");
-        decrement(&mut counts.by_session, &self.id);
-        decrement(&mut counts.by_user, &self.user);
+        {
+            let mut counts = self.state.viewers.lock().expect("viewers lock");
+            decrement(&mut counts.by_session, &self.id);
+            decrement(&mut counts.by_user, &self.user);
+        }
+        self.state.supervisor.changed();
     }
 }
 
@@ -408,14 +413,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/sessions/{user}/{session}/input", post(api::input))
         .route("/api/sessions/{user}/{session}/answer", post(api::answer))
+        .route("/api/sessions/{user}/{session}/restart", post(api::restart))
         .route(
             "/api/sessions/{user}/{session}/transcript",
             get(api::transcript),
         )
         .route("/api/sessions/{user}/{session}/history", get(api::history))
+        .route("/api/events", get(api::events))
         .route("/api/mail/log", get(api::mail_log))
         .route("/api/mail/pending", get(api::mail_pending))
         .route("/api/mail/pending/{id}/confirm", post(api::mail_confirm))
+        .route("/api/mail/pending/{id}/cancel", post(api::mail_cancel))
         .route("/ws/sessions/{user}/{session}", get(terminal::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::middleware::from_fn_with_state(

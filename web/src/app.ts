@@ -2,7 +2,7 @@
 // Routes live in the URL hash: #/login, #/ (dashboard), #/s/USER/SESSION.
 import "./style.css";
 import { mailView } from "./mail";
-import { ago, api, app, brand, errorText, h, questionCard, type Me, type Question, type Session } from "./ui";
+import { ago, api, app, brand, errorText, h, questionCard, who, type Me, type Question, type Session } from "./ui";
 import { Terminal } from "@xterm/xterm";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 // The terminal's font, shipped with the page (inlined into app.css): the
@@ -89,16 +89,6 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
     name,
     h("button", { class: "primary", type: "submit" }, "New session"),
   );
-  const logout = h(
-    "button",
-    {
-      onclick: async () => {
-        await api("POST", "/api/logout");
-        location.hash = "#/login";
-      },
-    },
-    "Sign out",
-  );
   app.replaceChildren(
     h(
       "div",
@@ -107,7 +97,7 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
         "header",
         { class: "topbar" },
         brand(),
-        h("div", { class: "who" }, h("a", { href: "#/m", class: "button-link", id: "mail-link" }, "Email"), h("span", {}, me.user), h("span", { class: "role" }, me.role), logout),
+        who(me, me.mail ? h("a", { href: "#/m", class: "button-link", id: "mail-link" }, "Email") : null),
       ),
       h(
         "main",
@@ -139,12 +129,30 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
       err.textContent = await errorText(r);
       return;
     }
-    const sessions: Session[] = await r.json();
+    render(await r.json());
+  }
+
+  // Each session's card, kept while its data is the same: an update
+  // rebuilds only the cards that changed (nothing moves under a finger).
+  const cards = new Map<string, { json: string; el: HTMLElement }>();
+  function render(sessions: Session[]): void {
+    // A success clears an earlier error.
+    err.textContent = "";
     if (sessions.length === 0) {
+      cards.clear();
       list.replaceChildren(h("div", { class: "empty" }, "No sessions yet."));
       return;
     }
-    list.replaceChildren(...sessions.map((s) => card(s)));
+    const els = sessions.map((s) => {
+      const json = JSON.stringify(s);
+      const kept = cards.get(s.id);
+      if (kept && kept.json === json) return kept.el;
+      const el = card(s);
+      cards.set(s.id, { json, el });
+      return el;
+    });
+    for (const id of [...cards.keys()]) if (!sessions.some((s) => s.id === id)) cards.delete(id);
+    list.replaceChildren(...els);
   }
 
   function card(s: Session): HTMLElement {
@@ -177,6 +185,22 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
         ),
       );
     }
+    if (canWrite && s.restart_due !== null) {
+      // An exited agent waiting out its restart backoff.
+      actions.prepend(
+        h(
+          "button",
+          {
+            class: "restart",
+            onclick: async () => {
+              const r = await api("POST", `/api/sessions/${s.id}/restart`);
+              if (!r.ok) err.textContent = await errorText(r);
+            },
+          },
+          "Restart now",
+        ),
+      );
+    }
     const question = s.question && s.state === "running" ? questionCard(s.id, s.question, canWrite, refresh) : null;
     return h(
       "div",
@@ -189,9 +213,10 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
           "div",
           {},
           h("span", { class: "id" }, s.id),
-          h("span", { class: `state ${s.state}` }, s.state),
+          s.agent_name ? h("span", { class: "agent-name", title: "the agent's program" }, s.agent_name) : null,
+          h("span", { class: `state ${s.state}`, title: "the session" }, `session ${s.state}`),
           s.agent_state && s.state === "running"
-            ? h("span", { class: `state agent ${s.agent_state}`, title: "what the agent is doing" }, s.agent_state)
+            ? h("span", { class: `state agent ${s.agent_state}`, title: "what the agent is doing" }, `agent ${s.agent_state}`)
             : null,
         ),
         h(
@@ -202,7 +227,11 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
           h("span", {}, `active ${ago(s.last_activity)}`),
           s.restarts ? h("span", {}, `${s.restarts} restart${s.restarts === 1 ? "" : "s"}`) : null,
           exit ? h("span", {}, exit) : null,
+          s.restart_due !== null
+            ? h("span", { class: "restart-due" }, `restarts at ${new Date(s.restart_due).toLocaleTimeString()}`)
+            : null,
         ),
+        s.preview.length ? h("pre", { class: "preview", title: "the end of the agent's screen" }, s.preview.join("\n")) : null,
       ),
       actions,
     );
@@ -211,11 +240,11 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
   await refresh();
   // Another view took the page meanwhile: nothing to keep running.
   if (!live()) return;
-  // Live state while the page is visible; paused in background tabs.
-  const timer = window.setInterval(() => {
-    if (document.visibilityState === "visible") refresh();
-  }, 3000);
-  cleanup = () => window.clearInterval(timer);
+  // Live: the daemon pushes the sessions whenever they change (no
+  // polling); the browser reconnects the stream by itself.
+  const events = new EventSource("/api/events");
+  events.addEventListener("sessions", (e) => render(JSON.parse((e as MessageEvent).data)));
+  cleanup = () => events.close();
 }
 
 // ---- terminal ------------------------------------------------------------

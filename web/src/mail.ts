@@ -1,5 +1,5 @@
 // The email view: pending confirmations and the audit log.
-import { api, app, errorText, h, type Me } from "./ui";
+import { api, app, errorText, h, who, type Me } from "./ui";
 
 // ---- email bridge ----------------------------------------------------------
 
@@ -24,15 +24,38 @@ export async function mailView(me: Me, focus?: string): Promise<void> {
   const pendingBox = h("div", { class: "pending", id: "pending" });
   const table = h("table", { class: "audit", id: "audit" });
   const canWrite = me.role !== "read-only";
+  const header = h(
+    "header",
+    { class: "topbar" },
+    h("div", { class: "brand" }, h("a", { href: "#/", class: "back" }, "← Sessions"), h("span", { class: "title" }, "Email")),
+    who(me, h("button", { id: "mail-refresh", onclick: () => void refresh() }, "Refresh")),
+  );
+  if (!me.mail) {
+    // Off: say so, and how to turn it on.
+    app.replaceChildren(
+      h(
+        "div",
+        {},
+        header,
+        h(
+          "main",
+          { class: "dash" },
+          h("h2", {}, "Email is off"),
+          h(
+            "p",
+            { class: "sub", id: "mail-off" },
+            "This daemon's config has no [mail] section, so no commands are read from email. To turn it on, add [mail] (its address, how mail arrives and how replies are sent; see the README's Email section), check it with `tmuxd check-config`, and reload the daemon.",
+          ),
+        ),
+      ),
+    );
+    return;
+  }
   app.replaceChildren(
     h(
       "div",
       {},
-      h(
-        "header",
-        { class: "topbar" },
-        h("div", { class: "brand" }, h("a", { href: "#/", class: "back" }, "← Sessions"), h("span", { class: "title" }, "Email")),
-      ),
+      header,
       h(
         "main",
         { class: "dash" },
@@ -45,12 +68,22 @@ export async function mailView(me: Me, focus?: string): Promise<void> {
       ),
     ),
   );
+  // A button that confirms or cancels pending command `id`.
+  function decide(id: string, action: "confirm" | "cancel", cls: string, label: string): HTMLElement {
+    const onclick = async () => {
+      const r = await api("POST", `/api/mail/pending/${id}/${action}`);
+      if (!r.ok) err.textContent = await errorText(r);
+      refresh();
+    };
+    return h("button", { class: cls, onclick }, label);
+  }
   async function refresh(): Promise<void> {
     const [p, l] = await Promise.all([api("GET", "/api/mail/pending"), api("GET", "/api/mail/log?limit=200")]);
     if (!p.ok || !l.ok) {
       err.textContent = await errorText(p.ok ? l : p);
       return;
     }
+    err.textContent = "";
     const pending: Pending[] = await p.json();
     const log: AuditEntry[] = await l.json();
     pendingBox.replaceChildren(
@@ -64,16 +97,10 @@ export async function mailView(me: Me, focus?: string): Promise<void> {
               h("div", { class: "sub" }, x.flags.length ? `Risk flags: ${x.flags.join(", ")}` : "Risk flags: none"),
               canWrite
                 ? h(
-                    "button",
-                    {
-                      class: "primary",
-                      onclick: async () => {
-                        const r = await api("POST", `/api/mail/pending/${x.id}/confirm`);
-                        if (!r.ok) err.textContent = await errorText(r);
-                        refresh();
-                      },
-                    },
-                    "Confirm and type it",
+                    "div",
+                    { class: "pending-actions" },
+                    decide(x.id, "confirm", "primary", "Confirm and type it"),
+                    decide(x.id, "cancel", "cancel", "Cancel"),
                   )
                 : null,
             ),

@@ -1,6 +1,6 @@
 // Shared by the page's views: the API, element building, and the pieces
 // more than one view shows (question cards, times, the brand).
-export type Me = { user: string; role: "user" | "admin" | "read-only" };
+export type Me = { user: string; role: "user" | "admin" | "read-only"; mail: boolean };
 export type Question = {
   id: string;
   text: string;
@@ -21,6 +21,9 @@ export type Session = {
   created: number | null;
   restarts: number;
   last_exit: { status: number | null; signal: number | null; at: number | null } | null;
+  agent_name: string;
+  preview: string[];
+  restart_due: number | null;
 };
 
 export const app = document.getElementById("app")!;
@@ -106,6 +109,22 @@ export function ago(unix: number | null): string {
 
 export function brand(): HTMLElement {
   return h("div", { class: "brand" }, h("span", { class: "logo" }, ">_"), "tmuxd");
+}
+
+// Who is signed in, and Sign out: the right of every view's header.
+export function who(me: Me, ...extra: (Node | null)[]): HTMLElement {
+  const logout = h(
+    "button",
+    {
+      id: "logout",
+      onclick: async () => {
+        await api("POST", "/api/logout");
+        location.hash = "#/login";
+      },
+    },
+    "Sign out",
+  );
+  return h("div", { class: "who" }, ...extra, h("span", {}, me.user), h("span", { class: "role" }, me.role), logout);
 }
 
 // ---- login ---------------------------------------------------------------

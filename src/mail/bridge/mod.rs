@@ -57,6 +57,9 @@ pub struct Handled {
     pub quarantine: bool,
 }
 
+/// Why a pending command cannot be confirmed or cancelled from the page.
+const GONE: &str = "no such pending command (already confirmed, cancelled or expired)";
+
 /// The bridge; cloneable handle.
 #[derive(Clone)]
 pub struct Bridge(Arc<Inner>);
@@ -212,18 +215,7 @@ impl Bridge {
     /// Confirms pending `id` of `user` from the authenticated web page.
     pub fn confirm_web(&self, user: &Name, id: &str, who: &str) -> Result<(), String> {
         let now = self.now_ms();
-        let pending = self
-            .0
-            .store
-            .read(|st| {
-                st.pending
-                    .iter()
-                    .find(|p| p.id == id && p.user == user.as_str())
-                    .cloned()
-            })
-            .ok_or_else(|| {
-                "no such pending command (already confirmed, cancelled or expired)".to_owned()
-            })?;
+        let pending = self.pending_of(user, id)?;
         if pending.expires_ms <= now {
             return Err("this confirmation has expired; mail the command again".into());
         }
@@ -237,7 +229,7 @@ impl Bridge {
                 "internal error; nothing was confirmed".to_owned()
             })?;
         if !done {
-            return Err("no such pending command (already confirmed, cancelled or expired)".into());
+            return Err(GONE.into());
         }
         self.audit_pending(
             &pending,
@@ -246,6 +238,46 @@ impl Bridge {
         );
         self.0.exec_wake.notify_one();
         Ok(())
+    }
+
+    /// Cancels one of `user`'s pending commands from the web page: nothing
+    /// is typed, and a later YES finds nothing to confirm.
+    pub fn cancel_web(&self, user: &Name, id: &str, who: &str) -> Result<(), String> {
+        let pending = self.pending_of(user, id)?;
+        let done = self
+            .0
+            .store
+            .update(|st| {
+                let before = st.pending.len();
+                st.pending.retain(|p| p.id != pending.id);
+                st.pending.len() < before
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot write the mail state");
+                "internal error; nothing was cancelled".to_owned()
+            })?;
+        if !done {
+            return Err(GONE.into());
+        }
+        self.audit_pending(
+            &pending,
+            Outcome::Cancelled,
+            &format!("cancelled on the web page by {who}"),
+        );
+        Ok(())
+    }
+
+    /// `user`'s pending command `id`.
+    fn pending_of(&self, user: &Name, id: &str) -> Result<Pending, String> {
+        self.0
+            .store
+            .read(|st| {
+                st.pending
+                    .iter()
+                    .find(|p| p.id == id && p.user == user.as_str())
+                    .cloned()
+            })
+            .ok_or_else(|| GONE.to_owned())
     }
 
     fn audit_pending(&self, p: &Pending, decision: Outcome, reason: &str) {

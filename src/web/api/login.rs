@@ -71,11 +71,14 @@ pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMa
 pub struct Me {
     user: String,
     role: Role,
+    /// Whether the email bridge is on (the page offers its view).
+    mail: bool,
 }
 
-pub async fn me(Auth(identity): Auth) -> Json<Me> {
+pub async fn me(State(state): State<AppState>, Auth(identity): Auth) -> Json<Me> {
     Json(Me {
         user: identity.user.to_string(),
         role: identity.role,
+        mail: state.bridge.is_some(),
     })
 }

@@ -81,12 +81,30 @@ pub async fn mail_confirm(
     Auth(identity): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let bridge = bridge(&state)?;
+    decide(&state, &identity, &id, true)?;
+    Ok(Json(serde_json::json!({ "confirmed": id })))
+}
+
+/// Cancels one of the caller's pending commands: nothing is typed.
+pub async fn mail_cancel(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    decide(&state, &identity, &id, false)?;
+    Ok(Json(serde_json::json!({ "cancelled": id })))
+}
+
+fn decide(state: &AppState, identity: &Identity, id: &str, confirm: bool) -> Result<(), ApiError> {
+    let bridge = bridge(state)?;
     if !identity.can_write(&identity.user) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "read-only token"));
     }
-    bridge
-        .confirm_web(&identity.user, &id, &format!("web:{}", identity.user))
-        .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, m))?;
-    Ok(Json(serde_json::json!({ "confirmed": id })))
+    let who = format!("web:{}", identity.user);
+    let done = if confirm {
+        bridge.confirm_web(&identity.user, id, &who)
+    } else {
+        bridge.cancel_web(&identity.user, id, &who)
+    };
+    done.map_err(|m| ApiError::new(StatusCode::NOT_FOUND, m))
 }

@@ -16,16 +16,18 @@ use crate::recorder::AgentView;
 use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 mod answer;
+mod events;
 mod health;
 mod history;
 mod login;
 mod mail;
 
 pub use answer::answer;
+pub use events::events;
 pub use health::{healthz, metrics};
 pub use history::history;
 pub use login::{login, logout, me};
-pub use mail::{mail_confirm, mail_log, mail_pending};
+pub use mail::{mail_cancel, mail_confirm, mail_log, mail_pending};
 
 /// A session as the API shows it.
 #[derive(Serialize)]
@@ -44,16 +46,47 @@ pub struct SessionView {
     last_activity: Option<u64>,
     restarts: u32,
     last_exit: Option<ExitInfo>,
+    /// The agent's program (`claude`, `codex`, `bash`).
+    agent_name: String,
+    /// The last lines of the agent's screen with text on them.
+    preview: Vec<String>,
+    /// While an exited agent waits out its restart backoff: when (Unix ms)
+    /// it restarts (`POST .../restart` does it now).
+    restart_due: Option<u64>,
+}
+
+/// Lines of the screen a dashboard card previews, and their length.
+const PREVIEW_LINES: usize = 6;
+const PREVIEW_CHARS: usize = 160;
+
+fn preview(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(PREVIEW_LINES)..]
+        .iter()
+        .map(|l| l.chars().take(PREVIEW_CHARS).collect())
+        .collect()
 }
 
 fn view(state: &AppState, info: SessionInfo) -> SessionView {
-    let agent = state
-        .supervisor
-        .recorder()
-        .map(|r| r.agent_view(&info.id))
+    let recorder = state.supervisor.recorder();
+    let agent = recorder.map(|r| r.agent_view(&info.id)).unwrap_or_default();
+    let screen = recorder.and_then(|r| r.screen_text(&info.id));
+    let agent_name = state
+        .config()
+        .users
+        .iter()
+        .find(|u| u.name == info.id.user)
+        .map(|u| crate::session::window_name(&u.command))
         .unwrap_or_default();
     SessionView {
         agent,
+        agent_name,
+        preview: screen.as_deref().map(preview).unwrap_or_default(),
+        restart_due: state.supervisor.restart_due(&info.id),
         user: info.id.user.to_string(),
         session: info.id.session.to_string(),
         state: info.state,
@@ -194,6 +227,14 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(identity): Auth,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
+    session_views(&state, &identity).await.map(Json)
+}
+
+/// The sessions `identity` may see, as the API lists them.
+pub(super) async fn session_views(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<Vec<SessionView>, ApiError> {
     let config = state.config();
     let servers = config
         .users
@@ -208,14 +249,14 @@ pub async fn list(
     let mut out = Vec::new();
     for (server, listed) in servers.iter().zip(lists) {
         match listed {
-            Ok(sessions) => out.extend(sessions.into_iter().map(|s| view(&state, s))),
+            Ok(sessions) => out.extend(sessions.into_iter().map(|s| view(state, s))),
             Err(e) if servers.len() > 1 => {
                 tracing::warn!(user = %server.user.name, error = %e, "cannot list sessions; leaving them out");
             }
             Err(e) => return Err(session_error(e)),
         }
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -243,6 +284,19 @@ pub async fn create(
     let info = state.supervisor.create(&id).await.map_err(session_error)?;
     tracing::info!(session = %id, by = %identity.user, "session created over HTTP");
     Ok((StatusCode::CREATED, Json(view(&state, info))).into_response())
+}
+
+/// `POST .../restart`: an exited agent waiting out its backoff restarts now.
+pub async fn restart(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Path((user, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&user, &session)?;
+    authorize(&identity, &id, true)?;
+    state.supervisor.restart_now(&id).map_err(session_error)?;
+    tracing::info!(session = %id, by = %identity.user, "agent restart asked over HTTP");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn delete(

@@ -168,10 +168,18 @@ impl Browser {
         })
     }
 
+    /// Clicks the element; found again if the page replaced it meanwhile.
     fn click(&self, css: &str) {
-        let id = self.find(css);
-        let v = post(&format!("{}/element/{id}/click", self.url), json!({}));
-        assert!(v["value"].get("error").is_none(), "click on {css}: {v}");
+        for _ in 0..5 {
+            let id = self.find(css);
+            let v = post(&format!("{}/element/{id}/click", self.url), json!({}));
+            match v["value"].get("error").and_then(Value::as_str) {
+                None => return,
+                Some("stale element reference") => continue,
+                Some(_) => panic!("click on {css}: {v}"),
+            }
+        }
+        panic!("click on {css}: the element kept being replaced");
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -392,6 +400,34 @@ fn email_page_confirms_a_pending_command() {
         (t.contains("confirmed") && t.contains("web page")).then_some(())
     });
     assert!(b.text("#pending").contains("Nothing is waiting"));
+
+    // A second command, cancelled on the page: nothing is typed.
+    let m2 = marker();
+    let raw = format!(
+        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: web\r\nMessage-ID: <w2@example.test>\r\n\r\nweb {m2}\r\n"
+    );
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("pending:"));
+    b.click("#mail-refresh");
+    wait_for(20, "the second pending command", || {
+        b.text("#pending")
+            .contains(&format!("web {m2}"))
+            .then_some(())
+    });
+    b.click("#pending button.cancel");
+    wait_for(20, "the audit log shows the cancellation", || {
+        let t = b.text("#audit");
+        (t.contains("cancelled") && t.contains("cancelled on the web page")).then_some(())
+    });
+    assert!(b.text("#pending").contains("Nothing is waiting"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !env.pane_text("alice", "main")
+            .contains(&format!("web {m2}")),
+        "a cancelled command was typed"
+    );
+    // The header says who is signed in.
+    assert!(b.text("header").contains("alice") && b.visible("#logout"));
 }
 
 /// The real Claude Code asks before running a command: the question shows

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::common::client::*;
-use crate::common::{marker, wait_for, Env};
+use crate::common::{marker, wait_for, wait_for_or, Env};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -192,4 +192,183 @@ async fn history_is_the_panes_scrollback_for_its_viewers_only() {
         let (status, body) = call("GET", &format!("{url}{query}"), token, None);
         assert_eq!(status, expected, "{query}: {body}");
     }
+}
+
+/// A raw HTTP/1.1 event stream: what has arrived so far, read as it comes.
+struct Stream(tokio::net::TcpStream, Vec<u8>);
+
+impl Stream {
+    async fn open(base: &str, token: &str) -> Stream {
+        use tokio::io::AsyncWriteExt;
+        let addr = base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        Stream(s, Vec::new())
+    }
+
+    /// Waits up to `within` for `needle` in what arrives after the last
+    /// call; whether it came.
+    async fn next_with(&mut self, needle: &str, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(i) = String::from_utf8_lossy(&self.1).find(needle) {
+                self.1.drain(..i + needle.len());
+                return true;
+            }
+            let mut buf = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.0.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.1.extend_from_slice(&buf[..n]),
+                _ => return false,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_pushes_changes_and_nothing_else() {
+    let mut env = env(r#"["sh"]"#);
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let mut events = Stream::open(&base, &alice).await;
+    assert!(
+        events.next_with("200 OK", Duration::from_secs(5)).await,
+        "no 200"
+    );
+    assert!(
+        events
+            .next_with("text/event-stream", Duration::from_secs(1))
+            .await
+    );
+    // The sessions at once.
+    assert!(
+        events
+            .next_with("event: sessions", Duration::from_secs(5))
+            .await
+    );
+    assert!(
+        events
+            .next_with("\"alice/main\"", Duration::from_secs(1))
+            .await
+    );
+    // Idle: nothing comes (no timer, no keep-alive).
+    assert!(
+        !events.next_with("event:", Duration::from_secs(3)).await,
+        "an event while idle"
+    );
+
+    // A session created elsewhere (the CLI) is pushed within a second.
+    env.ok(&["new", "alice/extra"]);
+    assert!(
+        events
+            .next_with("\"alice/extra\"", Duration::from_secs(1))
+            .await,
+        "the new session was not pushed within 1 s"
+    );
+    // A viewer joining is pushed too.
+    let mut ws = connect(&base, "/ws/sessions/alice/main", Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    assert!(
+        events
+            .next_with("\"viewers\":1", Duration::from_secs(1))
+            .await,
+        "the viewer was not pushed within 1 s"
+    );
+    // Its agent exiting is pushed: the session shows the exit.
+    type_line(&mut ws, "exit 3").await;
+    assert!(
+        events
+            .next_with("\"last_exit\":{\"status\":3", Duration::from_secs(3))
+            .await,
+        "the agent's exit was not pushed"
+    );
+
+    // Without a token: 401, no stream.
+    let (status, _) = call("GET", &format!("{base}/api/events"), None, None);
+    assert_eq!(status, 401);
+}
+
+/// Alice's `main` as the API lists it.
+fn main_view(base: &str, token: &str) -> serde_json::Value {
+    let (status, body) = call("GET", &format!("{base}/api/sessions"), Some(token), None);
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "alice/main")
+        .cloned()
+        .expect("alice/main listed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exited_agent_restarts_now_when_asked_and_cards_show_its_screen() {
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\nrestart_delay_ms = 60000\n[[users]]\nname = \"alice\"\n",
+    );
+    let alice = env.token("alice", "user");
+    let watcher = env.token("alice", "read-only");
+    let d = env.serve();
+    let base = d.url();
+    let restart = format!("{base}/api/sessions/alice/main/restart");
+
+    // Running: nothing to restart.
+    let (status, body) = call("POST", &restart, Some(&alice), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not waiting to be restarted"), "{body}");
+
+    // The card's preview is the end of the agent's screen; its name is the
+    // agent's program.
+    let pid = main_view(&base, &alice)["agent_pid"].clone();
+    assert!(pid.is_u64(), "{pid}");
+    let mut ws = connect(&base, "/ws/sessions/alice/main", Some(&alice), None)
+        .await
+        .unwrap();
+    hello(&mut ws).await;
+    let m = marker();
+    type_line(&mut ws, &format!("echo card-$((6*7))-{m}")).await;
+    let shows = |s: &serde_json::Value| {
+        s["preview"].as_array().is_some_and(|p| {
+            p.iter().any(|l| {
+                l.as_str()
+                    .is_some_and(|l| l.contains(&format!("card-42-{m}")))
+            })
+        })
+    };
+    // (The preview follows the recorder, which reads the output as tmux
+    // spools it: a moment behind.)
+    wait_for_or(
+        10,
+        "the card's preview showing the output",
+        || shows(&main_view(&base, &alice)).then_some(()),
+        || format!("{}", main_view(&base, &alice)),
+    );
+    type_line(&mut ws, "exit 3").await;
+    let s = wait_for(10, "the agent waiting out its backoff", || {
+        let s = main_view(&base, &alice);
+        s["restart_due"].is_u64().then_some(s)
+    });
+    assert_eq!(s["agent_name"], "sh", "{s}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        main_view(&base, &alice)["restarts"],
+        0,
+        "restarted before its backoff"
+    );
+
+    // A read-only token may not; the user may, and it happens at once.
+    let (status, _) = call("POST", &restart, Some(&watcher), None);
+    assert_eq!(status, 403);
+    let (status, body) = call("POST", &restart, Some(&alice), None);
+    assert_eq!(status, 204, "{body}");
+    let s = wait_for(5, "the agent restarted", || {
+        let s = main_view(&base, &alice);
+        (s["state"] == "running" && s["restarts"] == 1).then_some(s)
+    });
+    assert_ne!(s["agent_pid"], pid);
+    assert!(s["restart_due"].is_null(), "{s}");
 }

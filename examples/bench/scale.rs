@@ -2,13 +2,16 @@
 //! (plain shells): how long the start takes (50 `main` sessions), each
 //! further session, and adopting all 200 after a SIGKILL; memory per
 //! session (the daemon's RSS, and the tmux servers' and agents'); and,
-//! with 50 idle viewers attached, every daemon thread's wakeups over 60 s.
+//! with 50 idle viewers attached and 20 dashboards open, every daemon
+//! thread's wakeups over 60 s.
 
 use super::*;
 
 const USERS: usize = 50;
 const PER_USER: usize = 4;
 const IDLE_WINDOW: Duration = Duration::from_secs(60);
+/// Open dashboards (event streams) during the idle minute.
+const DASHBOARDS: usize = 20;
 
 /// Resident memory of `pid`, KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -132,11 +135,16 @@ pub async fn scale_bench() {
         format!("{:.2} s", adopted.as_secs_f64()),
     );
 
-    // 50 idle viewers, one per user; then nothing happens for a minute.
+    // 50 idle viewers, one per user, and 20 open dashboards (their event
+    // streams); then nothing happens for a minute.
     let pid = d.child.id();
     let mut viewers = Vec::new();
+    let mut dashboards = Vec::new();
     for u in 0..USERS {
         let token = tmuxd(&config, &home, &["token", &format!("u{u:02}")]);
+        if u < DASHBOARDS {
+            dashboards.push(dashboard(&d.url, &token).await);
+        }
         let url = format!(
             "{}/ws/sessions/u{u:02}/main?cols=120&rows=40",
             d.url.replacen("http", "ws", 1)
@@ -164,7 +172,7 @@ pub async fn scale_bench() {
     woke.sort_by_key(|w| std::cmp::Reverse(w.1));
     line(
         &format!(
-            "idle {}s, {USERS} viewers: daemon threads that woke (of {})",
+            "idle {}s, {USERS} viewers, {DASHBOARDS} dashboards: daemon threads that woke (of {})",
             IDLE_WINDOW.as_secs(),
             after.len()
         ),
@@ -184,6 +192,7 @@ pub async fn scale_bench() {
     for v in viewers {
         v.close().await;
     }
+    drop(dashboards);
     // The daemon's drop kills only the `bench`-named server; end them all.
     for u in 0..USERS {
         let _ = Command::new("tmux")
@@ -192,4 +201,27 @@ pub async fn scale_bench() {
             .arg("kill-server")
             .status();
     }
+}
+
+/// A dashboard's event stream (`GET /api/events`), open until dropped,
+/// once its first event arrived.
+async fn dashboard(url: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("event: sessions") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the dashboard's first event")
+            .unwrap();
+        assert!(n > 0, "the event stream closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s
 }

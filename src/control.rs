@@ -268,7 +268,11 @@ async fn transcript(
         Err(e) => return write_response(write, &Response::from_error(&e)).await,
     };
     write_response(write, &Response::ok("")).await?;
-    let options = crate::transcript::ExportOptions { since_ms, grep };
+    let options = crate::transcript::ExportOptions {
+        since_ms,
+        grep,
+        times: false,
+    };
     let mut chunks = crate::transcript::export_stream(log, format, options);
     while let Some(chunk) = chunks.recv().await {
         match chunk {

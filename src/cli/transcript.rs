@@ -86,6 +86,7 @@ pub(super) async fn transcript(
             let options = ExportOptions {
                 since_ms,
                 grep: pattern,
+                times: false,
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::transcript::export(&log, format, &options, &mut out)

@@ -36,6 +36,40 @@ pub struct ExportOptions {
     pub since_ms: Option<u64>,
     /// Text lines matching this pattern only (text format).
     pub grep: Option<regex::Regex>,
+    /// Text lines prefixed with their time in the replay and a tab: seconds
+    /// from the start, with the player's idle limit applied
+    /// ([`REPLAY_IDLE_LIMIT_S`]), so the page can seek its player there.
+    pub times: bool,
+}
+
+/// The longest pause the page's player replays (asciinema-player's
+/// `idleTimeLimit`): longer gaps between events are cut to this.
+pub const REPLAY_IDLE_LIMIT_S: f64 = 2.0;
+
+/// Time in the replay: each gap between the asciicast's events capped at
+/// [`REPLAY_IDLE_LIMIT_S`], as the player plays it.
+#[derive(Default)]
+struct ReplayClock {
+    start_ms: Option<u64>,
+    last_s: f64,
+    replay_s: f64,
+}
+
+impl ReplayClock {
+    /// An event of the asciicast at `wall_ms`; its time in the replay.
+    fn event(&mut self, wall_ms: u64) -> f64 {
+        let t0 = *self.start_ms.get_or_insert(wall_ms);
+        let t = wall_ms.saturating_sub(t0) as f64 / 1000.0;
+        self.replay_s += (t - self.last_s).clamp(0.0, REPLAY_IDLE_LIMIT_S);
+        self.last_s = t;
+        self.replay_s
+    }
+
+    /// A record that is no event of the asciicast (an input) still starts
+    /// its clock.
+    fn record(&mut self, wall_ms: u64) {
+        self.start_ms.get_or_insert(wall_ms);
+    }
 }
 
 /// Writes `log` in `format` to `out`.
@@ -55,10 +89,15 @@ pub fn export(
         }
         Format::Text => {
             let mut text = TextRenderer::default();
-            let mut lines = LineFilter::new(options.grep.clone(), out);
+            let mut lines = LineFilter::new(options.grep.clone(), options.times, out);
+            let mut clock = ReplayClock::default();
             let mut sized = false;
             for r in log.records(options.since_ms) {
                 let r = r?;
+                match r.body {
+                    Body::Input { .. } => clock.record(r.wall_ms),
+                    _ => lines.time = clock.event(r.wall_ms),
+                }
                 let marker = match r.body {
                     Body::Output(bytes) => {
                         sized = true;
@@ -235,7 +274,7 @@ pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
     let mut out = Vec::new();
     let options = ExportOptions {
         since_ms,
-        grep: None,
+        ..ExportOptions::default()
     };
     if let Err(e) = export(log, Format::Text, &options, &mut out) {
         tracing::warn!(error = %e, "cannot read the transcript as text");
@@ -268,42 +307,88 @@ fn visible(typed: &str) -> String {
     out
 }
 
-/// Writes text, keeping only lines that match a pattern when one is given.
+/// Writes text, keeping only lines that match a pattern when one is given,
+/// each prefixed with its replay time when asked.
 pub(super) struct LineFilter<'a> {
     grep: Option<regex::Regex>,
+    times: bool,
+    /// The replay time of what is written now.
+    pub(super) time: f64,
     out: &'a mut dyn Write,
     partial: String,
 }
 
 impl<'a> LineFilter<'a> {
-    pub(super) fn new(grep: Option<regex::Regex>, out: &'a mut dyn Write) -> Self {
+    pub(super) fn new(grep: Option<regex::Regex>, times: bool, out: &'a mut dyn Write) -> Self {
         LineFilter {
             grep,
+            times,
+            time: 0.0,
             out,
             partial: String::new(),
         }
     }
 
     pub(super) fn write(&mut self, text: &str) -> std::io::Result<()> {
-        let Some(re) = &self.grep else {
+        if self.grep.is_none() && !self.times {
             return self.out.write_all(text.as_bytes());
-        };
+        }
         self.partial.push_str(text);
         while let Some(i) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=i).collect();
-            if re.is_match(line.trim_end_matches('\n')) {
-                self.out.write_all(line.as_bytes())?;
-            }
+            self.line(&line)?;
         }
         Ok(())
     }
 
+    fn line(&mut self, line: &str) -> std::io::Result<()> {
+        if self
+            .grep
+            .as_ref()
+            .is_some_and(|re| !re.is_match(line.trim_end_matches('\n')))
+        {
+            return Ok(());
+        }
+        if self.times {
+            write!(self.out, "{:.1}\t", self.time)?;
+        }
+        self.out.write_all(line.as_bytes())
+    }
+
     pub(super) fn finish(&mut self) -> std::io::Result<()> {
-        if let Some(re) = &self.grep {
-            if !self.partial.is_empty() && re.is_match(&self.partial) {
-                self.out.write_all(self.partial.as_bytes())?;
-            }
+        if !self.partial.is_empty() && (self.grep.is_some() || self.times) {
+            let rest = std::mem::take(&mut self.partial);
+            self.line(&rest)?;
         }
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn replay_time_cuts_pauses_to_the_players_idle_limit() {
+        let mut c = ReplayClock::default();
+        c.record(1_000); // an input starts the clock
+        let near = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} != {b}");
+        near(c.event(1_500), 0.5);
+        near(c.event(2_500), 1.5);
+        // A minute's pause replays as the limit.
+        near(c.event(62_500), 1.5 + REPLAY_IDLE_LIMIT_S);
+        near(c.event(62_600), 1.5 + REPLAY_IDLE_LIMIT_S + 0.1);
+    }
+
+    #[test]
+    fn lines_carry_their_time_when_asked() {
+        let mut out = Vec::new();
+        let mut f = LineFilter::new(Some(regex::Regex::new("b").unwrap()), true, &mut out);
+        f.time = 1.25;
+        f.write("a\nb1\n").unwrap();
+        f.time = 3.0;
+        f.write("b2").unwrap();
+        f.finish().unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "1.2\tb1\n3.0\tb2");
     }
 }

@@ -189,6 +189,7 @@ fn text_export_greps_lines() {
     let opts = ExportOptions {
         since_ms: None,
         grep: Some(regex::Regex::new("^t").unwrap()),
+        times: false,
     };
     export(&log, Format::Text, &opts, &mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), "two\nthree\n");

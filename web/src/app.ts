@@ -586,11 +586,17 @@ function terminalView(id: string): void {
 
 // ---- transcript ----------------------------------------------------------
 
+// Seconds as m:ss.
+function clock(t: number): string {
+  const s = Math.floor(t);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
 function transcriptView(id: string): void {
   const base = `/api/sessions/${id}/transcript`;
   const playerHost = h("div", { class: "player", id: "player" });
   const query = h("input", { placeholder: "search (regular expression)", id: "search", "aria-label": "Search" });
-  const results = h("pre", { class: "results", id: "results", hidden: "" });
+  const results = h("div", { class: "results", id: "results", hidden: "" });
   const err = h("div", { class: "error" });
   const download = (format: string, label: string) =>
     h("a", { class: "button-link", href: `${base}?format=${format}`, download: `${id.replace("/", "-")}.${format === "asciicast" ? "cast" : format === "raw" ? "raw" : "txt"}` }, label);
@@ -606,13 +612,28 @@ function transcriptView(id: string): void {
           results.hidden = true;
           return;
         }
-        const r = await api("GET", `${base}?format=text&grep=${encodeURIComponent(q)}`);
+        const r = await api("GET", `${base}?format=text&times=true&grep=${encodeURIComponent(q)}`);
         if (!r.ok) {
           err.textContent = await errorText(r);
           return;
         }
-        const text = await r.text();
-        results.textContent = text || "No matching lines.";
+        // Each hit: its time in the replay, a tab, the line; a click plays
+        // the replay from there.
+        const hits = (await r.text()).split("\n").filter((l) => l.includes("\t"));
+        results.replaceChildren(
+          ...(hits.length
+            ? hits.map((l) => {
+                const tab = l.indexOf("\t");
+                const t = Number(l.slice(0, tab));
+                return h(
+                  "a",
+                  { class: "hit", href: "#", "data-t": String(t), onclick: (e: Event) => { e.preventDefault(); void player.seek(t).then(() => player.play()); } },
+                  h("span", { class: "hit-time" }, clock(t)),
+                  l.slice(tab + 1),
+                );
+              })
+            : ["No matching lines."]),
+        );
         results.hidden = false;
       },
     },
@@ -632,12 +653,15 @@ function transcriptView(id: string): void {
       h("main", { class: "dash" }, h("div", { class: "dash-head" }, h("h2", {}, "Replay"), search), err, results, playerHost),
     ),
   );
+  // Sized to the window (controls in view); pauses replay as at most
+  // REPLAY_IDLE_LIMIT_S (src/transcript/export.rs), as the hits' times do.
   const player = AsciinemaPlayer.create(`${base}?format=asciicast`, playerHost, {
-    fit: "width",
+    fit: "both",
     preload: true,
     idleTimeLimit: 2,
     theme: "asciinema",
   });
+  (window as unknown as { tmuxdPlayer: typeof player }).tmuxdPlayer = player;
   cleanup = () => player.dispose();
 }
 

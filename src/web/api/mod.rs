@@ -171,6 +171,8 @@ pub struct TranscriptQuery {
     format: Option<String>,
     since: Option<String>,
     grep: Option<String>,
+    /// Prefix each text line with its time in the page's replay.
+    times: Option<bool>,
 }
 
 /// `GET .../transcript?format=raw|text|asciicast&since=TIME&grep=RE`, streamed.
@@ -206,7 +208,16 @@ pub async fn transcript(
     let log = crate::control::transcript_log(&state.supervisor, &id)
         .await
         .map_err(session_error)?;
-    let chunks = export_stream(log, format, ExportOptions { since_ms, grep });
+    let times = q.times.unwrap_or(false);
+    if times && format != Format::Text {
+        return Err(bad("times works with format=text only".into()));
+    }
+    let options = ExportOptions {
+        since_ms,
+        grep,
+        times,
+    };
+    let chunks = export_stream(log, format, options);
     let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
         let chunk = rx.recv().await?;
         Some((chunk.map_err(std::io::Error::other), rx))

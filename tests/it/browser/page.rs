@@ -373,3 +373,69 @@ fn the_dashboard_follows_the_daemon_without_polling() {
         b.text("#mail-off").contains("[mail]").then_some(())
     });
 }
+
+#[test]
+fn the_replay_fits_the_window_and_search_hits_play_from_their_moment() {
+    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let token = env.token("alice", "user");
+    let d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser_sized(1280, 800);
+    b.login_and_open(&d.url(), &token, "alice/main");
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("echo early-$((6*7)){ENTER}"),
+    );
+    b.wait_screen("early-42");
+    // A pause longer than the replay's idle limit (2 s).
+    std::thread::sleep(Duration::from_secs(4));
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("echo late-$((6*7)){ENTER}"),
+    );
+    b.wait_screen("late-42");
+
+    b.go(&format!("{}/#/t/alice/main", d.url()));
+    // The player's controls are in the window.
+    let bar = wait_for(20, "the player's control bar", || {
+        let v = b.script(
+            "const c = document.querySelector('.ap-control-bar');
+             return c ? [c.getBoundingClientRect().bottom, window.innerHeight] : null;",
+        );
+        (!v.is_null()).then_some(v)
+    });
+    assert!(
+        bar[0].as_f64() <= bar[1].as_f64(),
+        "the controls are below the fold: {bar}"
+    );
+
+    // Both hits, with their times in the replay: the pause is cut to 2 s.
+    b.type_into("#search", "(early|late)-4[2]");
+    b.click("#search + button");
+    let times: Vec<f64> = wait_for(20, "two search hits", || {
+        let v = b.script(
+            "return [...document.querySelectorAll('#results .hit')].map(a => Number(a.dataset.t));",
+        );
+        let t: Vec<f64> = serde_json::from_value(v).ok()?;
+        (t.len() == 2).then_some(t)
+    });
+    let gap = times[1] - times[0];
+    assert!(
+        (1.5..3.5).contains(&gap),
+        "hits {times:?}: the 4 s pause should replay as about 2 s"
+    );
+
+    // A click plays the replay from the hit's moment.
+    b.click("#results .hit:nth-child(2)");
+    let now = wait_for(10, "the player at the hit", || {
+        let t = b
+            .script("return window.tmuxdPlayer.getCurrentTime();")
+            .as_f64()?;
+        (t >= times[1] - 0.5).then_some(t)
+    });
+    assert!(
+        now < times[1] + 2.0,
+        "the player is at {now}, the hit at {}",
+        times[1]
+    );
+}

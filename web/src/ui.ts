@@ -8,8 +8,12 @@ export type Question = {
   options: { key: string; label: string }[];
   asked: number;
 };
+// The API's JSON, field for field (tests/it/web/page.rs checks these types
+// against what the daemon answers).
 export type Session = {
   id: string;
+  user: string;
+  session: string;
   state: string;
   agent_state: string | null;
   agent_profile: string | null;

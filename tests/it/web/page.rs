@@ -372,3 +372,60 @@ async fn an_exited_agent_restarts_now_when_asked_and_cards_show_its_screen() {
     assert_ne!(s["agent_pid"], pid);
     assert!(s["restart_due"].is_null(), "{s}");
 }
+
+/// The top-level field names of `export type NAME = { ... }` in TypeScript
+/// `source`.
+fn ts_fields(source: &str, name: &str) -> std::collections::BTreeSet<String> {
+    let head = format!("export type {name} = {{");
+    let start = source
+        .find(&head)
+        .unwrap_or_else(|| panic!("no type {name}"))
+        + head.len();
+    let (mut depth, mut fields, mut token, mut in_name) =
+        (1, std::collections::BTreeSet::new(), String::new(), true);
+    for c in source[start..].chars() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ';' | '\n' if depth == 1 => {
+                in_name = true;
+                token.clear();
+            }
+            ':' if depth == 1 && in_name => {
+                fields.insert(token.trim().trim_end_matches('?').to_owned());
+                in_name = false;
+            }
+            _ if depth == 1 && in_name => token.push(c),
+            _ => {}
+        }
+    }
+    fields
+}
+
+fn json_keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object().expect("an object").keys().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_types_are_what_the_api_answers() {
+    let mut env = env(r#"["sh"]"#);
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let base = d.url();
+    let ui =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/src/ui.ts")).unwrap();
+    let (_, me) = call("GET", &format!("{base}/api/me"), Some(&alice), None);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(ts_fields(&ui, "Me"), json_keys(&me), "web/src/ui.ts Me");
+    let session = main_view(&base, &alice);
+    assert_eq!(
+        ts_fields(&ui, "Session"),
+        json_keys(&session),
+        "web/src/ui.ts Session"
+    );
+}

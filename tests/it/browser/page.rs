@@ -3,6 +3,38 @@
 
 use super::*;
 
+const SH: &str = r#"["sh"]"#;
+const BASH: &str = r#"["bash", "--norc", "--noprofile"]"#;
+
+/// Alice's `main` running `agent` (a TOML argv), open in a browser window
+/// of `width`×`height`. Fields drop in order: the browser, its driver,
+/// the daemon, the environment.
+struct Open {
+    b: Browser,
+    driver: Driver,
+    d: crate::common::Daemon,
+    env: Env,
+    token: String,
+}
+
+fn open(agent: &str, width: u32, height: u32) -> Open {
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = {agent}\n[[users]]\nname = \"alice\"\n"
+    ));
+    let token = env.token("alice", "user");
+    let d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser_sized(width, height);
+    b.login_and_open(&d.url(), &token, "alice/main");
+    Open {
+        b,
+        driver,
+        d,
+        env,
+        token,
+    }
+}
+
 /// The session's window width in columns, as tmux has it.
 fn window_cols(env: &Env) -> u64 {
     env.display("alice", "#{window_width}").parse().unwrap()
@@ -15,22 +47,22 @@ fn term_cols(b: &Browser) -> u64 {
 
 #[test]
 fn a_phone_watching_never_resizes_the_desktop_and_fit_takes_the_size_back() {
-    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
-    let token = env.token("alice", "user");
-    let d = env.serve();
+    let Open {
+        b: desk,
+        driver,
+        d,
+        env,
+        token,
+    } = &mut open(SH, 1280, 800);
     let base = d.url();
-    let driver = Driver::start();
-
-    let desk = driver.browser_sized(1280, 800);
-    desk.login_and_open(&base, &token, "alice/main");
-    let desk_cols = term_cols(&desk);
+    let desk_cols = term_cols(desk);
     wait_for(10, "the window at the desktop's width", || {
-        (window_cols(&env) == desk_cols).then_some(())
+        (window_cols(env) == desk_cols).then_some(())
     });
 
     // The phone opens the same session and only watches.
     let phone = driver.browser_sized(390, 844);
-    phone.login_and_open(&base, &token, "alice/main");
+    phone.login_and_open(&base, token, "alice/main");
     let phone_cols = term_cols(&phone);
     assert!(phone_cols < desk_cols / 2, "{phone_cols} vs {desk_cols}");
     let m = marker();
@@ -41,26 +73,25 @@ fn a_phone_watching_never_resizes_the_desktop_and_fit_takes_the_size_back() {
     phone.wait_screen(&format!("seen-42-{m}"));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        window_cols(&env),
+        window_cols(env),
         desk_cols,
         "a watching phone resized the window"
     );
-    assert_eq!(term_cols(&desk), desk_cols);
+    assert_eq!(term_cols(desk), desk_cols);
 
     // The phone types: the window follows the last typist.
     phone.type_into(".xterm-helper-textarea", " ");
     wait_for(10, "the window at the phone's width", || {
-        (window_cols(&env) == phone_cols).then_some(())
+        (window_cols(env) == phone_cols).then_some(())
     });
     // The desktop's Fit button takes it back.
     desk.click("#fit");
     wait_for(10, "the window at the desktop's width again", || {
-        (window_cols(&env) == desk_cols).then_some(())
+        (window_cols(env) == desk_cols).then_some(())
     });
 
     // The daemon goes away: the terminal looks stale, and keys typed then
     // are not sent silently.
-    drop(d);
     env.kill_daemons();
     wait_for(20, "the page notices the lost connection", || {
         (desk.text("#conn") != "connected").then_some(())
@@ -134,14 +165,7 @@ fn pixels(b: &Browser, [x, y, w, h]: [f64; 4]) -> Value {
 
 #[test]
 fn the_terminal_draws_underscores_and_truecolor() {
-    let mut env = Env::new(
-        "[agent]\ncommand = [\"bash\", \"--norc\", \"--noprofile\"]\n[[users]]\nname = \"alice\"\n",
-    );
-    let token = env.token("alice", "user");
-    let d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser_sized(1280, 800);
-    b.login_and_open(&d.url(), &token, "alice/main");
+    let Open { b, .. } = &open(BASH, 1280, 800);
 
     // snake_case: the underscore's cell has lit pixels, on its baseline.
     b.type_into(
@@ -149,7 +173,7 @@ fn the_terminal_draws_underscores_and_truecolor() {
         &format!("clear; echo a_b_$((6*7)){ENTER}"),
     );
     b.wait_screen("a_b_42");
-    let p = pixels(&b, cell_box(&b, "a_b_42", 1));
+    let p = pixels(b, cell_box(b, "a_b_42", 1));
     assert!(
         p["lit"].as_u64().unwrap() > 0,
         "the underscore's cell is blank: {p}"
@@ -159,7 +183,7 @@ fn the_terminal_draws_underscores_and_truecolor() {
         "nothing lit low in the underscore's cell: {p}"
     );
     // The cell of a space beside it stays dark (the check can fail).
-    let blank = pixels(&b, cell_box(&b, "a_b_42", 8));
+    let blank = pixels(b, cell_box(b, "a_b_42", 8));
     assert_eq!(blank["lit"], 0, "a blank cell is lit: {blank}");
 
     // A 24-bit gradient over 256 cells keeps its colours (tmux passes RGB).
@@ -168,11 +192,11 @@ fn the_terminal_draws_underscores_and_truecolor() {
         &format!("clear; for i in $(seq 0 255); do printf '\\033[48;2;%d;%d;%dm ' $i $((255-i)) $((i/2)); done; printf '\\033[0m\\n'; echo grad-$((6*7)){ENTER}"),
     );
     b.wait_screen("grad-42");
-    let [x, y, w, h] = cell_box(&b, "grad-42", 0);
+    let [x, y, w, h] = cell_box(b, "grad-42", 0);
     let cols = b.script("return window.tmuxdTerm.cols;").as_f64().unwrap();
     // The rows above the marker: the gradient's 256 cells.
     let rows = (256.0 / cols).ceil();
-    let p = pixels(&b, [x, y - rows * h, w * cols, rows * h]);
+    let p = pixels(b, [x, y - rows * h, w * cols, rows * h]);
     assert!(
         p["colours"].as_u64().unwrap() > 200,
         "the gradient lost its colours: {p}"
@@ -181,14 +205,7 @@ fn the_terminal_draws_underscores_and_truecolor() {
 
 #[test]
 fn the_wheel_scrolls_back_through_history_and_never_types() {
-    let mut env = Env::new(
-        "[agent]\ncommand = [\"bash\", \"--norc\", \"--noprofile\"]\n[[users]]\nname = \"alice\"\n",
-    );
-    let token = env.token("alice", "user");
-    let d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser_sized(1280, 800);
-    b.login_and_open(&d.url(), &token, "alice/main");
+    let Open { b, env, .. } = &open(BASH, 1280, 800);
 
     // Output that scrolled off long ago, a command in bash's history, and
     // a half-typed line.
@@ -260,15 +277,14 @@ fn the_wheel_scrolls_back_through_history_and_never_types() {
 
 #[test]
 fn a_phone_has_quick_keys_and_a_composer_and_no_page_scrolls_sideways() {
-    let mut env = Env::new(
-        "[agent]\ncommand = [\"bash\", \"--norc\", \"--noprofile\"]\n[[users]]\nname = \"alice\"\n",
-    );
-    let token = env.token("alice", "user");
-    let d = env.serve();
+    let Open {
+        b,
+        driver,
+        d,
+        token,
+        ..
+    } = &open(BASH, 390, 844);
     let base = d.url();
-    let driver = Driver::start();
-    let b = driver.browser_sized(390, 844);
-    b.login_and_open(&base, &token, "alice/main");
     assert!(b.visible("#keys"), "no quick keys on a phone");
 
     // The quick keys reach the program as the bytes a keyboard sends: a raw
@@ -293,7 +309,7 @@ fn a_phone_has_quick_keys_and_a_composer_and_no_page_scrolls_sideways() {
 
     // At 360 px no page scrolls sideways.
     let narrow = driver.browser_sized(360, 740);
-    narrow.login_and_open(&base, &token, "alice/main");
+    narrow.login_and_open(&base, token, "alice/main");
     for hash in ["#/", "#/s/alice/main", "#/t/alice/main", "#/m"] {
         narrow.go(&format!("{base}/{hash}"));
         std::thread::sleep(Duration::from_millis(800));
@@ -376,12 +392,7 @@ fn the_dashboard_follows_the_daemon_without_polling() {
 
 #[test]
 fn the_replay_fits_the_window_and_search_hits_play_from_their_moment() {
-    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
-    let token = env.token("alice", "user");
-    let d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser_sized(1280, 800);
-    b.login_and_open(&d.url(), &token, "alice/main");
+    let Open { b, d, .. } = &open(SH, 1280, 800);
     b.type_into(
         ".xterm-helper-textarea",
         &format!("echo early-$((6*7)){ENTER}"),

@@ -245,6 +245,9 @@ pub struct MailStore {
     /// file write, never across an `.await`.
     state: Mutex<State>,
     audit: Mutex<()>,
+    /// Counts changes to the pending commands and the audit log: the Email
+    /// page's live view waits on it.
+    changes: tokio::sync::watch::Sender<u64>,
     _lock: nix::fcntl::Flock<File>,
 }
 
@@ -289,12 +292,23 @@ impl MailStore {
             dir: dir.to_owned(),
             state: Mutex::new(state),
             audit: Mutex::new(()),
+            changes: tokio::sync::watch::channel(0).0,
             _lock: lock,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A receiver that sees every change to the pending commands or the
+    /// audit log.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A copy of the state.
@@ -327,6 +341,8 @@ impl MailStore {
             *guard = before;
             return Err(e);
         }
+        drop(guard);
+        self.changed();
         Ok(r)
     }
 
@@ -360,6 +376,7 @@ impl MailStore {
         if let Err(e) = r {
             tracing::error!(path = %path.display(), error = %e, "cannot write the mail audit log");
         }
+        self.changed();
     }
 }
 

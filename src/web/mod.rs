@@ -421,6 +421,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{user}/{session}/history", get(api::history))
         .route("/api/events", get(api::events))
         .route("/api/mail/log", get(api::mail_log))
+        .route("/api/mail/events", get(api::mail_events))
         .route("/api/mail/pending", get(api::mail_pending))
         .route("/api/mail/pending/{id}/confirm", post(api::mail_confirm))
         .route("/api/mail/pending/{id}/cancel", post(api::mail_cancel))

@@ -356,7 +356,7 @@ async function route(): Promise<void> {
   if (!live()) return;
   const mail = hash.match(/^#\/m(?:\/([0-9a-f]{16}))?$/);
   if (mail) {
-    await mailView(me, mail[1]);
+    cleanup = mailView(me, mail[1]);
     return;
   }
   const m = hash.match(/^#\/([st])\/([a-z0-9][a-z0-9_-]{0,31})\/([a-z0-9][a-z0-9_-]{0,31})$/);

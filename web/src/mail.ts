@@ -17,9 +17,10 @@ type AuditEntry = {
 };
 
 // Pending confirmations (with Confirm buttons) and the audit log: every
-// inbound message and its decision. `focus` highlights one pending command
-// (the link in a confirmation mail).
-export async function mailView(me: Me, focus?: string): Promise<void> {
+// inbound message and its decision, kept live by the daemon's mail events.
+// `focus` highlights one pending command (the link in a confirmation mail).
+// Returns the view's cleanup.
+export function mailView(me: Me, focus?: string): (() => void) | null {
   const err = h("div", { class: "error", id: "mail-error" });
   const pendingBox = h("div", { class: "pending", id: "pending" });
   const table = h("table", { class: "audit", id: "audit" });
@@ -49,7 +50,7 @@ export async function mailView(me: Me, focus?: string): Promise<void> {
         ),
       ),
     );
-    return;
+    return null;
   }
   app.replaceChildren(
     h(
@@ -126,5 +127,9 @@ export async function mailView(me: Me, focus?: string): Promise<void> {
         ),
     );
   }
-  await refresh();
+  // The daemon says when pending commands or the log change (its first
+  // event at once): each one reads them again. No polling.
+  const events = new EventSource("/api/mail/events");
+  events.addEventListener("mail", () => void refresh());
+  return () => events.close();
 }

@@ -1,8 +1,10 @@
-//! `GET /api/events`: the dashboard's live view, server-sent events. The
-//! caller's sessions as one `sessions` event at once, and again whenever the
-//! daemon's own state changes (a session created, killed, its agent exiting
-//! or restarting, its agent's state, a viewer joining or leaving), never on
-//! a timer: an idle dashboard costs no wakeups, and nothing polls tmux.
+//! The page's live views, server-sent events driven by the daemon's own
+//! state changes, never by a timer: an idle page costs no wakeups, and
+//! nothing polls tmux. `GET /api/events`: the caller's sessions as one
+//! `sessions` event at once, and again whenever a session is created or
+//! killed, its agent exits, restarts or changes state, or a viewer joins or
+//! leaves. `GET /api/mail/events`: a `mail` event at once and whenever the
+//! pending commands or the audit log change (the page then reads them).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -48,7 +50,7 @@ async fn next(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
     let views = match feed.first.take() {
         Some(views) => Ok(views),
         None => {
-            wait_for_change(&mut feed).await?;
+            wait_for_change(&mut feed.changes, &feed.state.cancel).await?;
             session_views(&feed.state, &feed.identity).await
         }
     };
@@ -62,18 +64,42 @@ async fn next(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
     Some((Ok(event), feed))
 }
 
+/// `GET /api/mail/events`: a `mail` event now and after each change to the
+/// caller-visible mail state (its data is the change count).
+pub async fn mail_events(
+    State(state): State<AppState>,
+    Auth(_identity): Auth,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let changes = super::mail::bridge(&state)?.store().changes();
+    let cancel = state.cancel.clone();
+    let stream = futures_util::stream::unfold(
+        (changes, cancel, true),
+        |(mut changes, cancel, first)| async move {
+            if !first {
+                wait_for_change(&mut changes, &cancel).await?;
+            }
+            let n = *changes.borrow_and_update();
+            let event = Event::default().event("mail").data(n.to_string());
+            Some((Ok(event), (changes, cancel, false)))
+        },
+    );
+    Ok(Sse::new(stream))
+}
+
 /// Returns after the next change (and any that follow within
 /// [`COALESCE`]); `None` on shutdown.
-async fn wait_for_change(feed: &mut Feed) -> Option<()> {
-    let cancel = feed.state.cancel.clone();
+async fn wait_for_change(
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<()> {
     tokio::select! {
-        changed = feed.changes.changed() => changed.ok()?,
+        changed = changes.changed() => changed.ok()?,
         _ = cancel.cancelled() => return None,
     }
     tokio::select! {
         _ = tokio::time::sleep(COALESCE) => {}
         _ = cancel.cancelled() => return None,
     }
-    feed.changes.borrow_and_update();
+    changes.borrow_and_update();
     Some(())
 }

@@ -23,7 +23,7 @@ mod login;
 mod mail;
 
 pub use answer::answer;
-pub use events::events;
+pub use events::{events, mail_events};
 pub use health::{healthz, metrics};
 pub use history::history;
 pub use login::{login, logout, me};

@@ -68,6 +68,14 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
   const list = h("div", { class: "sessions", id: "sessions" });
   const err = h("div", { class: "error" });
   const canWrite = me.role !== "read-only";
+  const admin = me.role === "admin";
+  const filter = h("input", {
+    type: "search",
+    id: "filter",
+    placeholder: "filter: user, session, agent, state",
+    "aria-label": "Filter sessions",
+    oninput: () => render(last),
+  });
   const name = h("input", { placeholder: "new session name", id: "new-name", "aria-label": "New session name" });
   const newForm = h(
     "form",
@@ -109,6 +117,7 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
           ),
           canWrite ? newForm : null,
         ),
+        admin ? filter : null,
         err,
         list,
       ),
@@ -131,24 +140,59 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
   // Each session's card, kept while its data is the same: an update
   // rebuilds only the cards that changed (nothing moves under a finger).
   const cards = new Map<string, { json: string; el: HTMLElement }>();
+  let last: Session[] = [];
   function render(sessions: Session[]): void {
     // A success clears an earlier error.
     err.textContent = "";
+    last = sessions;
+    for (const id of [...cards.keys()]) if (!sessions.some((s) => s.id === id)) cards.delete(id);
     if (sessions.length === 0) {
-      cards.clear();
       list.replaceChildren(h("div", { class: "empty" }, "No sessions yet."));
       return;
     }
-    const els = sessions.map((s) => {
+    const q = filter.value.trim().toLowerCase();
+    const shown = q ? sessions.filter((s) => matches(s, q)) : sessions;
+    if (shown.length === 0) {
+      list.replaceChildren(h("div", { class: "empty" }, `No session matches “${filter.value.trim()}”.`));
+      return;
+    }
+    const cardOf = (s: Session): HTMLElement => {
       const json = JSON.stringify(s);
       const kept = cards.get(s.id);
       if (kept && kept.json === json) return kept.el;
       const el = card(s);
       cards.set(s.id, { json, el });
       return el;
-    });
-    for (const id of [...cards.keys()]) if (!sessions.some((s) => s.id === id)) cards.delete(id);
-    list.replaceChildren(...els);
+    };
+    if (!admin) {
+      list.replaceChildren(...shown.map(cardOf));
+      return;
+    }
+    // An admin sees everyone's sessions: grouped by user, each group
+    // headed by what needs a look.
+    const users = [...new Set(shown.map((s) => s.user))];
+    list.replaceChildren(
+      ...users.map((u) => {
+        const mine = shown.filter((s) => s.user === u);
+        const waiting = mine.filter((s) => s.question && s.state === "running").length;
+        const down = mine.filter((s) => s.state !== "running").length;
+        const notes = [`${mine.length} session${mine.length === 1 ? "" : "s"}`];
+        if (waiting) notes.push(`${waiting} waiting`);
+        if (down) notes.push(`${down} not running`);
+        return h(
+          "section",
+          { class: "group", "data-user": u },
+          h("h3", {}, u, h("span", { class: "sub" }, ` · ${notes.join(", ")}`)),
+          ...mine.map(cardOf),
+        );
+      }),
+    );
+  }
+
+  // What the filter looks at: the id, the agent and the states.
+  function matches(s: Session, q: string): boolean {
+    const states = [`session ${s.state}`, s.agent_state ? `agent ${s.agent_state}` : "", s.question ? "waiting" : ""];
+    return [s.id, s.agent_name, ...states].some((t) => t.toLowerCase().includes(q));
   }
 
   function card(s: Session): HTMLElement {

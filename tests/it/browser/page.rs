@@ -351,46 +351,6 @@ fn the_page_installs_as_an_app() {
 }
 
 #[test]
-fn the_dashboard_follows_the_daemon_without_polling() {
-    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
-    let token = env.token("alice", "user");
-    let d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser_sized(1280, 800);
-    b.go(&format!("{}/", d.url()));
-    b.type_into("#token", &token);
-    b.click("#login-submit");
-    b.find("[data-session=\"alice/main\"]");
-    let requests = || {
-        b.script("return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/')).map(e => e.name);")
-    };
-    let before = requests();
-
-    // A session created elsewhere shows up within a second, pushed.
-    env.ok(&["new", "alice/extra"]);
-    wait_for(1, "the new session on the dashboard", || {
-        b.visible("[data-session=\"alice/extra\"]").then_some(())
-    });
-    // Each card names its agent and labels its states.
-    let card = b.text("[data-session=\"alice/extra\"]");
-    assert!(
-        card.contains("sh") && card.contains("session running"),
-        "{card}"
-    );
-    // Then nothing asks the daemon anything while nothing changes (the
-    // event stream was opened before: it is not a new request).
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(requests(), before, "the dashboard sent requests while idle");
-
-    // Email is off here: no link to it, and its view says how to turn it on.
-    assert!(!b.visible("#mail-link"), "an Email link with mail off");
-    b.go(&format!("{}/#/m", d.url()));
-    wait_for(10, "the email-off notice", || {
-        b.text("#mail-off").contains("[mail]").then_some(())
-    });
-}
-
-#[test]
 fn the_replay_fits_the_window_and_search_hits_play_from_their_moment() {
     let Open { b, d, .. } = &open(SH, 1280, 800);
     b.type_into(

@@ -5,7 +5,9 @@ use super::*;
 
 #[test]
 fn the_dashboard_follows_the_daemon_without_polling() {
-    let mut env = Env::new("[agent]\ncommand = [\"sh\"]\n[[users]]\nname = \"alice\"\n");
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"sh\"]\nrestart_delay_ms = 60000\n[[users]]\nname = \"alice\"\n",
+    );
     let token = env.token("alice", "user");
     let d = env.serve();
     let driver = Driver::start();
@@ -34,6 +36,26 @@ fn the_dashboard_follows_the_daemon_without_polling() {
     // event stream was opened before: it is not a new request).
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(requests(), before, "the dashboard sent requests while idle");
+
+    // A viewer joins (another browser), within a second.
+    let viewer = driver.browser_sized(1280, 800);
+    viewer.login_and_open(&d.url(), &token, "alice/extra");
+    let card = || b.text("[data-session=\"alice/extra\"]");
+    wait_for(1, "the viewer on the card", || {
+        card().contains("1 viewer").then_some(())
+    });
+    // Its agent exits: within a second the card says so and offers to
+    // restart it now rather than in a minute; that restarts it.
+    viewer.type_into(".xterm-helper-textarea", &format!("exit 3{ENTER}"));
+    wait_for(1, "the exit on the card", || {
+        let c = card();
+        (c.contains("last exit: status 3") && c.contains("Restart now")).then_some(())
+    });
+    b.click("[data-session=\"alice/extra\"] button.restart");
+    wait_for(5, "the agent restarted", || {
+        let c = card();
+        (c.contains("1 restart") && !c.contains("Restart now")).then_some(())
+    });
 
     // Email is off here: no link to it, and its view says how to turn it on.
     assert!(!b.visible("#mail-link"), "an Email link with mail off");

@@ -86,3 +86,4 @@ pub mod tmux;
 pub mod transcript;
 pub mod userfs;
 pub mod web;
+pub mod workspace;

@@ -90,6 +90,10 @@ pub enum Verb {
     /// 0 with no output, so it never changes what the agent does.
     #[command(hide = true)]
     Hook,
+    /// One file operation in a session's workdir, run by the daemon as the
+    /// session's Unix user (see `workspace::helper`); not for people.
+    #[command(hide = true)]
+    WorkspaceHelper { request: String },
     /// Answer the question an agent shows (`tmuxd sessions` lists them):
     /// types OPTION only while that question is still on its screen.
     /// Needs the daemon.
@@ -227,6 +231,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         crate::hooks::run_hook_command();
         return Ok(());
     }
+    if let Verb::WorkspaceHelper { request } = &cli.verb {
+        // Runs as the session's user, who may not read the config.
+        std::process::exit(crate::workspace::helper::main(request));
+    }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
@@ -245,7 +253,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_ref())?;
     match cli.verb {
         Verb::Doctor => unreachable!("handled above"),
-        Verb::DefaultConfig | Verb::Hook => unreachable!("handled above"),
+        Verb::DefaultConfig | Verb::Hook | Verb::WorkspaceHelper { .. } => {
+            unreachable!("handled above")
+        }
         Verb::CheckConfig => {
             config.check_host()?;
             println!(

@@ -103,7 +103,8 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }
         | Verb::Token { .. }
-        | Verb::Hook => {
+        | Verb::Hook
+        | Verb::WorkspaceHelper { .. } => {
             unreachable!("handled in run")
         }
     }

@@ -21,11 +21,14 @@ mod parse;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod workspace;
 
 pub use host::{find_in_path, io_reason, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
 use raw::*;
+pub use workspace::WorkspaceConfig;
+use workspace::{parse_workspace, RawWorkspace};
 
 /// The documented example, printed by `tmuxd default-config`.
 pub const EXAMPLE: &str = include_str!("../../config.example.toml");
@@ -83,6 +86,7 @@ pub struct Config {
     pub restart: RestartPolicy,
     pub web: WebConfig,
     pub transcript: TranscriptConfig,
+    pub workspace: WorkspaceConfig,
     /// Quiet time after which a running agent counts as idle.
     pub idle_after: Duration,
     /// The email bridge; `None` when `[mail]` is absent or disabled.

@@ -44,6 +44,7 @@ impl Config {
                 risky_answers_need_page: true,
             }],
             transcript: default_transcript(&host.state_dir.join("run")),
+            workspace: WorkspaceConfig::default(),
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
             mail: None,
         }
@@ -374,6 +375,7 @@ impl Config {
             _ => None,
         };
 
+        let workspace = parse_workspace(raw.workspace).map_err(|(k, r)| err(&k, r))?;
         let config = Config {
             origin: origin.to_owned(),
             state_dir,
@@ -383,6 +385,7 @@ impl Config {
             restart,
             web,
             transcript,
+            workspace,
             idle_after,
             mail,
             users,

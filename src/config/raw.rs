@@ -14,6 +14,8 @@ pub(super) struct RawConfig {
     pub(super) web: RawWeb,
     #[serde(default)]
     pub(super) transcript: RawTranscript,
+    #[serde(default)]
+    pub(super) workspace: RawWorkspace,
     pub(super) mail: Option<RawMail>,
     #[serde(default)]
     pub(super) users: Vec<RawUser>,

@@ -26,6 +26,8 @@ fn example_config_is_valid() {
     let c = Config::parse(EXAMPLE, "example", &host()).unwrap();
     assert!(c.users.len() >= 2);
     assert_eq!(c.web.listen.to_string(), "127.0.0.1:7681");
+    // The example spells out the defaults.
+    assert_eq!(c.workspace, crate::config::WorkspaceConfig::default());
 }
 
 #[test]
@@ -85,6 +87,18 @@ fn errors_name_the_key() {
         (
             "[daemon]\nstate_dir = \"x\"\n[[users]]\nname = \"a\"\n",
             "daemon.state_dir",
+        ),
+        (
+            "[workspace]\nuploads = \"../elsewhere\"\n[[users]]\nname = \"a\"\n",
+            "workspace.uploads",
+        ),
+        (
+            "[workspace]\nmax_upload_bytes = 0\n[[users]]\nname = \"a\"\n",
+            "workspace.max_upload_bytes",
+        ),
+        (
+            "[workspace]\nmax_download_files = 0\n[[users]]\nname = \"a\"\n",
+            "workspace.max_download_files",
         ),
         ("users = 3\n", "users"),
         ("", "users"),

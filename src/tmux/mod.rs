@@ -122,6 +122,18 @@ impl Tmux {
         cmd
     }
 
+    /// `program` run as the server's account (its uid, groups, limits and
+    /// environment), with the environment scrubbed as for tmux: how the
+    /// daemon does work on the user's files.
+    pub fn account_command(&self, program: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        for var in SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        self.identity.apply(&mut cmd);
+        cmd
+    }
+
     /// The account's uid and gid, when commands switch to it (the daemon
     /// is root and the user has a `unix_user`).
     pub fn account_ids(&self) -> Option<(u32, u32)> {

@@ -419,6 +419,10 @@ pub fn router(state: AppState) -> Router {
             get(api::transcript),
         )
         .route("/api/sessions/{user}/{session}/history", get(api::history))
+        .route(
+            "/api/sessions/{user}/{session}/files",
+            get(api::files).post(api::upload),
+        )
         .route("/api/events", get(api::events))
         .route("/api/mail/log", get(api::mail_log))
         .route("/api/mail/events", get(api::mail_events))
@@ -453,6 +457,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
 /// before that and are not cut.
 async fn request_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.config().web.bounds.request_timeout;
+    // An upload's body may take longer; it is cut when it sends nothing
+    // for a while instead (crate::workspace::UPLOAD_IDLE).
+    if request.method() == axum::http::Method::POST && request.uri().path().ends_with("/files") {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(r) => r,
         Err(_) => {

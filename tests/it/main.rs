@@ -15,3 +15,4 @@ mod security;
 mod sessions;
 mod transcript;
 mod web;
+mod workspace;

@@ -17,6 +17,7 @@ use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 mod answer;
 mod events;
+mod files;
 mod health;
 mod history;
 mod login;
@@ -24,6 +25,7 @@ mod mail;
 
 pub use answer::answer;
 pub use events::{events, mail_events};
+pub use files::{files, upload};
 pub use health::{healthz, metrics};
 pub use history::history;
 pub use login::{login, logout, me};

@@ -1,0 +1,359 @@
+//! Workspaces: files into and out of a session's workdir. The daemon never
+//! touches those files itself: each operation is one run of the workspace
+//! helper ([`helper`], `tmuxd workspace-helper`) as the session's Unix
+//! user, fed and drained here with a deadline on every wait, its output
+//! streamed (a download's memory stays flat whatever its size). Paths are
+//! checked twice: here, for a clear error naming what was wrong, and in the
+//! helper, where the kernel resolves them beneath the workdir without
+//! following links.
+
+pub mod helper;
+mod walk;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+
+pub use helper::{Listing, Sending, Stored};
+use helper::{Op, Request};
+
+/// How the helper ended (its exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Exit {
+    Failed = 1,
+    /// Bad input: a path that cannot be used, a link, not a file.
+    Refused = 2,
+    /// Over a cap.
+    TooLarge = 3,
+    NotFound = 4,
+}
+
+/// Archive formats for directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Archive {
+    #[serde(rename = "tar.gz")]
+    TarGz,
+}
+
+impl Archive {
+    pub fn parse(s: &str) -> Option<Archive> {
+        match s {
+            "tar.gz" | "tgz" => Some(Archive::TarGz),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Archive::TarGz => "tar.gz",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Archive::TarGz => "application/gzip",
+        }
+    }
+}
+
+/// A workspace operation that did not happen: its kind and a message for
+/// the user (never an internal detail: those are logged).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkspaceError {
+    pub kind: Exit,
+    pub message: String,
+}
+
+impl WorkspaceError {
+    fn new(kind: Exit, message: impl Into<String>) -> Self {
+        WorkspaceError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn failed(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "workspace {what} failed");
+        WorkspaceError::new(Exit::Failed, "internal error")
+    }
+}
+
+/// Checks a relative path in a workspace and returns it normalized
+/// (`a/b`, empty for the workdir itself): no absolute paths, no `..`, no
+/// NUL, at most 4096 bytes.
+pub fn check_path(path: &str) -> Result<String, String> {
+    if path.len() > 4096 {
+        return Err("the path is longer than 4096 bytes".into());
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "{path:?} is absolute; paths are relative to the session's workdir"
+        ));
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(format!(
+            "{path:?} contains \"..\"; paths stay inside the session's workdir"
+        ));
+    }
+    Ok(parts.join("/"))
+}
+
+/// How long the helper may take to say what it will send (a directory's
+/// measure included) or to finish storing an upload.
+const HELPER_DEADLINE: Duration = Duration::from_secs(120);
+/// An upload whose sender sends nothing for this long is dropped.
+pub const UPLOAD_IDLE: Duration = Duration::from_secs(60);
+
+/// Where and as whom the helper runs.
+pub struct Place<'a> {
+    /// The session's tmux server: its account is the helper's.
+    pub tmux: &'a crate::tmux::Tmux,
+    pub workdir: &'a Path,
+}
+
+impl Place<'_> {
+    fn spawn(&self, op: Op, stdin: bool) -> Result<tokio::process::Child, WorkspaceError> {
+        let request = Request {
+            workdir: self.workdir.to_owned(),
+            op,
+        };
+        let arg =
+            serde_json::to_string(&request).map_err(|e| WorkspaceError::failed("request", e))?;
+        // This very binary, even if it was replaced on disk since.
+        let mut cmd = self.tmux.account_command(Path::new("/proc/self/exe"));
+        cmd.arg("workspace-helper")
+            .arg(arg)
+            .current_dir("/")
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        cmd.spawn()
+            .map_err(|e| WorkspaceError::failed("helper start", e))
+    }
+}
+
+/// The helper's failure, from its exit status and its one stderr line.
+async fn failure(mut child: tokio::process::Child) -> WorkspaceError {
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = tokio::time::timeout(
+            HELPER_DEADLINE,
+            (&mut stderr).take(4096).read_to_string(&mut err),
+        )
+        .await;
+    }
+    let status = match tokio::time::timeout(HELPER_DEADLINE, child.wait()).await {
+        Ok(Ok(status)) => status,
+        _ => return WorkspaceError::failed("helper", "did not exit"),
+    };
+    let message = err.trim().to_owned();
+    match status.code() {
+        Some(2) => WorkspaceError::new(Exit::Refused, message),
+        Some(3) => WorkspaceError::new(Exit::TooLarge, message),
+        Some(4) => WorkspaceError::new(Exit::NotFound, message),
+        _ => WorkspaceError::failed("helper", format!("{status}: {message}")),
+    }
+}
+
+/// Stores `body` as a new file in the uploads directory, named after
+/// `name` (made safe, never replacing a file); over `max_bytes` nothing is
+/// kept.
+pub async fn put(
+    place: &Place<'_>,
+    config: &crate::config::WorkspaceConfig,
+    name: &str,
+    body: &mut (impl AsyncRead + Unpin),
+) -> Result<Stored, WorkspaceError> {
+    let op = Op::Put {
+        dir: config.uploads.clone(),
+        name: name.to_owned(),
+        max_bytes: config.max_upload_bytes,
+        max_files: config.max_upload_files,
+    };
+    let mut child = place.spawn(op, true)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut buf = vec![0u8; 64 * 1024];
+    // The helper enforces the cap: past it, it stops reading, removes
+    // the file and exits, and the next write here fails.
+    loop {
+        let n = match tokio::time::timeout(UPLOAD_IDLE, body.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return Err(WorkspaceError::new(Exit::Refused, "the upload was cut off")),
+            Err(_) => {
+                return Err(WorkspaceError::new(
+                    Exit::Refused,
+                    format!("the upload sent nothing for {} s", UPLOAD_IDLE.as_secs()),
+                ))
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if stdin.write_all(&buf[..n]).await.is_err() {
+            // The helper stopped reading: it says why.
+            drop(stdin);
+            return Err(failure(child).await);
+        }
+    }
+    drop(stdin);
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        HELPER_DEADLINE,
+        (&mut stdout).take(64 * 1024).read_to_end(&mut out),
+    )
+    .await;
+    match (read, serde_json::from_slice::<Stored>(&out)) {
+        (Ok(Ok(_)), Ok(stored)) => {
+            let _ = tokio::time::timeout(HELPER_DEADLINE, child.wait()).await;
+            Ok(stored)
+        }
+        _ => Err(failure(child).await),
+    }
+}
+
+pub fn over_upload_cap(max: u64) -> WorkspaceError {
+    WorkspaceError::new(
+        Exit::TooLarge,
+        format!(
+            "the file is larger than the upload cap of {max} bytes ([workspace] max_upload_bytes)"
+        ),
+    )
+}
+
+/// A download under way: what it is, and its bytes.
+pub struct Download {
+    pub sending: Sending,
+    pub body: futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+/// A file's bytes, or directory `path` as an archive whose entries sit
+/// under `top/`.
+pub async fn get(
+    place: &Place<'_>,
+    config: &crate::config::WorkspaceConfig,
+    path: &str,
+    top: &str,
+    archive: Archive,
+) -> Result<Download, WorkspaceError> {
+    let op = Op::Get {
+        path: path.to_owned(),
+        top: top.to_owned(),
+        archive,
+        max_bytes: config.max_download_bytes,
+        max_files: config.max_download_files,
+    };
+    let mut child = place.spawn(op, false)?;
+    let mut stdout = BufReader::with_capacity(64 * 1024, child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    let read = tokio::time::timeout(
+        HELPER_DEADLINE,
+        (&mut stdout).take(64 * 1024).read_line(&mut first),
+    )
+    .await;
+    let sending = match (read, serde_json::from_str::<Sending>(&first)) {
+        (Ok(Ok(n)), Ok(sending)) if n > 0 => sending,
+        _ => return Err(failure(child).await),
+    };
+    // Streamed to the end; a helper that fails midway ends the stream with
+    // an error, so the receiver sees a cut transfer, not a short file.
+    let body = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
+        let (mut stdout, mut child) = state?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match stdout.read(&mut buf).await {
+            Ok(0) => match child.wait().await {
+                Ok(s) if s.success() => None,
+                _ => {
+                    let e = failure(child).await;
+                    Some((Err(std::io::Error::other(e.message)), None))
+                }
+            },
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some((stdout, child))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(Download {
+        sending,
+        body: Box::pin(body),
+    })
+}
+
+/// The entries of directory `path`.
+pub async fn list(place: &Place<'_>, path: &str) -> Result<Listing, WorkspaceError> {
+    let op = Op::List {
+        path: path.to_owned(),
+        max_entries: 5000,
+    };
+    let mut child = place.spawn(op, false)?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        HELPER_DEADLINE,
+        (&mut stdout).take(16 << 20).read_to_end(&mut out),
+    )
+    .await;
+    match (read, serde_json::from_slice::<Listing>(&out)) {
+        (Ok(Ok(_)), Ok(listing)) => {
+            let _ = tokio::time::timeout(HELPER_DEADLINE, child.wait()).await;
+            Ok(listing)
+        }
+        _ => Err(failure(child).await),
+    }
+}
+
+/// The name a download is saved under: `SESSION-DIR.tar.gz`, or the file's.
+pub fn download_name(session: &str, path: &str, sending: &Sending, archive: Archive) -> String {
+    match sending {
+        Sending::File { name, .. } => name.clone(),
+        Sending::Archive { .. } => {
+            let base = Path::new(path)
+                .file_name()
+                .map(|n| format!("{session}-{}", n.to_string_lossy()))
+                .unwrap_or_else(|| session.to_owned());
+            format!("{base}.{}", archive.extension())
+        }
+    }
+}
+
+/// The directory an archive's entries sit under.
+pub fn archive_top(session: &str, path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| session.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(check_path("").unwrap(), "");
+        assert_eq!(check_path(".").unwrap(), "");
+        assert_eq!(check_path("a//b/./c/").unwrap(), "a/b/c");
+        assert!(check_path("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(check_path("a/../../b").unwrap_err().contains(".."));
+        assert!(check_path("..").is_err());
+        assert!(check_path("a\0b").is_err());
+        assert!(check_path(&"a/".repeat(3000)).is_err());
+    }
+}

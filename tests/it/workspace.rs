@@ -1,0 +1,244 @@
+//! Workspaces over HTTP (issue 15), as root with real throwaway Unix users:
+//! uploads land as the user's files, downloads and archives never follow a
+//! link out of the workdir, caps answer 413, another user's session 404.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::accounts::UnixUsers;
+use crate::common::client::*;
+use crate::common::Env;
+
+/// Alice and Bob with their own accounts and homes as workdirs; small caps.
+fn env_for(users: &UnixUsers) -> Env {
+    let (a, b) = (&users.0[0], &users.0[1]);
+    let env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\"]\n\
+         [workspace]\nmax_upload_bytes = 100000\nmax_upload_files = 5\nmax_download_files = 50\n\
+         [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"/tmp/{a}-home\"\n\
+         [[users]]\nname = \"bob\"\nunix_user = \"{b}\"\nworkdir = \"/tmp/{b}-home\"\n"
+    ));
+    std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    env
+}
+
+fn upload(url: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let mut r = http()
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .send(body)
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// (status, bytes, Content-Disposition) of a GET.
+fn download(url: &str, token: &str) -> (u16, Vec<u8>, String) {
+    let mut r = http()
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let disposition = r
+        .headers()
+        .get("content-disposition")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    (r.status().as_u16(), body, disposition)
+}
+
+/// `tar -tzv` of an archive: one line per entry.
+fn tar_list(bytes: &[u8], dir: &Path) -> String {
+    let file = dir.join("a.tar.gz");
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new("tar")
+        .arg("-tzvf")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn uploads_are_the_users_files_and_downloads_never_follow_links_out() {
+    crate::common::require("tar");
+    let users = UnixUsers::create(2);
+    let (a, b) = (users.0[0].clone(), users.0[1].clone());
+    let mut env = env_for(&users);
+    let alice = env.token("alice", "user");
+    let d = env.serve();
+    let files = format!("{}/api/sessions/alice/main/files", d.url());
+    let home = format!("/tmp/{a}-home");
+
+    // An upload lands in uploads/ as Alice's file, under a safe name; the
+    // same name again is not overwritten.
+    let (status, body) = upload(
+        &format!("{files}?name=..%2F..%2Fnotes.txt"),
+        &alice,
+        b"first",
+    );
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["path"], "uploads/notes.txt");
+    let meta = std::fs::metadata(format!("{home}/uploads/notes.txt")).unwrap();
+    assert_eq!(meta.uid(), users.uid(0), "the upload is not the user's");
+    let (status, body) = upload(&format!("{files}?name=notes.txt"), &alice, b"second");
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("uploads/notes-1.txt"), "{body}");
+    assert_eq!(
+        std::fs::read(format!("{home}/uploads/notes.txt")).unwrap(),
+        b"first"
+    );
+
+    // Over the byte cap: 413, declared or not, and nothing is kept.
+    let big = vec![b'x'; 100_001];
+    let (status, body) = upload(&format!("{files}?name=big.bin"), &alice, &big);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("max_upload_bytes"), "{body}");
+    let mut r = http()
+        .post(&format!("{files}?name=big.bin"))
+        .header("Authorization", &format!("Bearer {alice}"))
+        .send(ureq::SendBody::from_reader(&mut &big[..]))
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        413,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+    assert!(
+        !Path::new(&format!("{home}/uploads/big.bin")).exists(),
+        "an over-cap upload was kept"
+    );
+    // Over the file-count cap of the uploads directory: 413.
+    for i in 0..3 {
+        assert_eq!(upload(&format!("{files}?name=f{i}"), &alice, b"x").0, 201);
+    }
+    let (status, body) = upload(&format!("{files}?name=one-too-many"), &alice, b"x");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("holds 5 files"), "{body}");
+
+    // Links Alice plants toward Bob's world-readable file and a root-only
+    // one: never downloaded, never archived as their targets' bytes.
+    let secret = format!("/tmp/{b}-home/secret.txt");
+    std::fs::write(&secret, "bob's secret").unwrap();
+    std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o644)).unwrap();
+    let project = format!("{home}/project");
+    std::fs::create_dir_all(format!("{project}/src")).unwrap();
+    std::fs::write(format!("{project}/src/main.rs"), "fn main() {}\n").unwrap();
+    std::os::unix::fs::symlink(&secret, format!("{project}/bob-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", format!("{project}/shadow-link")).unwrap();
+    std::os::unix::fs::symlink(format!("/tmp/{b}-home"), format!("{home}/bob-dir")).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "-h", &a, &project])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    for path in [
+        "project/bob-link",
+        "project/shadow-link",
+        "bob-dir/secret.txt",
+    ] {
+        let (status, body, _) = download(&format!("{files}?path={path}"), &alice);
+        assert_eq!(status, 400, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            String::from_utf8_lossy(&body).contains("symbolic link"),
+            "{path}"
+        );
+    }
+    for path in ["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd"] {
+        let (status, body, _) = download(&format!("{files}?path={path}"), &alice);
+        assert_eq!(status, 400, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+
+    // A file, then the directory as an archive: the links are links.
+    let (status, body, disposition) =
+        download(&format!("{files}?path=project/src/main.rs"), &alice);
+    assert_eq!((status, &body[..]), (200, &b"fn main() {}\n"[..]));
+    assert!(
+        disposition.contains("filename=\"main.rs\""),
+        "{disposition}"
+    );
+    let (status, body, disposition) =
+        download(&format!("{files}?path=project&format=tar.gz"), &alice);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(disposition.contains("main-project.tar.gz"), "{disposition}");
+    let listing = tar_list(&body, env.path());
+    assert!(listing.contains("project/src/main.rs"), "{listing}");
+    assert!(
+        listing.contains(&format!("project/bob-link -> {secret}")),
+        "{listing}"
+    );
+    assert!(!String::from_utf8_lossy(&body).contains("bob's secret"));
+
+    // The listing shows kinds; the whole workspace is over the file cap.
+    let (status, body) = call(
+        "GET",
+        &format!("{files}?path=project&list=true"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<(String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds[0], ("src".into(), "dir".into()), "{kinds:?}");
+    assert!(
+        kinds.contains(&("bob-link".into(), "link".into())),
+        "{kinds:?}"
+    );
+    for i in 0..60 {
+        std::fs::write(format!("{project}/many-{i}"), "x").unwrap();
+    }
+    let (status, body, _) = download(&files, &alice);
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+
+    // Bob's session does not exist for Alice.
+    let (status, _) = call(
+        "GET",
+        &format!("{}/api/sessions/bob/main/files?list=true", d.url()),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = upload(
+        &format!("{}/api/sessions/bob/main/files?name=x", d.url()),
+        &alice,
+        b"x",
+    );
+    assert_eq!(status, 404);
+
+    // Each upload and download is in the transcript, with who did it.
+    let text = env.ok(&["transcript", "alice/main"]);
+    assert!(
+        text.contains(r#"upload] {"by":"web:alice","bytes":5,"path":"uploads/notes.txt"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"download] {"by":"web:alice","bytes":13,"files":4,"format":"tar.gz","path":"project"}"#),
+        "{text}"
+    );
+}

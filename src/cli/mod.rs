@@ -23,6 +23,7 @@ use crate::session::{SessionError, SessionInfo, UserServer};
 use crate::tmux::Command as TmuxCommand;
 use crate::transcript::{ExportOptions, Format, Store};
 
+mod files;
 mod mail;
 mod transcript;
 mod verbs;
@@ -152,6 +153,28 @@ pub enum Verb {
     },
     /// Print USER's secret address for mailing commands.
     MailAddress { user: Name },
+    /// Store FILE (- for stdin, with --name) in a session's workspace, in
+    /// its uploads directory, as the session's user. Needs the daemon.
+    Put {
+        id: SessionId,
+        file: PathBuf,
+        /// The name to store it under (default: FILE's name), made safe.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download PATH from a session's workspace: a file, or a directory
+    /// as tar.gz (the whole workdir without PATH). Needs the daemon.
+    Get {
+        id: SessionId,
+        path: Option<String>,
+        /// Where to write it (default: its own name here, never over a
+        /// file; - for stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Archive format for a directory.
+        #[arg(long, value_name = "tar.gz")]
+        format: Option<String>,
+    },
     /// Attach this terminal to a session with tmux.
     Attach {
         id: SessionId,
@@ -282,6 +305,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => token(&config, user, role, list, revoke),
         Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
         Verb::MailAddress { user } => mail_address(&config, &user),
+        Verb::Put { id, file, name } => {
+            runtime(false)?.block_on(files::put(&config, &id, &file, name))
+        }
+        Verb::Get {
+            id,
+            path,
+            output,
+            format,
+        } => runtime(false)?.block_on(files::get(&config, &id, path, output, format)),
         verb => runtime(false)?.block_on(client_verb(&config, verb)),
     }
 }

@@ -104,7 +104,9 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::MailAddress { .. }
         | Verb::Token { .. }
         | Verb::Hook
-        | Verb::WorkspaceHelper { .. } => {
+        | Verb::WorkspaceHelper { .. }
+        | Verb::Put { .. }
+        | Verb::Get { .. } => {
             unreachable!("handled in run")
         }
     }

@@ -59,6 +59,8 @@ struct Inner {
     /// an `.await` (callers get clones).
     users: RwLock<HashMap<Name, UserEntry>>,
     restart: RwLock<RestartPolicy>,
+    /// `[workspace]`, for the control socket's `put` and `get`.
+    workspace: RwLock<crate::config::WorkspaceConfig>,
     /// Transcripts and agent state; `None` when recording is off.
     recorder: Option<Recorder>,
     cancel: CancellationToken,
@@ -96,6 +98,7 @@ impl Supervisor {
         Supervisor(Arc::new(Inner {
             users: RwLock::new(users),
             restart: RwLock::new(config.restart),
+            workspace: RwLock::new(config.workspace.clone()),
             recorder,
             cancel,
             tracker,
@@ -113,6 +116,11 @@ impl Supervisor {
     /// Wakes on each [`Supervisor::changed`].
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.changes.subscribe()
+    }
+
+    /// The current `[workspace]` caps.
+    pub fn workspace_config(&self) -> crate::config::WorkspaceConfig {
+        self.0.workspace.read().expect("workspace lock").clone()
     }
 
     pub fn recorder(&self) -> Option<&Recorder> {
@@ -197,6 +205,7 @@ impl Supervisor {
     pub async fn reload(&self, config: &Config) -> ReloadReport {
         let mut report = ReloadReport::default();
         *self.0.restart.write().expect("restart lock") = config.restart;
+        *self.0.workspace.write().expect("workspace lock") = config.workspace.clone();
         let mut added = Vec::new();
         {
             let mut users = self.0.users.write().expect("users lock");

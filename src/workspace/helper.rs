@@ -270,7 +270,7 @@ fn put(
         return Err(Fail(
             Exit::TooLarge,
             format!(
-                "{} already holds {count} files (the cap is {max_files}): remove some first",
+                "{} already holds {count} files (the cap is {max_files}, [workspace] max_upload_files): remove some first",
                 shown(dir)
             ),
         ));
@@ -319,10 +319,8 @@ fn put(
     };
     let bytes = copied.map_err(|e| remove(e.into()))?;
     if bytes > max_bytes {
-        return Err(remove(Fail(
-            Exit::TooLarge,
-            format!("the file is larger than the upload cap of {max_bytes} bytes"),
-        )));
+        let over = super::over_upload_cap(max_bytes);
+        return Err(remove(Fail(over.kind, over.message)));
     }
     let file = file
         .into_inner()
@@ -403,7 +401,7 @@ fn get(
 fn too_large(bytes: u64, max: u64) -> Fail {
     Fail(
         Exit::TooLarge,
-        format!("{bytes} bytes is over the download cap of {max} bytes: download a part of it"),
+        format!("{bytes} bytes is over the download cap of {max} bytes ([workspace] max_download_bytes): download a part of it"),
     )
 }
 

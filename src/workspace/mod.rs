@@ -7,6 +7,7 @@
 //! helper, where the kernel resolves them beneath the workdir without
 //! following links.
 
+pub mod front;
 pub mod helper;
 mod walk;
 
@@ -41,10 +42,11 @@ pub enum Archive {
 }
 
 impl Archive {
-    pub fn parse(s: &str) -> Option<Archive> {
-        match s {
-            "tar.gz" | "tgz" => Some(Archive::TarGz),
-            _ => None,
+    /// The format asked for (tar.gz when none), or why it cannot be.
+    pub fn parse(format: Option<&str>) -> Result<Archive, String> {
+        match format {
+            None | Some("tar.gz" | "tgz") => Ok(Archive::TarGz),
+            Some(f) => Err(format!("unknown archive format {f:?}: use tar.gz")),
         }
     }
 

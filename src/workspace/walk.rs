@@ -153,7 +153,7 @@ pub fn measure(dir: &OwnedFd, max_files: u64, shown: &str) -> Result<(u64, u64),
         if files > max_files {
             return Err(Fail(
                 Exit::TooLarge,
-                format!("{shown} holds more than {max_files} files, the download cap: download a directory inside it"),
+                format!("{shown} holds more than {max_files} files, the download cap ([workspace] max_download_files): download a directory inside it"),
             ));
         }
         Ok(())

@@ -242,3 +242,95 @@ fn uploads_are_the_users_files_and_downloads_never_follow_links_out() {
         "{text}"
     );
 }
+
+#[test]
+fn put_and_get_from_the_cli() {
+    let users = UnixUsers::create(2);
+    let a = users.0[0].clone();
+    let mut env = env_for(&users);
+    let home = format!("/tmp/{a}-home");
+    let src = env.path().join("report.txt");
+    std::fs::write(&src, "the report\n").unwrap();
+    let src = src.to_str().unwrap().to_owned();
+
+    // Without the daemon: it says what to do.
+    let out = env.run(&["put", "alice/main", &src]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tmuxd serve"));
+
+    let _d = env.serve();
+    let out = env.ok(&["put", "alice/main", &src]);
+    assert_eq!(
+        out.trim(),
+        "stored uploads/report.txt (11 bytes) in alice/main"
+    );
+    let meta = std::fs::metadata(format!("{home}/uploads/report.txt")).unwrap();
+    assert_eq!(meta.uid(), users.uid(0));
+    let out = env.run_with_stdin(
+        &["put", "alice/main", "-", "--name", "from-stdin.txt"],
+        b"piped",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(format!("{home}/uploads/from-stdin.txt")).unwrap(),
+        b"piped"
+    );
+    // Over the cap: exit 2, the cap named, nothing kept.
+    let big = env.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 100_001]).unwrap();
+    let out = env.run(&["put", "alice/main", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_upload_bytes"));
+    assert!(!Path::new(&format!("{home}/uploads/big.bin")).exists());
+
+    // Back out: a file, and the uploads directory as an archive.
+    let got = env.path().join("got.txt");
+    env.ok(&[
+        "get",
+        "alice/main",
+        "uploads/report.txt",
+        "-o",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "the report\n");
+    // Never over an existing file.
+    let out = env.run(&[
+        "get",
+        "alice/main",
+        "uploads/report.txt",
+        "-o",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let tgz = env.path().join("uploads.tar.gz");
+    env.ok(&["get", "alice/main", "uploads", "-o", tgz.to_str().unwrap()]);
+    let listing = tar_list(&std::fs::read(&tgz).unwrap(), env.path());
+    assert!(
+        listing.contains("uploads/report.txt") && listing.contains("uploads/from-stdin.txt"),
+        "{listing}"
+    );
+    // Refusals are bad input, named.
+    std::os::unix::fs::symlink("/etc/passwd", format!("{home}/passwd-link")).unwrap();
+    for (path, says) in [
+        ("passwd-link", "symbolic link"),
+        ("../x", "\"..\""),
+        ("nothing-here", "no such file"),
+    ] {
+        let out = env.run(&["get", "alice/main", path, "-o", "-"]);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = env.ok(&["transcript", "alice/main"]);
+    assert!(
+        text.contains(r#"upload] {"by":"cli:uid=0","bytes":11,"path":"uploads/report.txt"}"#),
+        "{text}"
+    );
+}

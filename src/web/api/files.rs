@@ -14,26 +14,9 @@ use axum::Json;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::SessionState;
 use super::{authorize, path_id, session_error, ApiError, Auth};
-use crate::names::SessionId;
-use crate::session::SessionError;
 use crate::web::AppState;
-use crate::workspace::{self, Archive, Exit, Place, WorkspaceError};
-
-/// The session's server, if the session exists (404 otherwise, as for
-/// another user's session).
-async fn server_of(
-    state: &AppState,
-    id: &SessionId,
-) -> Result<crate::session::UserServer, ApiError> {
-    let server = state.supervisor.server(&id.user).map_err(session_error)?;
-    match server.info(&id.session).await {
-        Ok(info) if info.state != SessionState::Stopped => Ok(server),
-        Ok(_) => Err(session_error(SessionError::NoSuchSession(id.clone()))),
-        Err(e) => Err(session_error(e)),
-    }
-}
+use crate::workspace::{self, front, Archive, Exit, WorkspaceError};
 
 pub(super) fn workspace_error(e: WorkspaceError) -> ApiError {
     let status = match e.kind {
@@ -43,12 +26,6 @@ pub(super) fn workspace_error(e: WorkspaceError) -> ApiError {
         Exit::Failed => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.message)
-}
-
-fn record(state: &AppState, id: &SessionId, kind: &str, detail: serde_json::Value) {
-    if let Some(rec) = state.supervisor.recorder() {
-        rec.event(id, kind, detail);
-    }
 }
 
 #[derive(Deserialize)]
@@ -81,24 +58,17 @@ pub async fn upload(
             caps.max_upload_bytes,
         )));
     }
-    let server = server_of(&state, &id).await?;
-    let place = Place {
-        tmux: &server.tmux,
-        workdir: &server.user.workdir,
-    };
+    let server = front::session_server(&state.supervisor, &id)
+        .await
+        .map_err(session_error)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = tokio_util::io::StreamReader::new(stream);
-    let stored = workspace::put(&place, caps, &q.name, &mut reader)
+    let stored = workspace::put(&front::place(&server), caps, &q.name, &mut reader)
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());
-    tracing::info!(session = %id, by, bytes = stored.bytes, "upload");
-    record(
-        &state,
-        &id,
-        "upload",
-        serde_json::json!({"by": by, "path": stored.path, "bytes": stored.bytes}),
-    );
+    let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
+    front::record(&state.supervisor, &id, "upload", &by, detail);
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -123,20 +93,12 @@ pub async fn files(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let path =
         workspace::check_path(&q.path).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
-    let archive = match q.format.as_deref() {
-        None => Archive::TarGz,
-        Some(f) => Archive::parse(f).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown format {f:?}: use tar.gz"),
-            )
-        })?,
-    };
-    let server = server_of(&state, &id).await?;
-    let place = Place {
-        tmux: &server.tmux,
-        workdir: &server.user.workdir,
-    };
+    let archive = Archive::parse(q.format.as_deref())
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
+    let server = front::session_server(&state.supervisor, &id)
+        .await
+        .map_err(session_error)?;
+    let place = front::place(&server);
     if q.list {
         let listing = workspace::list(&place, &path)
             .await
@@ -149,21 +111,13 @@ pub async fn files(
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());
+    let detail = front::download_detail(&path, &download.sending, archive);
+    front::record(&state.supervisor, &id, "download", &by, detail);
     let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);
-    let (content_type, length, detail) = match &download.sending {
-        workspace::Sending::File { bytes, .. } => (
-            "application/octet-stream",
-            Some(*bytes),
-            serde_json::json!({"by": by, "path": path, "bytes": bytes}),
-        ),
-        workspace::Sending::Archive { files, bytes } => (
-            archive.content_type(),
-            None,
-            serde_json::json!({"by": by, "path": path, "format": archive.extension(), "files": files, "bytes": bytes}),
-        ),
+    let (content_type, length) = match &download.sending {
+        workspace::Sending::File { bytes, .. } => ("application/octet-stream", Some(*bytes)),
+        workspace::Sending::Archive { .. } => (archive.content_type(), None),
     };
-    tracing::info!(session = %id, by, "download");
-    record(&state, &id, "download", detail);
     let mut r = Body::from_stream(download.body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -21,6 +21,9 @@ use crate::names::SessionId;
 use crate::session::SessionError;
 use crate::supervisor::Supervisor;
 
+mod client;
+pub use client::{request, request_stream, request_with_body};
+
 /// Longest request line accepted (typed text included).
 const MAX_REQUEST: u64 = 4 * 1024 * 1024;
 /// How long a client may take to send its request.
@@ -61,6 +64,19 @@ pub enum Request {
         question: String,
         option: String,
     },
+    /// Stores the bytes after the request line (until EOF) as a new file
+    /// in the session's uploads directory.
+    Put {
+        id: String,
+        name: String,
+    },
+    /// The response line (its message says what follows, as JSON) is
+    /// followed by a file or a directory's archive, until EOF.
+    Get {
+        id: String,
+        path: String,
+        format: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +96,7 @@ impl Response {
             message: message.into(),
         }
     }
-    fn from_error(e: &SessionError) -> Response {
+    pub fn from_error(e: &SessionError) -> Response {
         if e.is_bad_input() {
             Response {
                 ok: false,
@@ -215,6 +231,24 @@ async fn serve_one(
         )
         .await;
     }
+    let by = format!("cli:uid={uid}");
+    if let Ok(Request::Put { id, name }) = &request {
+        // The file follows the request line: no longer bounded by
+        // MAX_REQUEST (the upload cap bounds it).
+        reader.get_mut().set_limit(u64::MAX);
+        let response =
+            crate::workspace::front::put_over_control(supervisor, id, name, &by, &mut reader).await;
+        return write_response(&mut write, &response).await;
+    }
+    if let Ok(Request::Get { id, path, format }) = &request {
+        let what = (id.as_str(), path.as_str(), format.as_deref());
+        let response =
+            crate::workspace::front::get_over_control(supervisor, what, &by, &mut write).await?;
+        if !response.ok {
+            write_response(&mut write, &response).await?;
+        }
+        return Ok(());
+    }
     let response = match request {
         Ok(Request::MailIngest { message }) => mail_ingest(bridge, &message).await,
         Ok(request) => handle(request, supervisor, uid).await,
@@ -232,7 +266,7 @@ async fn serve_one(
     write_response(&mut write, &response).await
 }
 
-async fn write_response(
+pub async fn write_response(
     write: &mut (impl AsyncWriteExt + Unpin),
     response: &Response,
 ) -> io::Result<()> {
@@ -333,7 +367,9 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
         Request::Answer { question, option } => {
             answer(supervisor, question, option, &format!("uid={uid}")).await
         }
-        Request::Transcript { .. } => unreachable!("streamed in serve_one"),
+        Request::Transcript { .. } | Request::Put { .. } | Request::Get { .. } => {
+            unreachable!("streamed in serve_one")
+        }
         Request::MailIngest { .. } => unreachable!("handled in serve_one"),
     };
     match result {
@@ -402,48 +438,6 @@ async fn mail_ingest(bridge: Option<&crate::mail::Bridge>, message: &str) -> Res
         bad_input: false,
         message: format!("{}: {}", handled.decision, handled.reason),
     }
-}
-
-/// Sends `request` to the daemon. `Ok(None)` when no daemon is running.
-pub async fn request(path: &Path, request: &Request) -> io::Result<Option<Response>> {
-    Ok(request_stream(path, request).await?.map(|(r, _)| r))
-}
-
-/// Like [`request`], also returning the connection's remaining stream.
-pub async fn request_stream(
-    path: &Path,
-    request: &Request,
-) -> io::Result<
-    Option<(
-        Response,
-        BufReader<tokio::io::Take<tokio::net::unix::OwnedReadHalf>>,
-    )>,
-> {
-    let stream = match UnixStream::connect(path).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
-    line.push(b'\n');
-    write.write_all(&line).await?;
-    let mut answer = String::new();
-    let mut reader = BufReader::new(read.take(u64::MAX));
-    // Creating a session waits for tmux; a minute is generous.
-    tokio::time::timeout(Duration::from_secs(60), reader.read_line(&mut answer))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the daemon did not answer"))??;
-    let response =
-        serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    Ok(Some((response, reader)))
 }
 
 #[cfg(test)]

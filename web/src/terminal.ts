@@ -6,6 +6,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { ClipboardAddon } from "@xterm/addon-clipboard";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import { api, errorText, h, app, questionCard, type Question } from "./ui";
+import { filesPanel } from "./files";
 
 const TERMINAL_FONT = '"JetBrains Mono", monospace';
 
@@ -115,6 +116,13 @@ export function terminalView(id: string): () => void {
     },
     "Fit",
   );
+  // The workspace: browse, download, upload (also by drop and paste).
+  const files = filesPanel(id, () => !readOnly, (text) => term.input(text, true), () => term.focus());
+  const filesButton = h(
+    "button",
+    { class: "fit", id: "files-open", title: "Files in the session's workdir: download, upload", onclick: () => files.open() },
+    "Files",
+  );
   const ro = h("span", { class: "badge-ro", id: "read-only", hidden: "" }, "READ-ONLY");
   const host = h("div", { class: "term-host", id: "terminal" });
   const banner = h("div", { class: "banner", hidden: "" });
@@ -130,6 +138,7 @@ export function terminalView(id: string): () => void {
         h("span", { class: "title" }, id),
         ro,
         h("span", { class: "spacer" }),
+        filesButton,
         historyButton,
         fitButton,
         conn,
@@ -138,6 +147,7 @@ export function terminalView(id: string): () => void {
       composer,
       keys,
       history,
+      files.el,
       banner,
       asks,
     ),
@@ -315,6 +325,28 @@ export function terminalView(id: string): () => void {
     document.title = t ? `${t} · ${id}` : `${id} · tmuxd`;
   });
   document.title = `${id} · tmuxd`;
+  // Files dropped on the page, or pasted (a screenshot), are uploaded.
+  const view = app.firstElementChild as HTMLElement;
+  view.addEventListener("dragover", (e) => {
+    if (e.dataTransfer?.types.includes("Files")) e.preventDefault();
+  });
+  view.addEventListener("drop", (e) => {
+    const dropped = [...(e.dataTransfer?.files ?? [])];
+    if (!dropped.length) return;
+    e.preventDefault();
+    void files.upload(dropped);
+  });
+  view.addEventListener(
+    "paste",
+    (e) => {
+      const pasted = [...(e.clipboardData?.files ?? [])];
+      if (!pasted.length) return;
+      e.preventDefault();
+      e.stopPropagation();
+      void files.upload(pasted);
+    },
+    true,
+  );
   const onResize = () => fit.fit();
   const onShow = () => {
     if (document.visibilityState === "visible") {

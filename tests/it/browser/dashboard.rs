@@ -134,20 +134,3 @@ fn an_admin_sees_sessions_grouped_by_user_and_filters_them() {
     phone.wait_screen("snake_case");
     save_screenshot(&phone, "phone", 390);
 }
-
-/// Writes the window's screenshot to `target/screenshots/NAME.png` and
-/// checks it is a PNG `width` pixels wide.
-fn save_screenshot(b: &Browser, name: &str, width: u32) {
-    use base64::Engine as _;
-    let url = b.screenshot();
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(url.trim_start_matches("data:image/png;base64,"))
-        .unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: not a PNG");
-    // IHDR: the width is the big-endian u32 at byte 16.
-    let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
-    assert_eq!(w, width, "{name}: {w} pixels wide");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}

@@ -527,7 +527,7 @@ fn claude_on_page(hooks: bool) {
 
 /// Writes the window's screenshot to `target/screenshots/NAME.png` and
 /// checks it is a PNG `width` pixels wide.
-pub(super) fn save_screenshot(b: &Browser, name: &str, width: u32) {
+fn save_screenshot(b: &Browser, name: &str, width: u32) {
     use base64::Engine as _;
     let url = b.screenshot();
     let png = base64::engine::general_purpose::STANDARD

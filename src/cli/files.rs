@@ -140,3 +140,55 @@ pub(super) async fn get(
         .map(|_| ())
         .map_err(|e| CliError::Failed(anyhow::anyhow!("the download was cut off: {e}")))
 }
+
+/// `snapshot`, `snapshots` and `rollback`.
+pub(super) async fn snapshots(
+    config: &Config,
+    request: Request,
+    json: bool,
+) -> Result<(), CliError> {
+    let r = control::request(&config.control_socket(), &request)
+        .await
+        .map_err(talk_failed(config))?
+        .ok_or_else(no_daemon)?;
+    let r = answered(r)?;
+    let bad = |e: serde_json::Error| CliError::Failed(e.into());
+    match request {
+        Request::Snapshot { id } => {
+            let s: serde_json::Value = serde_json::from_str(&r.message).map_err(bad)?;
+            println!("snapshot {} of {id}", s["id"].as_str().unwrap_or("?"));
+        }
+        Request::Rollback { id, snapshot } => {
+            let s: serde_json::Value = serde_json::from_str(&r.message).map_err(bad)?;
+            println!(
+                "{id} is back at snapshot {snapshot}; what it was just before is snapshot {} (roll back to it to undo)",
+                s["id"].as_str().unwrap_or("?")
+            );
+        }
+        _ if json => println!("{}", r.message),
+        _ => {
+            let list: Vec<serde_json::Value> = serde_json::from_str(&r.message).map_err(bad)?;
+            if list.is_empty() {
+                println!("no snapshots yet (`tmuxd snapshot ID` takes one)");
+            }
+            for s in list {
+                let when = crate::clock::iso8601(s["time_ms"].as_u64().unwrap_or(0) / 1000);
+                println!(
+                    "{}  {when}  {}",
+                    s["id"].as_str().unwrap_or("?"),
+                    s["why"].as_str().unwrap_or("")
+                );
+                let changed: Vec<&str> = s["changed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str())
+                    .collect();
+                if !changed.is_empty() {
+                    println!("    then changed: {}", changed.join(", "));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -175,6 +175,20 @@ pub enum Verb {
         #[arg(long, value_name = "tar.gz")]
         format: Option<String>,
     },
+    /// Take a snapshot of a session's workspace now (git, on a private
+    /// ref; the user's branch, index and stash untouched); print its id.
+    Snapshot { id: SessionId },
+    /// List a session's snapshots, oldest first: why each was taken (the
+    /// input that followed) and the files changed after it.
+    Snapshots {
+        id: SessionId,
+        /// JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a session's workspace to SNAPSHOT (its files only; a
+    /// snapshot of the present is taken first, so this can be undone).
+    Rollback { id: SessionId, snapshot: String },
     /// Attach this terminal to a session with tmux.
     Attach {
         id: SessionId,
@@ -314,6 +328,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             output,
             format,
         } => runtime(false)?.block_on(files::get(&config, &id, path, output, format)),
+        Verb::Snapshot { id } => {
+            let request = Request::Snapshot { id: id.to_string() };
+            runtime(false)?.block_on(files::snapshots(&config, request, false))
+        }
+        Verb::Snapshots { id, json } => {
+            let request = Request::Snapshots { id: id.to_string() };
+            runtime(false)?.block_on(files::snapshots(&config, request, json))
+        }
+        Verb::Rollback { id, snapshot } => {
+            let request = Request::Rollback {
+                id: id.to_string(),
+                snapshot,
+            };
+            runtime(false)?.block_on(files::snapshots(&config, request, false))
+        }
         verb => runtime(false)?.block_on(client_verb(&config, verb)),
     }
 }

@@ -106,7 +106,10 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::Hook
         | Verb::WorkspaceHelper { .. }
         | Verb::Put { .. }
-        | Verb::Get { .. } => {
+        | Verb::Get { .. }
+        | Verb::Snapshot { .. }
+        | Verb::Snapshots { .. }
+        | Verb::Rollback { .. } => {
             unreachable!("handled in run")
         }
     }

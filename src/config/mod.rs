@@ -27,7 +27,7 @@ pub use host::{find_in_path, io_reason, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
 use raw::*;
-pub use workspace::WorkspaceConfig;
+pub use workspace::{check_path, SnapshotPolicy, WorkspaceConfig};
 use workspace::{parse_workspace, RawWorkspace};
 
 /// The documented example, printed by `tmuxd default-config`.

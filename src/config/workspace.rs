@@ -16,6 +16,22 @@ pub struct WorkspaceConfig {
     pub max_download_bytes: u64,
     /// Most entries one archive may hold.
     pub max_download_files: u64,
+    /// When a snapshot is taken before typed input (a confirmed mailed
+    /// command, an answered question, API and CLI input).
+    pub snapshot_before_input: SnapshotPolicy,
+    /// Snapshots kept per session (the oldest go first).
+    pub max_snapshots: usize,
+}
+
+/// `[workspace] snapshot_before_input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotPolicy {
+    /// When the workdir is in a git work tree (cheap: git knows it).
+    Git,
+    /// Always (a workdir outside git gets a private repository).
+    Always,
+    Never,
 }
 
 impl Default for WorkspaceConfig {
@@ -26,6 +42,8 @@ impl Default for WorkspaceConfig {
             max_upload_files: 1000,
             max_download_bytes: 20 << 30,
             max_download_files: 200_000,
+            snapshot_before_input: SnapshotPolicy::Git,
+            max_snapshots: 100,
         }
     }
 }
@@ -38,13 +56,15 @@ pub(super) struct RawWorkspace {
     max_upload_files: Option<u64>,
     max_download_bytes: Option<u64>,
     max_download_files: Option<u64>,
+    snapshot_before_input: Option<SnapshotPolicy>,
+    max_snapshots: Option<usize>,
 }
 
 /// Checks `[workspace]`; an error is the key and the reason.
 pub(super) fn parse_workspace(raw: RawWorkspace) -> Result<WorkspaceConfig, (String, String)> {
     let mut w = WorkspaceConfig::default();
     if let Some(u) = raw.uploads {
-        w.uploads = crate::workspace::check_path(&u).map_err(|why| {
+        w.uploads = check_path(&u).map_err(|why| {
             (
                 "workspace.uploads".to_owned(),
                 format!("{why}; write a directory inside the workdir such as \"uploads\", or \"\" for the workdir itself"),
@@ -80,5 +100,45 @@ pub(super) fn parse_workspace(raw: RawWorkspace) -> Result<WorkspaceConfig, (Str
             None => {}
         }
     }
+    if let Some(p) = raw.snapshot_before_input {
+        w.snapshot_before_input = p;
+    }
+    match raw.max_snapshots {
+        Some(0) => {
+            return Err((
+                "workspace.max_snapshots".into(),
+                "must be at least 1".into(),
+            ))
+        }
+        Some(n) => w.max_snapshots = n,
+        None => {}
+    }
     Ok(w)
+}
+
+/// Checks a relative path in a workspace and returns it normalized
+/// (`a/b`, empty for the workdir itself): no absolute paths, no `..`, no
+/// NUL, at most 4096 bytes.
+pub fn check_path(path: &str) -> Result<String, String> {
+    if path.len() > 4096 {
+        return Err("the path is longer than 4096 bytes".into());
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "{path:?} is absolute; paths are relative to the session's workdir"
+        ));
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(format!(
+            "{path:?} contains \"..\"; paths stay inside the session's workdir"
+        ));
+    }
+    Ok(parts.join("/"))
 }

@@ -22,6 +22,7 @@ use crate::session::SessionError;
 use crate::supervisor::Supervisor;
 
 mod client;
+mod files;
 pub use client::{request, request_stream, request_with_body};
 
 /// Longest request line accepted (typed text included).
@@ -76,6 +77,21 @@ pub enum Request {
         id: String,
         path: String,
         format: Option<String>,
+    },
+    /// Takes a snapshot of the session's workspace; the message is it, as
+    /// JSON.
+    Snapshot {
+        id: String,
+    },
+    /// The session's snapshots, oldest first, as JSON.
+    Snapshots {
+        id: String,
+    },
+    /// Restores the session's workspace to `snapshot`; the message is the
+    /// snapshot of the present taken first, as JSON.
+    Rollback {
+        id: String,
+        snapshot: String,
     },
 }
 
@@ -236,20 +252,21 @@ async fn serve_one(
         // The file follows the request line: no longer bounded by
         // MAX_REQUEST (the upload cap bounds it).
         reader.get_mut().set_limit(u64::MAX);
-        let response =
-            crate::workspace::front::put_over_control(supervisor, id, name, &by, &mut reader).await;
+        let response = files::put_over_control(supervisor, id, name, &by, &mut reader).await;
         return write_response(&mut write, &response).await;
     }
     if let Ok(Request::Get { id, path, format }) = &request {
         let what = (id.as_str(), path.as_str(), format.as_deref());
-        let response =
-            crate::workspace::front::get_over_control(supervisor, what, &by, &mut write).await?;
+        let response = files::get_over_control(supervisor, what, &by, &mut write).await?;
         if !response.ok {
             write_response(&mut write, &response).await?;
         }
         return Ok(());
     }
     let response = match request {
+        Ok(
+            r @ (Request::Snapshot { .. } | Request::Snapshots { .. } | Request::Rollback { .. }),
+        ) => files::snapshots(supervisor, r, &by).await,
         Ok(Request::MailIngest { message }) => mail_ingest(bridge, &message).await,
         Ok(request) => handle(request, supervisor, uid).await,
         Err(_) if !line.ends_with('\n') => Response {
@@ -367,9 +384,12 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
         Request::Answer { question, option } => {
             answer(supervisor, question, option, &format!("uid={uid}")).await
         }
-        Request::Transcript { .. } | Request::Put { .. } | Request::Get { .. } => {
-            unreachable!("streamed in serve_one")
-        }
+        Request::Transcript { .. }
+        | Request::Put { .. }
+        | Request::Get { .. }
+        | Request::Snapshot { .. }
+        | Request::Snapshots { .. }
+        | Request::Rollback { .. } => unreachable!("handled in serve_one"),
         Request::MailIngest { .. } => unreachable!("handled in serve_one"),
     };
     match result {

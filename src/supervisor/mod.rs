@@ -23,6 +23,7 @@ use crate::session::{SessionError, SessionInfo, State, UserServer};
 use crate::tmux::PaneId;
 
 mod watch;
+mod workspace;
 
 /// What start-up found and did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -419,9 +420,9 @@ impl Supervisor {
         enter: bool,
         source: &str,
     ) -> Result<(), SessionError> {
-        self.server(&id.user)?
-            .send(&id.session, text, enter)
-            .await?;
+        let server = self.server(&id.user)?;
+        self.snapshot_before_input(id, text, source).await;
+        server.send(&id.session, text, enter).await?;
         if let Some(rec) = &self.0.recorder {
             let typed = if enter {
                 format!("{text}\n")

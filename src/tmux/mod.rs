@@ -134,6 +134,15 @@ impl Tmux {
         cmd
     }
 
+    /// The account's home (the daemon's own `$HOME` when commands do not
+    /// switch accounts).
+    pub fn account_home(&self) -> Option<PathBuf> {
+        match &self.identity.account {
+            Some(a) => Some(a.home.clone()),
+            None => std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+
     /// The account's uid and gid, when commands switch to it (the daemon
     /// is root and the user has a `unix_user`).
     pub fn account_ids(&self) -> Option<(u32, u32)> {

@@ -7,8 +7,8 @@
 //! helper, where the kernel resolves them beneath the workdir without
 //! following links.
 
-pub mod front;
 pub mod helper;
+pub mod snapshot;
 mod walk;
 
 use std::path::Path;
@@ -19,6 +19,7 @@ use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
+pub use crate::config::check_path;
 pub use helper::{Listing, Sending, Stored};
 use helper::{Op, Request};
 
@@ -80,37 +81,28 @@ impl WorkspaceError {
         }
     }
 
+    pub fn refused(message: String) -> Self {
+        WorkspaceError::new(Exit::Refused, message)
+    }
+
+    /// A session error as a workspace one (no such session: not found).
+    pub fn session(e: crate::session::SessionError) -> Self {
+        if e.is_bad_input() {
+            let kind = match e {
+                crate::session::SessionError::NoSuchSession(_)
+                | crate::session::SessionError::NoSuchUser(_) => Exit::NotFound,
+                _ => Exit::Refused,
+            };
+            WorkspaceError::new(kind, e.to_string())
+        } else {
+            WorkspaceError::failed("session", e)
+        }
+    }
+
     fn failed(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "workspace {what} failed");
         WorkspaceError::new(Exit::Failed, "internal error")
     }
-}
-
-/// Checks a relative path in a workspace and returns it normalized
-/// (`a/b`, empty for the workdir itself): no absolute paths, no `..`, no
-/// NUL, at most 4096 bytes.
-pub fn check_path(path: &str) -> Result<String, String> {
-    if path.len() > 4096 {
-        return Err("the path is longer than 4096 bytes".into());
-    }
-    if path.contains('\0') {
-        return Err("the path contains a NUL byte".into());
-    }
-    if path.starts_with('/') {
-        return Err(format!(
-            "{path:?} is absolute; paths are relative to the session's workdir"
-        ));
-    }
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(format!(
-            "{path:?} contains \"..\"; paths stay inside the session's workdir"
-        ));
-    }
-    Ok(parts.join("/"))
 }
 
 /// How long the helper may take to say what it will send (a directory's
@@ -318,6 +310,25 @@ pub async fn list(place: &Place<'_>, path: &str) -> Result<Listing, WorkspaceErr
             Ok(listing)
         }
         _ => Err(failure(child).await),
+    }
+}
+
+/// Where a session's files are: its server's account and its user's
+/// workdir.
+pub fn place(server: &crate::session::UserServer) -> Place<'_> {
+    Place {
+        tmux: &server.tmux,
+        workdir: &server.user.workdir,
+    }
+}
+
+/// What a download's event says.
+pub fn download_detail(path: &str, sending: &Sending, archive: Archive) -> serde_json::Value {
+    match sending {
+        Sending::File { bytes, .. } => serde_json::json!({"path": path, "bytes": bytes}),
+        Sending::Archive { files, bytes } => serde_json::json!({
+            "path": path, "format": archive.extension(), "files": files, "bytes": bytes
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ mod mail_testbed;
 mod ops;
 mod security;
 mod sessions;
+mod snapshots;
 mod transcript;
 mod web;
 mod workspace;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{authorize, path_id, session_error, ApiError, Auth};
 use crate::web::AppState;
-use crate::workspace::{self, front, Archive, Exit, WorkspaceError};
+use crate::workspace::{self, Archive, Exit, WorkspaceError};
 
 pub(super) fn workspace_error(e: WorkspaceError) -> ApiError {
     let status = match e.kind {
@@ -58,17 +58,21 @@ pub async fn upload(
             caps.max_upload_bytes,
         )));
     }
-    let server = front::session_server(&state.supervisor, &id)
+    let server = state
+        .supervisor
+        .session_server(&id)
         .await
         .map_err(session_error)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = tokio_util::io::StreamReader::new(stream);
-    let stored = workspace::put(&front::place(&server), caps, &q.name, &mut reader)
+    let stored = workspace::put(&workspace::place(&server), caps, &q.name, &mut reader)
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());
     let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
-    front::record(&state.supervisor, &id, "upload", &by, detail);
+    state
+        .supervisor
+        .record_file_event(&id, "upload", &by, detail);
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -95,10 +99,12 @@ pub async fn files(
         workspace::check_path(&q.path).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
     let archive = Archive::parse(q.format.as_deref())
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
-    let server = front::session_server(&state.supervisor, &id)
+    let server = state
+        .supervisor
+        .session_server(&id)
         .await
         .map_err(session_error)?;
-    let place = front::place(&server);
+    let place = workspace::place(&server);
     if q.list {
         let listing = workspace::list(&place, &path)
             .await
@@ -111,8 +117,10 @@ pub async fn files(
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());
-    let detail = front::download_detail(&path, &download.sending, archive);
-    front::record(&state.supervisor, &id, "download", &by, detail);
+    let detail = workspace::download_detail(&path, &download.sending, archive);
+    state
+        .supervisor
+        .record_file_event(&id, "download", &by, detail);
     let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);
     let (content_type, length) = match &download.sending {
         workspace::Sending::File { bytes, .. } => ("application/octet-stream", Some(*bytes)),

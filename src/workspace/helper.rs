@@ -248,10 +248,12 @@ pub fn safe_name(name: &str) -> String {
     format!("{}{ext}", &stem[..cut])
 }
 
-/// `("report", ".tar.gz")`-style split at the first dot after the start.
+/// `("report", ".tar.gz")`-style split at the first dot after the first
+/// character.
 fn split_ext(name: &str) -> (&str, &str) {
-    match name[1..].find('.') {
-        Some(i) => name.split_at(i + 1),
+    let first = name.chars().next().map_or(0, char::len_utf8);
+    match name[first..].find('.') {
+        Some(i) => name.split_at(first + i),
         None => (name, ""),
     }
 }
@@ -430,5 +432,7 @@ mod tests {
     fn extensions() {
         assert_eq!(split_ext("a.tar.gz"), ("a", ".tar.gz"));
         assert_eq!(split_ext("noext"), ("noext", ""));
+        assert_eq!(split_ext("é.txt"), ("é", ".txt"));
+        assert_eq!(split_ext(""), ("", ""));
     }
 }

@@ -423,6 +423,18 @@ pub fn router(state: AppState) -> Router {
             "/api/sessions/{user}/{session}/files",
             get(api::files).post(api::upload),
         )
+        .route(
+            "/api/sessions/{user}/{session}/snapshots",
+            get(api::snapshots::list).post(api::snapshots::take),
+        )
+        .route(
+            "/api/sessions/{user}/{session}/snapshots/{snapshot}/rollback",
+            post(api::snapshots::rollback),
+        )
+        .route(
+            "/api/sessions/{user}/{session}/diff",
+            get(api::snapshots::diff),
+        )
         .route("/api/events", get(api::events))
         .route("/api/mail/log", get(api::mail_log))
         .route("/api/mail/events", get(api::mail_events))

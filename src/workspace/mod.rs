@@ -7,6 +7,7 @@
 //! helper, where the kernel resolves them beneath the workdir without
 //! following links.
 
+pub mod diff;
 pub mod helper;
 pub mod snapshot;
 mod walk;

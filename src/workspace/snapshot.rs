@@ -35,7 +35,7 @@ pub struct Snapshot {
 }
 
 /// Where the snapshots of a workspace live.
-struct Repo {
+pub(super) struct Repo {
     git_dir: PathBuf,
     work_tree: PathBuf,
 }
@@ -82,6 +82,69 @@ async fn git(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The commit the workdir's repository has checked out, if any (none in
+/// a private repository, or before the first commit).
+pub(super) async fn head(place: &Place<'_>, repo: &Repo) -> Option<String> {
+    let out = git(
+        place,
+        &repo.work_tree,
+        Some(repo),
+        None,
+        &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+    )
+    .await;
+    out.ok()
+        .map(|o| o.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// Runs git like [`git`], keeping at most `max` bytes of its output (then
+/// it is stopped); whether it was cut.
+pub(super) async fn git_capped(
+    place: &Place<'_>,
+    repo: &Repo,
+    args: &[&str],
+    max: usize,
+) -> Result<(String, bool), WorkspaceError> {
+    use tokio::io::AsyncReadExt;
+    let mut cmd = place.tmux.account_command(Path::new("git"));
+    cmd.args(["-c", "core.quotePath=off"])
+        .args(args)
+        .current_dir(&repo.work_tree)
+        .env("LC_ALL", "C")
+        .env("GIT_DIR", &repo.git_dir)
+        .env("GIT_WORK_TREE", &repo.work_tree)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| WorkspaceError::failed("git", e))?;
+    let mut out = Vec::new();
+    let mut stdout = child.stdout.take().expect("piped");
+    let read = tokio::time::timeout(
+        GIT_DEADLINE,
+        (&mut stdout).take(max as u64 + 1).read_to_end(&mut out),
+    )
+    .await;
+    if !matches!(read, Ok(Ok(_))) {
+        return Err(WorkspaceError::failed(
+            "git",
+            format!("{args:?} did not finish"),
+        ));
+    }
+    let cut = out.len() > max;
+    out.truncate(max);
+    if !cut {
+        match tokio::time::timeout(GIT_DEADLINE, child.wait()).await {
+            Ok(Ok(s)) if s.success() => {}
+            _ => return Err(WorkspaceError::failed("git", format!("{args:?} failed"))),
+        }
+    }
+    Ok((String::from_utf8_lossy(&out).into_owned(), cut))
+}
+
 /// A git command that failed: logged (as a [`WorkspaceError`]), never
 /// shown; expected failures (is this a repository?) are not logged.
 struct GitFailed(String);
@@ -94,7 +157,7 @@ impl From<GitFailed> for WorkspaceError {
 
 /// The repository that keeps `session`'s snapshots: the workdir's own when
 /// it is in a git work tree, else a private one (created).
-async fn repo(place: &Place<'_>, session: &str) -> Result<Repo, WorkspaceError> {
+pub(super) async fn repo(place: &Place<'_>, session: &str) -> Result<Repo, WorkspaceError> {
     let found = git(
         place,
         place.workdir,
@@ -230,7 +293,7 @@ async fn commit_now(
 }
 
 /// The newest snapshot's commit.
-async fn newest(
+pub(super) async fn newest(
     place: &Place<'_>,
     repo: &Repo,
     session: &str,
@@ -384,7 +447,7 @@ pub async fn list(place: &Place<'_>, session: &str) -> Result<Vec<Snapshot>, Wor
 }
 
 /// The tree of the working tree now (written to the object store, no ref).
-async fn tree_now(place: &Place<'_>, repo: &Repo) -> Result<String, WorkspaceError> {
+pub(super) async fn tree_now(place: &Place<'_>, repo: &Repo) -> Result<String, WorkspaceError> {
     let index = private_index(repo);
     let tree = async {
         git(

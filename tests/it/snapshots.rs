@@ -190,12 +190,142 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
     // Recorded with who did it: the snapshot before the mailed input, the
     // rollbacks from the CLI.
     assert!(
-        text.contains(r#"snapshot] {"by":"email:"#)
-            && text.contains(&format!("\"to\":\"{id}\"")),
+        text.contains(r#"snapshot] {"by":"email:"#) && text.contains(&format!("\"to\":\"{id}\"")),
         "{text}"
     );
     assert!(
         text.contains("rollback] {\"before\":") && text.contains("\"by\":\"cli:uid=0\""),
         "{text}"
     );
+}
+
+#[test]
+fn diffs_and_snapshots_over_http_in_git_and_plain_workdirs() {
+    crate::common::require("git");
+    let users = UnixUsers::create(2);
+    let (a, b) = (users.0[0].clone(), users.0[1].clone());
+    let repo = Path::new(&format!("/tmp/{a}-home/repo")).to_path_buf();
+    let plain = Path::new(&format!("/tmp/{b}-home/plain")).to_path_buf();
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\"]\n\
+         [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"{}\"\n\
+         [[users]]\nname = \"bob\"\nunix_user = \"{b}\"\nworkdir = \"{}\"\n",
+        repo.display(),
+        plain.display()
+    ));
+    std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(repo.join(".gitignore"), "*.log\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("p.txt"), "plain\n").unwrap();
+    for (u, dir) in [(&a, &repo), (&b, &plain)] {
+        assert!(Command::new("chown")
+            .args(["-R", u])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let alice = env.token("alice", "user");
+    let watcher = env.token("alice", "read-only");
+    let bob = env.token("bob", "user");
+    let d = env.serve();
+    let api = |s: &str| format!("{}/api/sessions/{s}", d.url());
+
+    // The working tree against the last commit: a change, an untracked
+    // file; the ignored one is not there.
+    std::fs::write(repo.join("a.txt"), "beta\n").unwrap();
+    std::fs::write(repo.join("new.txt"), "new\n").unwrap();
+    std::fs::write(repo.join("build.log"), "noise\n").unwrap();
+    let (status, body) = call("GET", &api("alice/main/diff"), Some(&alice), None);
+    assert_eq!(status, 200, "{body}");
+    let diff: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        diff["base"]
+            .as_str()
+            .unwrap()
+            .starts_with("the last commit"),
+        "{diff}"
+    );
+    let files: Vec<(&str, &str)> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        files,
+        [("a.txt", "modified"), ("new.txt", "added")],
+        "{diff}"
+    );
+    let patch = diff["files"][0]["patch"].as_str().unwrap();
+    assert!(
+        patch.contains("-alpha") && patch.contains("+beta"),
+        "{patch}"
+    );
+
+    // Snapshots over HTTP: a read-only token may list, not take or roll back.
+    let (status, _) = call("POST", &api("alice/main/snapshots"), Some(&watcher), None);
+    assert_eq!(status, 403);
+    let (status, body) = call("POST", &api("alice/main/snapshots"), Some(&alice), None);
+    assert_eq!(status, 201, "{body}");
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = snap["id"].as_str().unwrap().to_owned();
+    std::fs::remove_file(repo.join("new.txt")).unwrap();
+    let (status, body) = call("GET", &api("alice/main/snapshots"), Some(&watcher), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&id) && body.contains("new.txt"),
+        "the listing names what changed after: {body}"
+    );
+    let (status, body) = call(
+        "POST",
+        &api(&format!("alice/main/snapshots/{id}/rollback")),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("new.txt")).unwrap(),
+        "new\n"
+    );
+    let (status, _) = call(
+        "POST",
+        &api("alice/main/snapshots/0123abcd/rollback"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 404);
+    // Bob's sessions do not exist for Alice.
+    let (status, _) = call("GET", &api("bob/main/diff"), Some(&alice), None);
+    assert_eq!(status, 404);
+
+    // A plain directory: nothing to compare with until a snapshot, kept in
+    // a private repository outside the workdir.
+    let (status, body) = call("GET", &api("bob/main/diff"), Some(&bob), None);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("tmuxd snapshot"), "{body}");
+    let (status, body) = call("POST", &api("bob/main/snapshots"), Some(&bob), None);
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        !plain.join(".git").exists(),
+        "a repository inside the workdir"
+    );
+    assert!(Path::new(&format!(
+        "/tmp/{b}-home/.local/state/tmuxd/snapshots/main.git"
+    ))
+    .is_dir());
+    std::fs::write(plain.join("p.txt"), "changed\n").unwrap();
+    let (status, body) = call("GET", &api("bob/main/diff"), Some(&bob), None);
+    assert_eq!(status, 200, "{body}");
+    let diff: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        diff["base"].as_str().unwrap().starts_with("snapshot"),
+        "{diff}"
+    );
+    assert_eq!(diff["files"][0]["path"], "p.txt", "{diff}");
 }

@@ -22,6 +22,7 @@ mod health;
 mod history;
 mod login;
 mod mail;
+pub mod snapshots;
 
 pub use answer::answer;
 pub use events::{events, mail_events};

@@ -4,6 +4,7 @@
 // upload lands in the uploads directory; the panel offers to type its
 // path into the prompt.
 import { api, errorText, h } from "./ui";
+import { changesView, snapshotsView } from "./changes";
 
 type Entry = { name: string; kind: string; bytes: number; mtime: number };
 type Listing = { path: string; entries: Entry[]; truncated: boolean };
@@ -39,25 +40,49 @@ export function filesPanel(id: string, canWrite: () => boolean, insert: (text: s
   const archive = h("a", { class: "button-link", id: "files-archive", download: "" }, "Download folder (.tar.gz)");
   const uploadButton = h("button", { class: "primary", id: "files-upload", onclick: () => picker.click() }, "Upload");
   const cameraButton = h("button", { class: "camera", id: "files-camera", onclick: () => camera.click() }, "Photo");
+  // Three tabs: the files, what changed, the snapshots.
+  const changes = h("div", { class: "changes", id: "changes", hidden: "" });
+  const snaps = h("div", { class: "snapshots", id: "snapshots", hidden: "" });
+  const browse = h("div", { class: "browse" });
+  function tab(which: "files" | "changes" | "snapshots"): void {
+    browse.hidden = which !== "files";
+    changes.hidden = which !== "changes";
+    snaps.hidden = which !== "snapshots";
+    where.hidden = which !== "files";
+    status.textContent = "";
+    for (const b of tabs.children) b.classList.toggle("on", b.getAttribute("data-tab") === which);
+    if (which === "files") void show(path);
+    if (which === "changes") void changesView(id, changes, status);
+    if (which === "snapshots") void snapshotsView(id, canWrite(), snaps, status);
+  }
+  const tabs = h(
+    "div",
+    { class: "tabs" },
+    h("button", { "data-tab": "files", class: "on", onclick: () => tab("files") }, "Files"),
+    h("button", { "data-tab": "changes", id: "tab-changes", onclick: () => tab("changes") }, "Changes"),
+    h("button", { "data-tab": "snapshots", id: "tab-snapshots", onclick: () => tab("snapshots") }, "Snapshots"),
+  );
   const el = h(
     "div",
     { class: "files", id: "files", hidden: "" },
     h(
       "div",
       { class: "files-bar" },
-      h("strong", {}, "Files"),
+      tabs,
       where,
       h("span", { class: "spacer" }),
       uploadButton,
       cameraButton,
       h("button", { id: "files-close", onclick: () => close() }, "Close"),
     ),
-    h("div", { class: "files-actions" }, archive),
     status,
-    list,
+    h("div", { class: "browse-wrap" }, browse),
+    changes,
+    snaps,
     picker,
     camera,
   );
+  browse.append(h("div", { class: "files-actions" }, archive), list);
 
   function close(): void {
     el.hidden = true;
@@ -151,8 +176,7 @@ export function filesPanel(id: string, canWrite: () => boolean, insert: (text: s
       el.hidden = false;
       uploadButton.hidden = !canWrite();
       cameraButton.hidden = !canWrite();
-      status.textContent = "";
-      void show(path);
+      tab("files");
     },
     upload,
   };

@@ -139,3 +139,74 @@ fn upload_from_a_phone_by_picker_drop_and_paste_and_the_panel_fits() {
         "the files panel is wider than the phone: {v}"
     );
 }
+
+#[test]
+fn the_changes_view_shows_each_files_patch_and_snapshots_roll_back() {
+    crate::common::require("git");
+    let mut env = Env::new(
+        "[agent]\ncommand = [\"bash\", \"--norc\", \"--noprofile\"]\n\
+         [[users]]\nname = \"alice\"\nworkdir = \"{dir}/work\"\n",
+    );
+    let work = env.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let git = |args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.test", "-C"])
+            .arg(&work)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(work.join("a.txt"), "one\ntwo\n").unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let token = env.token("alice", "user");
+    let d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser_sized(1280, 800);
+    b.login_and_open(&d.url(), &token, "alice/main");
+
+    // The agent changes a file and adds one.
+    b.type_into(
+        ".xterm-helper-textarea",
+        &format!("echo three >> a.txt; echo fresh > b.txt; echo ok-$((6*7)){ENTER}"),
+    );
+    b.wait_screen("ok-42");
+    b.click("#files-open");
+    b.click("#tab-changes");
+    wait_for(10, "both files in the changes", || {
+        let t = b.text("#changes");
+        (t.contains("a.txt") && t.contains("b.txt")).then_some(())
+    });
+    b.click("[data-path=\"a.txt\"] summary");
+    let added = b.text("[data-path=\"a.txt\"] .patch .add");
+    assert_eq!(added, "+three", "{}", b.text("#changes"));
+    assert!(b.text("[data-path=\"b.txt\"] summary").contains("added"));
+    save_screenshot(&b, "changes", 1280);
+
+    // A snapshot from the page, then the change undone by rolling back to
+    // it after the file is removed.
+    b.click("#tab-snapshots");
+    b.click("#snapshot-take");
+    let id = wait_for(10, "the snapshot listed", || {
+        let v = b.script("const s = document.querySelector('[data-snapshot]'); return s ? s.dataset.snapshot : null;");
+        v.as_str().map(str::to_owned)
+    });
+    std::fs::remove_file(work.join("b.txt")).unwrap();
+    b.script("window.confirm = () => true;");
+    b.click(&format!("[data-snapshot=\"{id}\"] button.danger"));
+    wait_for(10, "b.txt back", || {
+        work.join("b.txt").exists().then_some(())
+    });
+    assert_eq!(
+        std::fs::read_to_string(work.join("b.txt")).unwrap(),
+        "fresh\n"
+    );
+    wait_for(10, "the rollback said", || {
+        b.text("#files-status")
+            .contains(&format!("Back at {id}"))
+            .then_some(())
+    });
+}

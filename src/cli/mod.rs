@@ -75,9 +75,25 @@ pub enum Verb {
         json: bool,
     },
     /// Create a session USER/SESSION running the user's agent.
-    New { id: SessionId },
+    New {
+        id: SessionId,
+        /// Start it in a new git worktree of the user's repository (under
+        /// ~/.local/share/tmuxd/worktrees/SESSION). Needs the daemon.
+        #[arg(long)]
+        worktree: bool,
+        /// The worktree's branch (made from HEAD if missing; default
+        /// tmuxd/SESSION).
+        #[arg(long, requires = "worktree", value_name = "BRANCH")]
+        branch: Option<String>,
+    },
     /// Kill a session (not USER/main).
-    Kill { id: SessionId },
+    Kill {
+        id: SessionId,
+        /// Also remove the session's worktree, if it has no uncommitted
+        /// changes (a worktree with changes is always kept).
+        #[arg(long)]
+        remove_worktree: bool,
+    },
     /// Type TEXT into a session's agent, then press Enter.
     Send {
         id: SessionId,

@@ -55,23 +55,48 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
             }
             Ok(())
         }
-        Verb::New { id } => {
+        Verb::New {
+            id,
+            worktree,
+            branch,
+        } => {
             let server = server_for(config, &id)?;
-            let request = Request::New { id: id.to_string() };
-            if !via_daemon(config, &request).await? {
-                server.create(&id.session).await?;
-                eprintln!("tmuxd: the daemon is not running; created {id} directly (the next `tmuxd serve` adopts it)");
+            let request = Request::New {
+                id: id.to_string(),
+                worktree,
+                branch,
+            };
+            match daemon_message(config, &request).await? {
+                Some(said) => println!("{said}"),
+                None if worktree => {
+                    return Err(CliError::Failed(anyhow::anyhow!(
+                    "the daemon is not running: --worktree needs it (start it with `tmuxd serve`)"
+                )))
+                }
+                None => {
+                    server.create(&id.session).await?;
+                    eprintln!("tmuxd: the daemon is not running; created {id} directly (the next `tmuxd serve` adopts it)");
+                    println!("created {id}");
+                }
             }
-            println!("created {id}");
             Ok(())
         }
-        Verb::Kill { id } => {
+        Verb::Kill {
+            id,
+            remove_worktree,
+        } => {
             let server = server_for(config, &id)?;
-            let request = Request::Kill { id: id.to_string() };
-            if !via_daemon(config, &request).await? {
-                server.kill(&id.session).await?;
+            let request = Request::Kill {
+                id: id.to_string(),
+                remove_worktree,
+            };
+            match daemon_message(config, &request).await? {
+                Some(said) => println!("{said}"),
+                None => {
+                    server.kill(&id.session).await?;
+                    println!("killed {id} (the daemon is not running: a worktree of the session is kept)");
+                }
             }
-            println!("killed {id}");
             Ok(())
         }
         Verb::Send { id, text, no_enter } => {

@@ -38,12 +38,12 @@ pub async fn put_over_control(
         Ok(id) => id,
         Err(e) => return refused(e.to_string()),
     };
-    let server = match supervisor.session_server(&id).await {
+    let server = match supervisor.session_files(&id).await {
         Ok(s) => s,
         Err(e) => return session_response(&e),
     };
     let caps = supervisor.workspace_config();
-    match workspace::put(&workspace::place(&server), &caps, name, body).await {
+    match workspace::put(&server.place(), &caps, name, body).await {
         Ok(stored) => {
             let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
             supervisor.record_file_event(&id, "upload", by, detail);
@@ -77,17 +77,16 @@ pub async fn get_over_control(
         Ok(a) => a,
         Err(m) => return Ok(refused(m)),
     };
-    let server = match supervisor.session_server(&id).await {
+    let server = match supervisor.session_files(&id).await {
         Ok(s) => s,
         Err(e) => return Ok(session_response(&e)),
     };
     let caps = supervisor.workspace_config();
     let top = workspace::archive_top(id.session.as_str(), &path);
-    let download =
-        match workspace::get(&workspace::place(&server), &caps, &path, &top, archive).await {
-            Ok(d) => d,
-            Err(e) => return Ok(workspace_response(e)),
-        };
+    let download = match workspace::get(&server.place(), &caps, &path, &top, archive).await {
+        Ok(d) => d,
+        Err(e) => return Ok(workspace_response(e)),
+    };
     let detail = workspace::download_detail(&path, &download.sending, archive);
     supervisor.record_file_event(&id, "download", by, detail);
     let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);

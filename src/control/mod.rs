@@ -37,9 +37,18 @@ pub enum Request {
     Ping,
     New {
         id: String,
+        /// In a new git worktree of the user's repository.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        worktree: bool,
+        /// The worktree's branch (made if missing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
     },
     Kill {
         id: String,
+        /// Remove the session's worktree too, if it is clean.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remove_worktree: bool,
     },
     Send {
         id: String,
@@ -54,23 +63,15 @@ pub enum Request {
         grep: Option<String>,
     },
     /// One RFC 5322 message for the email bridge (base64).
-    MailIngest {
-        message: String,
-    },
+    MailIngest { message: String },
     /// Every recorded session's agent state, profile and pending question
     /// (the message is a JSON object keyed by session id).
     Agents,
     /// Answers pending question `question` with `option`.
-    Answer {
-        question: String,
-        option: String,
-    },
+    Answer { question: String, option: String },
     /// Stores the bytes after the request line (until EOF) as a new file
     /// in the session's uploads directory.
-    Put {
-        id: String,
-        name: String,
-    },
+    Put { id: String, name: String },
     /// The response line (its message says what follows, as JSON) is
     /// followed by a file or a directory's archive, until EOF.
     Get {
@@ -80,19 +81,12 @@ pub enum Request {
     },
     /// Takes a snapshot of the session's workspace; the message is it, as
     /// JSON.
-    Snapshot {
-        id: String,
-    },
+    Snapshot { id: String },
     /// The session's snapshots, oldest first, as JSON.
-    Snapshots {
-        id: String,
-    },
+    Snapshots { id: String },
     /// Restores the session's workspace to `snapshot`; the message is the
     /// snapshot of the present taken first, as JSON.
-    Rollback {
-        id: String,
-        snapshot: String,
-    },
+    Rollback { id: String, snapshot: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,15 +355,32 @@ async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response
             .map_err(|e| SessionError::BadInput(e.to_string()))
     };
     let result = match &request {
-        Request::New { id } => match parse(id) {
+        Request::New {
+            id,
+            worktree,
+            branch,
+        } => match parse(id) {
+            Ok(id) if *worktree => supervisor
+                .create_worktree(&id, branch.as_deref())
+                .await
+                .map(|info| match &info.workdir {
+                    Some(w) => format!("created {id} in the worktree {}", w.display()),
+                    None => format!("created {id}"),
+                }),
+            Ok(_) if branch.is_some() => Err(SessionError::BadInput(
+                "--branch goes with --worktree".into(),
+            )),
             Ok(id) => supervisor
                 .create(&id)
                 .await
                 .map(|_| format!("created {id}")),
             Err(e) => Err(e),
         },
-        Request::Kill { id } => match parse(id) {
-            Ok(id) => supervisor.kill(&id).await.map(|_| format!("killed {id}")),
+        Request::Kill {
+            id,
+            remove_worktree,
+        } => match parse(id) {
+            Ok(id) => supervisor.kill_session(&id, *remove_worktree).await,
             Err(e) => Err(e),
         },
         Request::Send { id, text, enter } => match parse(id) {

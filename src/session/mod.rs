@@ -72,6 +72,8 @@ const OPT_STARTED: &str = "@tmuxd_started";
 const OPT_LAST_EXIT: &str = "@tmuxd_last_exit";
 
 const OPT_RESTARTS: &str = "@tmuxd_restarts";
+/// A session's own workdir, when it is not its user's (a worktree).
+const OPT_WORKDIR: &str = "@tmuxd_workdir";
 
 /// The tmux hook run when a session's window changes size.
 const RESIZED_HOOK: &str = "window-resized";
@@ -168,6 +170,9 @@ pub struct SessionInfo {
     /// Whether the agent pane's output is piped to its spool file.
     #[serde(skip)]
     pub piped: bool,
+    /// The session's own workdir (a git worktree made for it); `None`:
+    /// its user's `workdir`.
+    pub workdir: Option<PathBuf>,
 }
 
 /// A user's tmux server and the sessions tmuxd manages on it.
@@ -325,6 +330,16 @@ impl UserServer {
     /// Creates session `name` running the user's agent, and opens its gate
     /// once its output is piped to the spool.
     pub async fn create(&self, name: &Name) -> Result<SessionInfo, SessionError> {
+        self.create_in(name, None).await
+    }
+
+    /// [`UserServer::create`] with the session's own `workdir` (kept as a
+    /// session option, so restarts and the daemon's next start use it).
+    pub async fn create_in(
+        &self,
+        name: &Name,
+        workdir: Option<&Path>,
+    ) -> Result<SessionInfo, SessionError> {
         self.ensure_socket_dir()?;
         let pipe = self.pipe_command(name)?;
         if self.tmux.has_session(name).await? {
@@ -350,7 +365,7 @@ impl UserServer {
             Command::new_session(
                 name,
                 &options::window_name(&self.user.command),
-                &self.user.workdir,
+                workdir.unwrap_or(&self.user.workdir),
                 "#{pane_id}",
                 &env,
                 &argv,
@@ -362,6 +377,13 @@ impl UserServer {
             Command::set_session_option(name, OPT_GATE, &gate),
             Command::set_session_option(name, OPT_STARTED, &now),
         ]);
+        if let Some(w) = workdir {
+            commands.push(Command::set_session_option(
+                name,
+                OPT_WORKDIR,
+                &w.to_string_lossy(),
+            ));
+        }
         commands.extend(options::session(name));
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
@@ -460,7 +482,7 @@ impl UserServer {
             Command::set_session_option(&name, OPT_GATE, &gate),
             Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
             Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),
-            Command::respawn_pane(pane, &self.user.workdir, &env, &argv),
+            Command::respawn_pane(pane, self.workdir_of(info), &env, &argv),
         ];
         // The pipe survives a respawn; start one if it was missing.
         if !info.piped {
@@ -470,6 +492,11 @@ impl UserServer {
         }
         self.tmux.run(&commands).await?;
         self.open_gate(&name, &gate).await
+    }
+
+    /// Where `info`'s session works: its own workdir, or its user's.
+    pub fn workdir_of<'a>(&'a self, info: &'a SessionInfo) -> &'a Path {
+        info.workdir.as_deref().unwrap_or(&self.user.workdir)
     }
 
     fn session_name(&self, info: &SessionInfo) -> Result<Name, SessionError> {

@@ -404,7 +404,19 @@ impl Supervisor {
 
     /// Creates `id` and watches it.
     pub async fn create(&self, id: &SessionId) -> Result<SessionInfo, SessionError> {
-        let info = self.server(&id.user)?.create(&id.session).await?;
+        self.create_in(id, None).await
+    }
+
+    /// [`Supervisor::create`] with the session's own workdir.
+    pub(crate) async fn create_in(
+        &self,
+        id: &SessionId,
+        workdir: Option<&std::path::Path>,
+    ) -> Result<SessionInfo, SessionError> {
+        let info = self
+            .server(&id.user)?
+            .create_in(&id.session, workdir)
+            .await?;
         tracing::info!(session = %id, pid = ?info.agent_pid, "created session");
         self.record_start(id, "created", &info);
         self.watch(id.clone());
@@ -464,9 +476,27 @@ impl Supervisor {
 
     /// Kills `id`; its watcher sees the agent go and ends.
     pub async fn kill(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.kill_session(id, false).await.map(|_| ())
+    }
+
+    /// Kills `id`; a session in a worktree of its own leaves it (removed
+    /// if `remove_worktree` and clean). Returns what became of it.
+    pub async fn kill_session(
+        &self,
+        id: &SessionId,
+        remove_worktree: bool,
+    ) -> Result<String, SessionError> {
+        let files = self.session_files(id).await.ok();
         self.server(&id.user)?.kill(&id.session).await?;
         tracing::info!(session = %id, "killed session");
         self.changed();
-        Ok(())
+        let mut said = format!("killed {id}");
+        if let Some(f) = files.filter(|f| f.worktree) {
+            said = format!(
+                "{said}; {}",
+                crate::workspace::worktree::after_kill(&f.place(), remove_worktree).await
+            );
+        }
+        Ok(said)
     }
 }

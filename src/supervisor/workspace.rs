@@ -9,15 +9,76 @@ use crate::names::SessionId;
 use crate::session::{SessionError, State, UserServer};
 use crate::workspace::{self, snapshot, WorkspaceError};
 
+/// Where a session's files are: its server's account and its workdir.
+pub struct SessionFiles {
+    pub server: UserServer,
+    pub workdir: std::path::PathBuf,
+    /// The workdir is a worktree made for the session.
+    pub worktree: bool,
+}
+
+impl SessionFiles {
+    pub fn place(&self) -> workspace::Place<'_> {
+        workspace::Place {
+            tmux: &self.server.tmux,
+            workdir: &self.workdir,
+        }
+    }
+}
+
 impl Supervisor {
-    /// The session's server, if the session exists (another user's
-    /// session is refused by the caller before this).
-    pub async fn session_server(&self, id: &SessionId) -> Result<UserServer, SessionError> {
+    /// The session's files: its server and workdir, if the session exists
+    /// (another user's session is refused by the caller before this).
+    pub async fn session_files(&self, id: &SessionId) -> Result<SessionFiles, SessionError> {
         let server = self.server(&id.user)?;
         match server.info(&id.session).await {
-            Ok(info) if info.state != State::Stopped => Ok(server),
+            Ok(info) if info.state != State::Stopped => {
+                let workdir = server.workdir_of(&info).to_owned();
+                let worktree = info.workdir.is_some();
+                Ok(SessionFiles {
+                    server,
+                    workdir,
+                    worktree,
+                })
+            }
             Ok(_) => Err(SessionError::NoSuchSession(id.clone())),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Creates `id` in a new git worktree of its user's repository (on
+    /// `branch`, made if missing); the worktree is removed again if the
+    /// session cannot start.
+    pub async fn create_worktree(
+        &self,
+        id: &SessionId,
+        branch: Option<&str>,
+    ) -> Result<crate::session::SessionInfo, SessionError> {
+        let server = self.server(&id.user)?;
+        if server.tmux.has_session(&id.session).await? {
+            return Err(SessionError::AlreadyExists(id.clone()));
+        }
+        let place = workspace::Place {
+            tmux: &server.tmux,
+            workdir: &server.user.workdir,
+        };
+        let path = workspace::worktree::add(&place, id.session.as_str(), branch)
+            .await
+            .map_err(|e| match e.kind {
+                workspace::Exit::Failed => SessionError::Io(e.message),
+                _ => SessionError::BadInput(e.message),
+            })?;
+        match self.create_in(id, Some(&path)).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                let made = workspace::Place {
+                    tmux: &server.tmux,
+                    workdir: &path,
+                };
+                let said = workspace::worktree::after_kill(&made, true).await;
+                tracing::warn!(session = %id, "{said}");
+                Err(e)
+            }
         }
     }
 
@@ -45,12 +106,11 @@ impl Supervisor {
         by: &str,
     ) -> Result<snapshot::Snapshot, WorkspaceError> {
         let server = self
-            .session_server(id)
+            .session_files(id)
             .await
             .map_err(WorkspaceError::session)?;
         let keep = self.workspace_config().max_snapshots;
-        let snap =
-            snapshot::take(&workspace::place(&server), id.session.as_str(), why, keep).await?;
+        let snap = snapshot::take(&server.place(), id.session.as_str(), why, keep).await?;
         self.record_file_event(
             id,
             "snapshot",
@@ -70,18 +130,11 @@ impl Supervisor {
     ) -> Result<snapshot::Snapshot, WorkspaceError> {
         snapshot::check_id(to).map_err(WorkspaceError::refused)?;
         let server = self
-            .session_server(id)
+            .session_files(id)
             .await
             .map_err(WorkspaceError::session)?;
         let keep = self.workspace_config().max_snapshots;
-        let before = snapshot::rollback(
-            &workspace::place(&server),
-            id.session.as_str(),
-            to,
-            by,
-            keep,
-        )
-        .await?;
+        let before = snapshot::rollback(&server.place(), id.session.as_str(), to, by, keep).await?;
         self.record_file_event(
             id,
             "rollback",
@@ -97,10 +150,10 @@ impl Supervisor {
         id: &SessionId,
     ) -> Result<Vec<snapshot::Snapshot>, WorkspaceError> {
         let server = self
-            .session_server(id)
+            .session_files(id)
             .await
             .map_err(WorkspaceError::session)?;
-        snapshot::list(&workspace::place(&server), id.session.as_str()).await
+        snapshot::list(&server.place(), id.session.as_str()).await
     }
 
     /// Before typed input: a snapshot when the policy says so. A failure is
@@ -110,10 +163,10 @@ impl Supervisor {
         if policy == SnapshotPolicy::Never {
             return;
         }
-        let Ok(server) = self.server(&id.user) else {
+        let Ok(server) = self.session_files(id).await else {
             return;
         };
-        if policy == SnapshotPolicy::Git && !snapshot::in_git(&workspace::place(&server)).await {
+        if policy == SnapshotPolicy::Git && !snapshot::in_git(&server.place()).await {
             return;
         }
         let why = format!(

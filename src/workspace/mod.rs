@@ -11,6 +11,7 @@ pub mod diff;
 pub mod helper;
 pub mod snapshot;
 mod walk;
+pub mod worktree;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -75,7 +76,7 @@ pub struct WorkspaceError {
 }
 
 impl WorkspaceError {
-    fn new(kind: Exit, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: Exit, message: impl Into<String>) -> Self {
         WorkspaceError {
             kind,
             message: message.into(),
@@ -100,7 +101,7 @@ impl WorkspaceError {
         }
     }
 
-    fn failed(what: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "workspace {what} failed");
         WorkspaceError::new(Exit::Failed, "internal error")
     }
@@ -311,15 +312,6 @@ pub async fn list(place: &Place<'_>, path: &str) -> Result<Listing, WorkspaceErr
             Ok(listing)
         }
         _ => Err(failure(child).await),
-    }
-}
-
-/// Where a session's files are: its server's account and its user's
-/// workdir.
-pub fn place(server: &crate::session::UserServer) -> Place<'_> {
-    Place {
-        tmux: &server.tmux,
-        workdir: &server.user.workdir,
     }
 }
 

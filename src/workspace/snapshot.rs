@@ -42,7 +42,7 @@ pub(super) struct Repo {
 
 /// Runs git as the session's user in `repo` (or, without one, in `cwd`),
 /// with `index` as its index; stdout on success.
-async fn git(
+pub(super) async fn git(
     place: &Place<'_>,
     cwd: &Path,
     repo: Option<&Repo>,
@@ -147,7 +147,7 @@ pub(super) async fn git_capped(
 
 /// A git command that failed: logged (as a [`WorkspaceError`]), never
 /// shown; expected failures (is this a repository?) are not logged.
-struct GitFailed(String);
+pub(super) struct GitFailed(pub(super) String);
 
 impl From<GitFailed> for WorkspaceError {
     fn from(e: GitFailed) -> Self {

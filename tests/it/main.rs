@@ -17,3 +17,4 @@ mod snapshots;
 mod transcript;
 mod web;
 mod workspace;
+mod worktrees;

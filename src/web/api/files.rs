@@ -60,12 +60,12 @@ pub async fn upload(
     }
     let server = state
         .supervisor
-        .session_server(&id)
+        .session_files(&id)
         .await
         .map_err(session_error)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = tokio_util::io::StreamReader::new(stream);
-    let stored = workspace::put(&workspace::place(&server), caps, &q.name, &mut reader)
+    let stored = workspace::put(&server.place(), caps, &q.name, &mut reader)
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());
@@ -101,10 +101,10 @@ pub async fn files(
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
     let server = state
         .supervisor
-        .session_server(&id)
+        .session_files(&id)
         .await
         .map_err(session_error)?;
-    let place = workspace::place(&server);
+    let place = server.place();
     if q.list {
         let listing = workspace::list(&place, &path)
             .await

@@ -278,6 +278,11 @@ pub(super) async fn session_views(
 pub struct CreateBody {
     /// `USER/SESSION`, or just `SESSION` for the caller's own user.
     id: String,
+    /// In a new git worktree of the user's repository.
+    #[serde(default)]
+    worktree: bool,
+    /// The worktree's branch.
+    branch: Option<String>,
 }
 
 pub async fn create(
@@ -295,7 +300,22 @@ pub async fn create(
         ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
     })?;
     authorize(&identity, &id, true)?;
-    let info = state.supervisor.create(&id).await.map_err(session_error)?;
+    let info = match (body.worktree, body.branch) {
+        (true, branch) => {
+            state
+                .supervisor
+                .create_worktree(&id, branch.as_deref())
+                .await
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "branch goes with \"worktree\": true",
+            ))
+        }
+        (false, None) => state.supervisor.create(&id).await,
+    }
+    .map_err(session_error)?;
     tracing::info!(session = %id, by = %identity.user, "session created over HTTP");
     Ok((StatusCode::CREATED, Json(view(&state, info))).into_response())
 }
@@ -313,14 +333,28 @@ pub async fn restart(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    remove_worktree: bool,
+}
+
 pub async fn delete(
     State(state): State<AppState>,
     Auth(identity): Auth,
     Path((user, session)): Path<(String, String)>,
+    query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&user, &session)?;
     authorize(&identity, &id, true)?;
-    state.supervisor.kill(&id).await.map_err(session_error)?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    state
+        .supervisor
+        .kill_session(&id, q.remove_worktree)
+        .await
+        .map_err(session_error)?;
     tracing::info!(session = %id, by = %identity.user, "session killed over HTTP");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,10 +74,10 @@ pub async fn diff(
     authorize(&identity, &id, false)?;
     let server = state
         .supervisor
-        .session_server(&id)
+        .session_files(&id)
         .await
         .map_err(session_error)?;
-    let d = workspace::diff::diff(&workspace::place(&server), id.session.as_str())
+    let d = workspace::diff::diff(&server.place(), id.session.as_str())
         .await
         .map_err(workspace_error)?;
     Ok(Json(d))

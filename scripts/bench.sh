@@ -2,7 +2,7 @@
 # The browser-terminal benchmark (examples/bench/): tmuxd's WebSocket
 # terminal against a direct `tmux attach` in a local PTY, same run.
 #
-#   scripts/bench.sh [echo|transcript|scale|browser]
+#   scripts/bench.sh [echo|transcript|scale|browser|workspace]
 #   scripts/bench.sh fanout [REV]   this build's fan-out CPU against REV's
 #                                   (default 24b9233, the last commit
 #                                   before the performance issue's changes),

@@ -13,6 +13,7 @@
 #   browser     scripts/bench.sh browser: real headless Chromium viewers
 #   transcript  scripts/bench.sh transcript
 #   scale       scripts/bench.sh scale: 200 sessions over 50 users
+#   workspace   scripts/bench.sh workspace: 2 GB downloads, daemon memory
 #   mail        scripts/bench-mail.py 10 100: real Postfix + Dovecot
 #   exposure    systemd-analyze security of systemd/tmuxd.service
 #   fuzz        scripts/fuzz-table.sh: one CPU-hour per fuzz target
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
 if ((${#names[@]} == 0)); then
-  names=(terminal fanout browser transcript scale mail exposure)
+  names=(terminal fanout browser transcript scale workspace mail exposure)
 fi
 cargo build --release --bins --examples -q
 commit=$(git rev-parse --short HEAD)
@@ -39,7 +40,7 @@ for name in "${names[@]}"; do
   echo "scripts/measurements.sh: running $name" >&2
   case "$name" in
     terminal) out=$(target/release/examples/bench) ;;
-    browser | transcript | scale) out=$(target/release/examples/bench "$name") ;;
+    browser | transcript | scale | workspace) out=$(target/release/examples/bench "$name") ;;
     fanout) out=$(scripts/bench.sh fanout) ;;
     mail) out=$(scripts/bench-mail.py 10 100) ;;
     exposure)

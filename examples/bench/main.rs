@@ -14,6 +14,8 @@
 //! `scripts/bench.sh scale`: 200 sessions over 50 users (see `scale.rs`).
 //! `scripts/bench.sh browser`: real headless Chromium viewers (see
 //! `browser.rs`).
+//! `scripts/bench.sh workspace`: 2 GB workspace downloads and the
+//! daemon's memory (see `workspace.rs`).
 //!
 //! `scripts/bench.sh transcript` measures recording instead: ingest
 //! throughput and CPU per MB (the recorder in this process, on a spool
@@ -37,10 +39,12 @@ mod browser;
 mod fanout;
 mod scale;
 mod transcript;
+mod workspace;
 use browser::browser_bench;
 use fanout::fanout_bench;
 use scale::scale_bench;
 use transcript::transcript_bench;
+use workspace::workspace_bench;
 
 const KEYS: usize = 2000;
 const ECHO_ROUNDS: usize = 4;
@@ -490,6 +494,7 @@ async fn main() {
         Some("transcript") => return transcript_bench().await,
         Some("scale") => return scale_bench().await,
         Some("browser") => return browser_bench().await,
+        Some("workspace") => return workspace_bench().await,
         Some("fanout") => {
             let baseline = std::env::args()
                 .nth(2)

@@ -187,8 +187,8 @@ pub enum Verb {
         /// file; - for stdout).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// Archive format for a directory.
-        #[arg(long, value_name = "tar.gz")]
+        /// Archive format for a directory: tar.gz (default) or zip.
+        #[arg(long, value_name = "FORMAT")]
         format: Option<String>,
     },
     /// Take a snapshot of a session's workspace now (git, on a private

@@ -12,6 +12,7 @@ pub mod helper;
 pub mod snapshot;
 mod walk;
 pub mod worktree;
+mod zip;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -42,6 +43,8 @@ pub enum Exit {
 pub enum Archive {
     #[serde(rename = "tar.gz")]
     TarGz,
+    #[serde(rename = "zip")]
+    Zip,
 }
 
 impl Archive {
@@ -49,19 +52,22 @@ impl Archive {
     pub fn parse(format: Option<&str>) -> Result<Archive, String> {
         match format {
             None | Some("tar.gz" | "tgz") => Ok(Archive::TarGz),
-            Some(f) => Err(format!("unknown archive format {f:?}: use tar.gz")),
+            Some("zip") => Ok(Archive::Zip),
+            Some(f) => Err(format!("unknown archive format {f:?}: use tar.gz or zip")),
         }
     }
 
     pub fn extension(self) -> &'static str {
         match self {
             Archive::TarGz => "tar.gz",
+            Archive::Zip => "zip",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             Archive::TarGz => "application/gzip",
+            Archive::Zip => "application/zip",
         }
     }
 }

@@ -212,5 +212,28 @@ pub fn archive(
             gz.finish()?.flush()?;
             Ok(())
         }
+        Archive::Zip => {
+            let mut zip = super::zip::ZipWriter::new(out);
+            let mut add = |path: &str, item: Item<'_>| -> Result<(), Fail> {
+                let path = format!("{top}/{path}");
+                match item {
+                    Item::Dir(st) => zip.directory(&path, st.st_mode, st.st_mtime)?,
+                    Item::File(st, Some(file)) => {
+                        let size = st.st_size as u64;
+                        let mut body = file.take(size).chain(io::repeat(0)).take(size);
+                        zip.file(&path, st.st_mode, st.st_mtime, &mut body)?
+                    }
+                    Item::File(_, None) => {}
+                    Item::Link(st, target) => {
+                        use std::os::unix::ffi::OsStrExt;
+                        zip.symlink(&path, target.as_os_str().as_bytes(), st.st_mtime)?
+                    }
+                }
+                Ok(())
+            };
+            walk(dir, "", true, &mut add)?;
+            zip.finish()?.flush()?;
+            Ok(())
+        }
     }
 }

@@ -185,6 +185,39 @@ fn uploads_are_the_users_files_and_downloads_never_follow_links_out() {
     );
     assert!(!String::from_utf8_lossy(&body).contains("bob's secret"));
 
+    // The same as a zip, checked by Python's zipfile: every CRC, the file's
+    // bytes, the link stored as a link (its mode), not its target's bytes.
+    let (status, body, disposition) = download(&format!("{files}?path=project&format=zip"), &alice);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(disposition.contains("main-project.zip"), "{disposition}");
+    let zip = env.path().join("a.zip");
+    std::fs::write(&zip, &body).unwrap();
+    let check = "import sys, zipfile, stat\n\
+                 z = zipfile.ZipFile(sys.argv[1])\n\
+                 assert z.testzip() is None\n\
+                 print(z.read('project/src/main.rs').decode(), end='')\n\
+                 link = z.getinfo('project/bob-link')\n\
+                 print(stat.S_ISLNK(link.external_attr >> 16), z.read(link).decode())\n\
+                 print(sorted(i.filename for i in z.infolist()))\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("fn main() {}\n"), "{said}");
+    assert!(said.contains(&format!("True {secret}")), "{said}");
+    assert!(
+        said.contains("'project/src/'") && !said.contains("bob's secret"),
+        "{said}"
+    );
+
     // The listing shows kinds; the whole workspace is over the file cap.
     let (status, body) = call(
         "GET",

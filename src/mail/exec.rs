@@ -139,7 +139,9 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
         // A prompt not while the agent has exited and its restart is
         // pending either: keys sent to a dead pane are lost. (An interrupt
         // then goes to the dead pane: there is nothing left to stop.)
-        if job.stage == Stage::Queued && !matches!(job.action, Action::New) {
+        if job.stage == Stage::Queued
+            && !matches!(job.action, Action::New | Action::Rollback { .. })
+        {
             let deadline = tokio::time::Instant::now() + timeout;
             let prompt = matches!(job.action, Action::Prompt { .. });
             while match rec.state(&id) {
@@ -184,10 +186,30 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             return;
         }
         let src = source(&job.id);
+        if let Action::Rollback { snapshot } = &job.action {
+            let end = match sup.rollback(&id, snapshot, &src).await {
+                Ok(before) => JobEnd {
+                    decision: Outcome::Executed,
+                    summary: format!(
+                        "the workspace of {id} is back at snapshot {snapshot}; what it was just before is snapshot {} (mail `rollback {}` to undo)",
+                        before.id, before.id
+                    ),
+                    output: None,
+                },
+                Err(e) => JobEnd {
+                    decision: Outcome::Failed,
+                    summary: format!("not rolled back: {}", e.message),
+                    output: None,
+                },
+            };
+            finish(bridge, &job, end);
+            return;
+        }
         let r = match &job.action {
             Action::Prompt { text } => sup.send(&id, text, true, &src).await,
             Action::Interrupt => sup.interrupt(&id, &src).await,
             Action::New => sup.create(&id).await.map(|_| ()),
+            Action::Rollback { .. } => unreachable!("handled above"),
         };
         if let Err(e) = r {
             finish(

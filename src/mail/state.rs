@@ -42,6 +42,8 @@ pub enum Action {
     Interrupt,
     /// Create the session named in the job.
     New,
+    /// Restore the session's workspace to a snapshot.
+    Rollback { snapshot: String },
 }
 
 impl Action {
@@ -51,6 +53,9 @@ impl Action {
             Action::Prompt { text } => text.clone(),
             Action::Interrupt => "(interrupt: Ctrl-C)".into(),
             Action::New => "(create the session)".into(),
+            Action::Rollback { snapshot } => {
+                format!("(roll the workspace back to snapshot {snapshot})")
+            }
         }
     }
 }

@@ -174,9 +174,46 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
         "restored as root"
     );
 
-    // And the rollback itself undone.
-    env.ok(&["rollback", "alice/main", &undo]);
-    assert!(!repo.join("a.txt").exists() && !repo.join("u.txt").exists());
+    // And the rollback itself undone, by mail this time: `rollback ID` is
+    // confirmed like any command.
+    let raw = format!(
+        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: main\r\nMessage-ID: <s2@example.test>\r\n\r\nrollback {undo}\r\n"
+    );
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("pending:"),
+        "{out:?}"
+    );
+    let (_, pending) = call(
+        "GET",
+        &format!("{}/api/mail/pending", d.url()),
+        Some(&token),
+        None,
+    );
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    assert!(
+        pending[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("snapshot {undo}")),
+        "{pending}"
+    );
+    let pid = pending[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        repo.join("a.txt").exists(),
+        "rolled back before the confirmation"
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/mail/pending/{pid}/confirm", d.url()),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    crate::common::wait_for(20, "the mailed rollback", || {
+        (!repo.join("a.txt").exists()).then_some(())
+    });
+    assert!(!repo.join("u.txt").exists());
     assert_eq!(user_state(&repo), before);
 
     // Refusals say what to do.

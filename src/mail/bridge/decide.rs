@@ -247,11 +247,13 @@ impl Bridge {
             let names: Vec<&str> = blocked.iter().map(|s| s.as_str()).collect();
             return refuse(x, format!("blocked by your policy: {}", names.join(", ")));
         }
-        let confirm = match user.confirm {
-            ConfirmPolicy::Always => true,
-            ConfirmPolicy::Risky => !flags.is_empty(),
-            ConfirmPolicy::Never => false,
-        };
+        // Rolling files back is always confirmed, whatever the policy.
+        let confirm = matches!(action, Action::Rollback { .. })
+            || match user.confirm {
+                ConfirmPolicy::Always => true,
+                ConfirmPolicy::Risky => !flags.is_empty(),
+                ConfirmPolicy::Never => false,
+            };
         let thread = self.thread(&from, msg);
         if !confirm {
             x.decision = Outcome::Queued;

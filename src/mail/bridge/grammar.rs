@@ -30,6 +30,8 @@ pub enum Verb {
     Status,
     Sessions,
     Transcript(usize),
+    /// The session's workspace snapshots.
+    Snapshots,
 }
 
 impl Verb {
@@ -39,6 +41,7 @@ impl Verb {
             Verb::Status => "status",
             Verb::Sessions => "sessions",
             Verb::Transcript(_) => "transcript",
+            Verb::Snapshots => "snapshots",
         }
     }
 }
@@ -63,6 +66,13 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         ("status", 1) => return Ok(Command::Verb(Verb::Status)),
         ("sessions", 1) => return Ok(Command::Verb(Verb::Sessions)),
         ("interrupt", 1) => return Ok(Command::Act(Action::Interrupt)),
+        ("snapshots", 1) => return Ok(Command::Verb(Verb::Snapshots)),
+        ("rollback", 2) => {
+            crate::workspace::snapshot::check_id(words[1])?;
+            return Ok(Command::Act(Action::Rollback {
+                snapshot: words[1].to_ascii_lowercase(),
+            }));
+        }
         ("new", 2) => {
             let name = Name::new(words[1]).map_err(|e| format!("`new NAME`: {e}"))?;
             return Ok(Command::New(name));

@@ -131,6 +131,27 @@ impl Bridge {
                 },
                 Err(e) => e.for_users(),
             },
+            Verb::Snapshots => match sup.snapshots(id).await {
+                Ok(list) if list.is_empty() => format!("{id} has no snapshots yet."),
+                Ok(list) => {
+                    let mut b = format!(
+                        "Snapshots of {id}, oldest first (mail `rollback ID` to restore one):\n"
+                    );
+                    for s in list {
+                        b.push_str(&format!(
+                            "  {}  {}  {}\n",
+                            s.id,
+                            crate::clock::iso8601(s.time_ms / 1000),
+                            s.why
+                        ));
+                        if !s.changed.is_empty() {
+                            b.push_str(&format!("      then changed: {}\n", s.changed.join(", ")));
+                        }
+                    }
+                    b
+                }
+                Err(e) => e.message,
+            },
             Verb::Transcript(n) => {
                 let text = sup.output_text(id, None);
                 let lines: Vec<&str> = text.lines().collect();

@@ -24,6 +24,19 @@ fn commands_and_verbs() {
             text: "status of the build?".into()
         }))
     );
+    assert_eq!(
+        parse_command("snapshots"),
+        Ok(Command::Verb(Verb::Snapshots))
+    );
+    assert_eq!(
+        parse_command("rollback 19C777FA"),
+        Ok(Command::Act(Action::Rollback {
+            snapshot: "19c777fa".into()
+        }))
+    );
+    assert!(parse_command("rollback latest")
+        .unwrap_err()
+        .contains("not a snapshot id"));
     assert!(parse_command("YES")
         .unwrap_err()
         .contains("without a confirmation token"));

@@ -75,7 +75,7 @@ pub fn mail_command(data: &[u8]) {
     use crate::mail::state::Action;
     let s = text(data);
     let line = s.lines().next().unwrap_or("");
-    if let Ok(Command::Act(Action::Prompt { text })) = parse_command(line) {
+    if let Ok(Command::Act(Action::Prompt { text, .. })) = parse_command(line) {
         assert!(text.chars().count() <= 4000);
         assert!(
             crate::session::check_typed_text(&text).is_ok(),

@@ -42,6 +42,22 @@ pub(super) fn parse_mail(m: RawMail) -> Result<MailConfig, (String, String)> {
     }
     let max_mime_depth =
         positive("max_mime_depth", m.max_mime_depth.map(|v| v as u64), 8)? as usize;
+    let attachment_types = m.attachment_types.unwrap_or_else(|| {
+        ["image/*", "text/*", "application/pdf"]
+            .map(String::from)
+            .to_vec()
+    });
+    for (i, t) in attachment_types.iter().enumerate() {
+        let ok = t.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && !a.contains('*') && (b == "*" || !b.contains('*'))
+        });
+        if !ok {
+            return Err(bad(
+                &format!("attachment_types[{i}]"),
+                format!("{t:?} is not a MIME type like \"image/png\" or \"image/*\""),
+            ));
+        }
+    }
     let sender_per_hour = positive("sender_per_hour", m.sender_per_hour.map(u64::from), 30)? as u32;
     let user_per_hour = positive("user_per_hour", m.user_per_hour.map(u64::from), 60)? as u32;
     if let Some(url) = &m.web_url {
@@ -132,6 +148,7 @@ pub(super) fn parse_mail(m: RawMail) -> Result<MailConfig, (String, String)> {
         result_timeout,
         max_message_bytes,
         max_mime_depth,
+        attachment_types,
         sender_per_hour,
         user_per_hour,
         web_url: m.web_url.map(|u| u.trim_end_matches('/').to_owned()),

@@ -109,6 +109,10 @@ pub struct MailConfig {
     pub result_timeout: Duration,
     pub max_message_bytes: usize,
     pub max_mime_depth: usize,
+    /// MIME types of attachments a mailed prompt may carry (`image/*`
+    /// matches any image); they are saved in the session's uploads
+    /// directory before the prompt is typed. Empty: none.
+    pub attachment_types: Vec<String>,
     /// Authenticated messages accepted per hour, per sender and per user.
     pub sender_per_hour: u32,
     pub user_per_hour: u32,

@@ -31,6 +31,7 @@ pub(super) struct RawMail {
     pub(super) result_timeout_s: Option<u64>,
     pub(super) max_message_bytes: Option<usize>,
     pub(super) max_mime_depth: Option<usize>,
+    pub(super) attachment_types: Option<Vec<String>>,
     pub(super) sender_per_hour: Option<u32>,
     pub(super) user_per_hour: Option<u32>,
     pub(super) web_url: Option<String>,

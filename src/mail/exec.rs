@@ -205,8 +205,20 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             finish(bridge, &job, end);
             return;
         }
+        // Mailed files land in the uploads directory first, as the user.
+        if let Action::Prompt { files, .. } = &job.action {
+            if let Err(why) = save_files(&sup, &id, files, &src).await {
+                let end = JobEnd {
+                    decision: Outcome::Failed,
+                    summary: format!("not typed: {why}"),
+                    output: None,
+                };
+                finish(bridge, &job, end);
+                return;
+            }
+        }
         let r = match &job.action {
-            Action::Prompt { text } => sup.send(&id, text, true, &src).await,
+            Action::Prompt { text, .. } => sup.send(&id, text, true, &src).await,
             Action::Interrupt => sup.interrupt(&id, &src).await,
             Action::New => sup.create(&id).await.map(|_| ()),
             Action::Rollback { .. } => unreachable!("handled above"),
@@ -285,6 +297,30 @@ async fn run_job(bridge: &Bridge, mut job: Job) {
             output: Some(output),
         },
     );
+}
+
+/// Saves a mailed prompt's files in `id`'s uploads directory (recorded as
+/// uploads by `src`); the first that cannot be saved says why.
+async fn save_files(
+    sup: &crate::supervisor::Supervisor,
+    id: &SessionId,
+    files: &[crate::mail::state::Attachment],
+    src: &str,
+) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let session = sup.session_files(id).await.map_err(|e| e.for_users())?;
+    let caps = sup.workspace_config();
+    for f in files {
+        let bytes = f.bytes();
+        let stored = crate::workspace::put(&session.place(), &caps, &f.name, &mut &bytes[..])
+            .await
+            .map_err(|e| format!("the attachment {:?}: {}", f.name, e.message))?;
+        let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
+        sup.record_file_event(id, "upload", src, detail);
+    }
+    Ok(())
 }
 
 /// Mails users with `notify_waiting` when one of their sessions starts

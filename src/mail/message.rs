@@ -64,6 +64,16 @@ pub struct Inbound {
     pub references: Vec<String>,
     /// A text part could not be decoded (unknown charset, invalid bytes).
     pub undecodable: bool,
+    /// The attachments: their names (as sent), MIME types and bytes.
+    pub attachments: Vec<MailFile>,
+}
+
+/// One attachment of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailFile {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Short hex SHA-256 of `bytes`.
@@ -202,7 +212,22 @@ pub fn parse(raw: &[u8], caps: Caps) -> Result<Inbound, ParseError> {
     }
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let undecodable = text.contains('\u{FFFD}') || msg.text_bodies().any(|p| p.is_encoding_problem);
+    let attachments = msg
+        .attachments()
+        .map(|part| MailFile {
+            name: part.attachment_name().unwrap_or("attachment").to_owned(),
+            content_type: part
+                .content_type()
+                .map(|ct| {
+                    let sub = ct.subtype().unwrap_or("octet-stream");
+                    format!("{}/{sub}", ct.ctype()).to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            bytes: part.contents().to_vec(),
+        })
+        .collect();
     Ok(Inbound {
+        attachments,
         message_id,
         from,
         recipients,

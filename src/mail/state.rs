@@ -36,8 +36,12 @@ const HANDLED_MAX: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
-    /// Type this line and Enter.
-    Prompt { text: String },
+    /// Type this line and Enter (after saving the files that came with it).
+    Prompt {
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<Attachment>,
+    },
     /// Ctrl-C.
     Interrupt,
     /// Create the session named in the job.
@@ -50,13 +54,54 @@ impl Action {
     /// How the action reads in mail and the audit log.
     pub fn describe(&self) -> String {
         match self {
-            Action::Prompt { text } => text.clone(),
+            Action::Prompt { text, files } if files.is_empty() => text.clone(),
+            Action::Prompt { text, files } => {
+                let names: Vec<String> = files
+                    .iter()
+                    .map(|f| format!("{} ({} bytes)", f.name, f.len()))
+                    .collect();
+                format!(
+                    "{text}\n(attached, saved in the uploads directory first: {})",
+                    names.join(", ")
+                )
+            }
             Action::Interrupt => "(interrupt: Ctrl-C)".into(),
             Action::New => "(create the session)".into(),
             Action::Rollback { snapshot } => {
                 format!("(roll the workspace back to snapshot {snapshot})")
             }
         }
+    }
+}
+
+/// A file mailed with a prompt, kept until it is saved (base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub data: String,
+}
+
+impl Attachment {
+    pub fn new(name: &str, content_type: &str, bytes: &[u8]) -> Attachment {
+        use base64::Engine as _;
+        Attachment {
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.data)
+            .unwrap_or_default()
+    }
+
+    /// The decoded size.
+    pub fn len(&self) -> usize {
+        self.data.len() / 4 * 3 - self.data.bytes().rev().take_while(|b| *b == b'=').count()
     }
 }
 

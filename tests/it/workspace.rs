@@ -367,3 +367,99 @@ fn put_and_get_from_the_cli() {
         "{text}"
     );
 }
+
+/// A message with `files` (name, MIME type, bytes) attached to `text`.
+fn mail_with(to: &str, id: &str, text: &str, files: &[(&str, &str, &[u8])]) -> String {
+    use base64::Engine as _;
+    let mut m = format!(
+        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: main\r\nMessage-ID: <{id}@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+    );
+    for (name, t, bytes) in files {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        m.push_str(&format!(
+            "--b1\r\nContent-Type: {t}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        ));
+    }
+    m.push_str("--b1--\r\n");
+    m
+}
+
+#[test]
+fn mailed_attachments_are_saved_as_the_users_files_once_confirmed() {
+    let users = UnixUsers::create(1);
+    let a = users.0[0].clone();
+    let home = format!("/tmp/{a}-home");
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\"]\n\
+         [mail]\naddress = \"agent@example.test\"\nauthserv_id = \"mx.example.test\"\n\
+         [mail.smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n\
+         [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"{home}\"\nemails = [\"alice@example.test\"]\n"
+    ));
+    std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let token = env.token("alice", "user");
+    let to = env.ok(&["mail-address", "alice"]).trim().to_owned();
+    let d = env.serve();
+
+    // A type the config does not allow: refused, naming the file and the key.
+    let raw = mail_with(
+        &to,
+        "m1",
+        "run it",
+        &[("run.sh", "application/x-sh", b"rm -rf ~")],
+    );
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("run.sh") && said.contains("attachment_types"),
+        "{said}"
+    );
+    assert!(!Path::new(&format!("{home}/uploads")).exists());
+
+    // An allowed one: named in the confirmation, saved only once confirmed.
+    let m = crate::common::marker();
+    let raw = mail_with(
+        &to,
+        "m2",
+        &format!("cat uploads/note.txt; echo seen-{m}"),
+        &[("note.txt", "text/plain", b"the attached note\n")],
+    );
+    let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("pending:"),
+        "{out:?}"
+    );
+    let (_, pending) = call(
+        "GET",
+        &format!("{}/api/mail/pending", d.url()),
+        Some(&token),
+        None,
+    );
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    let command = pending[0]["command"].as_str().unwrap();
+    assert!(command.contains("note.txt (18 bytes)"), "{command}");
+    assert!(
+        !Path::new(&format!("{home}/uploads/note.txt")).exists(),
+        "saved before the confirmation"
+    );
+    let pid = pending[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/mail/pending/{pid}/confirm", d.url()),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    env.wait_pane("alice", "main", &format!("seen-{m}"));
+    assert!(env.pane_text("alice", "main").contains("the attached note"));
+    let meta = std::fs::metadata(format!("{home}/uploads/note.txt")).unwrap();
+    assert_eq!(
+        meta.uid(),
+        users.uid(0),
+        "the attachment is not the user's file"
+    );
+    let text = env.ok(&["transcript", "alice/main"]);
+    assert!(
+        text.contains(r#"upload] {"by":"email:"#) && text.contains("uploads/note.txt"),
+        "{text}"
+    );
+}

@@ -225,6 +225,10 @@ impl Bridge {
             }
             Err(why) => return refuse(x, why),
         };
+        let action = match with_files(action, &msg.attachments, &mail.attachment_types) {
+            Ok(a) => a,
+            Err(why) => return refuse(x, why),
+        };
         let exists = match self.0.supervisor.server(&id.user) {
             Ok(server) => server.info(&id.session).await.is_ok(),
             Err(e) => return refuse(x, e.for_users()),
@@ -238,7 +242,9 @@ impl Bridge {
             }
         }
         let flags: Vec<String> = match &action {
-            Action::Prompt { text } => risk::flags(text).into_iter().map(String::from).collect(),
+            Action::Prompt { text, .. } => {
+                risk::flags(text).into_iter().map(String::from).collect()
+            }
             _ => Vec::new(),
         };
         x.flags = flags.clone();

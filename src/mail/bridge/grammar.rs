@@ -102,6 +102,7 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
     }
     Ok(Command::Act(Action::Prompt {
         text: line.to_owned(),
+        files: Vec::new(),
     }))
 }
 
@@ -123,4 +124,55 @@ pub(crate) fn forbidden(c: char) -> bool {
     });
     let mut buf = [0u8; 4];
     re.is_match(c.encode_utf8(&mut buf))
+}
+
+/// Most files one mailed prompt may carry.
+const MAX_FILES: usize = 10;
+
+/// `action` with the message's attachments: only a prompt takes them, and
+/// only of the `allowed` MIME types (`image/*` matches any image).
+pub(crate) fn with_files(
+    action: Action,
+    files: &[crate::mail::message::MailFile],
+    allowed: &[String],
+) -> Result<Action, String> {
+    if files.is_empty() {
+        return Ok(action);
+    }
+    let Action::Prompt { text, .. } = action else {
+        return Err(format!(
+            "attachments go with a prompt to type; {} takes none: mail it without them",
+            action.describe()
+        ));
+    };
+    if files.len() > MAX_FILES {
+        return Err(format!(
+            "{} attachments; at most {MAX_FILES} go with one prompt",
+            files.len()
+        ));
+    }
+    let fits = |t: &str| {
+        allowed.iter().any(|a| match a.strip_suffix("/*") {
+            Some(major) => t.split('/').next() == Some(major),
+            None => a == t,
+        })
+    };
+    for f in files {
+        if !fits(&f.content_type) {
+            let list = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(format!(
+                "the attachment {:?} is {}; attachments may be: {list} ([mail] attachment_types)",
+                f.name, f.content_type
+            ));
+        }
+    }
+    let files = files
+        .iter()
+        .map(|f| crate::mail::state::Attachment::new(&f.name, &f.content_type, &f.bytes))
+        .collect();
+    Ok(Action::Prompt { text, files })
 }

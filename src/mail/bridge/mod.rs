@@ -41,8 +41,8 @@ mod replies;
 mod tests;
 
 use decide::{job_from, Limiter};
-pub(crate) use grammar::forbidden;
 use grammar::TRANSCRIPT_LINES;
+pub(crate) use grammar::{forbidden, with_files};
 pub use grammar::{parse_command, session_from_subject, Command, Verb};
 pub use replies::address_with_tag;
 use replies::clip;

@@ -21,7 +21,8 @@ fn commands_and_verbs() {
     assert_eq!(
         parse_command("status of the build?"),
         Ok(Command::Act(Action::Prompt {
-            text: "status of the build?".into()
+            text: "status of the build?".into(),
+            files: Vec::new(),
         }))
     );
     assert_eq!(
@@ -95,4 +96,44 @@ fn limiter_counts_per_key_and_forgets() {
     assert!(l.allow(&keys("b"), t0));
     assert!(!l.allow(&keys("c"), t0), "user limit");
     assert!(l.allow(&keys("c"), t0 + Duration::from_secs(3601)));
+}
+
+#[test]
+fn attachments_go_with_prompts_of_allowed_types() {
+    use crate::mail::message::MailFile;
+    let allowed = ["image/*".to_owned(), "application/pdf".to_owned()];
+    let file = |name: &str, t: &str| MailFile {
+        name: name.into(),
+        content_type: t.into(),
+        bytes: b"x".to_vec(),
+    };
+    let prompt = || Action::Prompt {
+        text: "look at this".into(),
+        files: Vec::new(),
+    };
+    let Ok(Action::Prompt { files, .. }) = with_files(
+        prompt(),
+        &[file("a.png", "image/png"), file("b.pdf", "application/pdf")],
+        &allowed,
+    ) else {
+        panic!("allowed files refused");
+    };
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1].bytes(), b"x");
+    assert_eq!(files[1].len(), 1);
+    let why = with_files(prompt(), &[file("run.sh", "application/x-sh")], &allowed).unwrap_err();
+    assert!(
+        why.contains("run.sh") && why.contains("attachment_types"),
+        "{why}"
+    );
+    let why = with_files(Action::Interrupt, &[file("a.png", "image/png")], &allowed).unwrap_err();
+    assert!(why.contains("prompt"), "{why}");
+    assert_eq!(
+        with_files(Action::Interrupt, &[], &allowed),
+        Ok(Action::Interrupt)
+    );
+    let many: Vec<MailFile> = (0..11)
+        .map(|i| file(&format!("{i}.png"), "image/png"))
+        .collect();
+    assert!(with_files(prompt(), &many, &allowed).is_err());
 }

@@ -58,7 +58,7 @@ impl Action {
             Action::Prompt { text, files } => {
                 let names: Vec<String> = files
                     .iter()
-                    .map(|f| format!("{} ({} bytes)", f.name, f.len()))
+                    .map(|f| format!("{} ({} bytes)", f.name, f.size()))
                     .collect();
                 format!(
                     "{text}\n(attached, saved in the uploads directory first: {})",
@@ -100,7 +100,7 @@ impl Attachment {
     }
 
     /// The decoded size.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.data.len() / 4 * 3 - self.data.bytes().rev().take_while(|b| *b == b'=').count()
     }
 }

@@ -120,7 +120,7 @@ fn attachments_go_with_prompts_of_allowed_types() {
     };
     assert_eq!(files.len(), 2);
     assert_eq!(files[1].bytes(), b"x");
-    assert_eq!(files[1].len(), 1);
+    assert_eq!(files[1].size(), 1);
     let why = with_files(prompt(), &[file("run.sh", "application/x-sh")], &allowed).unwrap_err();
     assert!(
         why.contains("run.sh") && why.contains("attachment_types"),

@@ -166,7 +166,7 @@ impl Supervisor {
         let Ok(server) = self.session_files(id).await else {
             return;
         };
-        if policy == SnapshotPolicy::Git && !snapshot::in_git(&server.place()).await {
+        if policy == SnapshotPolicy::Git && !workspace::git::in_git(&server.place()).await {
             return;
         }
         let why = format!(

@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use super::snapshot::{self, git_capped};
+use super::git::{self, git_capped};
+use super::snapshot;
 use super::{Exit, Place, WorkspaceError};
 
 /// Patch bytes shown at most, in all and per file.
@@ -33,7 +34,7 @@ pub struct Diff {
 
 pub async fn diff(place: &Place<'_>, session: &str) -> Result<Diff, WorkspaceError> {
     let repo = snapshot::repo(place, session).await?;
-    let head = snapshot::head(place, &repo).await;
+    let head = git::head(place, &repo).await;
     let (base, label) = match head {
         Some(h) => (h.clone(), format!("the last commit ({})", &h[..12.min(h.len())])),
         None => match snapshot::newest(place, &repo, session).await? {

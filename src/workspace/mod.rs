@@ -8,6 +8,7 @@
 //! following links.
 
 pub mod diff;
+pub mod git;
 pub mod helper;
 pub mod snapshot;
 mod walk;

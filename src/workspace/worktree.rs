@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::snapshot::git;
+use super::git::git;
 use super::{Exit, Place, WorkspaceError};
 
 /// Makes a worktree for `session` from the repository `place.workdir` is

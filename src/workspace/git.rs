@@ -74,14 +74,21 @@ pub(super) async fn git(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// [`git`] in `repo`'s work tree, with the repository's own index.
+pub(super) async fn in_repo(
+    place: &Place<'_>,
+    repo: &Repo,
+    args: &[&str],
+) -> Result<String, GitFailed> {
+    git(place, &repo.work_tree, Some(repo), None, args).await
+}
+
 /// The commit the workdir's repository has checked out, if any (none in
 /// a private repository, or before the first commit).
 pub(super) async fn head(place: &Place<'_>, repo: &Repo) -> Option<String> {
-    let out = git(
+    let out = in_repo(
         place,
-        &repo.work_tree,
-        Some(repo),
-        None,
+        repo,
         &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
     )
     .await;

@@ -190,20 +190,11 @@ fn line(out: &mut impl Write, value: &impl Serialize) -> Result<(), Fail> {
 /// `root` without following any link.
 fn beneath(root: &OwnedFd, path: &str, flags: OFlag) -> Result<OwnedFd, Fail> {
     let path = if path.is_empty() { "." } else { path };
-    let how = OpenHow::new()
-        .flags(
-            flags
-                | OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_CLOEXEC
-                | OFlag::O_NOCTTY,
-        )
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        );
+    let how = OpenHow::new().flags(flags | walk::READ_FLAGS).resolve(
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    );
     nix::fcntl::openat2(root, path, how).map_err(|e| refused(path, e))
 }
 

@@ -14,7 +14,7 @@ use std::process::Stdio;
 
 use serde::Serialize;
 
-use super::git::{git, Repo, GIT_DEADLINE};
+use super::git::{git, in_repo, Repo, GIT_DEADLINE};
 use super::{Exit, Place, WorkspaceError};
 
 /// One snapshot, as listed.
@@ -139,18 +139,11 @@ async fn commit_now(
     if let Some(p) = &parent {
         args.extend(["-p", p.as_str()]);
     }
-    let commit = git(place, &repo.work_tree, Some(repo), None, &args).await?;
+    let commit = in_repo(place, repo, &args).await?;
     let commit = commit.trim().to_owned();
     let time_ms = crate::clock::unix_now_ms();
     let name = format!("{}{time_ms}", refs_of(session));
-    git(
-        place,
-        &repo.work_tree,
-        Some(repo),
-        None,
-        &["update-ref", &name, &commit],
-    )
-    .await?;
+    in_repo(place, repo, &["update-ref", &name, &commit]).await?;
     Ok((commit, time_ms))
 }
 
@@ -160,11 +153,9 @@ pub(super) async fn newest(
     repo: &Repo,
     session: &str,
 ) -> Result<Option<String>, WorkspaceError> {
-    let out = git(
+    let out = in_repo(
         place,
-        &repo.work_tree,
-        Some(repo),
-        None,
+        repo,
         &[
             "for-each-ref",
             "--sort=-refname",
@@ -215,11 +206,9 @@ async fn prune(
     session: &str,
     keep: usize,
 ) -> Result<(), WorkspaceError> {
-    let out = git(
+    let out = in_repo(
         place,
-        &repo.work_tree,
-        Some(repo),
-        None,
+        repo,
         &[
             "for-each-ref",
             "--sort=-refname",
@@ -229,14 +218,7 @@ async fn prune(
     )
     .await?;
     for name in out.lines().skip(keep) {
-        git(
-            place,
-            &repo.work_tree,
-            Some(repo),
-            None,
-            &["update-ref", "-d", name],
-        )
-        .await?;
+        in_repo(place, repo, &["update-ref", "-d", name]).await?;
     }
     Ok(())
 }
@@ -245,11 +227,9 @@ async fn prune(
 /// after it.
 pub async fn list(place: &Place<'_>, session: &str) -> Result<Vec<Snapshot>, WorkspaceError> {
     let repo = repo(place, session).await?;
-    let out = git(
+    let out = in_repo(
         place,
-        &repo.work_tree,
-        Some(&repo),
-        None,
+        &repo,
         &[
             "for-each-ref",
             "--sort=refname",
@@ -288,11 +268,9 @@ pub async fn list(place: &Place<'_>, session: &str) -> Result<Vec<Snapshot>, Wor
             Some((_, c)) => c.clone(),
             None => now.clone().unwrap_or_default(),
         };
-        let out = git(
+        let out = in_repo(
             place,
-            &repo.work_tree,
-            Some(&repo),
-            None,
+            &repo,
             &[
                 "diff-tree",
                 "-r",
@@ -344,11 +322,9 @@ pub async fn rollback(
     keep: usize,
 ) -> Result<Snapshot, WorkspaceError> {
     let repo = repo(place, session).await?;
-    let out = git(
+    let out = in_repo(
         place,
-        &repo.work_tree,
-        Some(&repo),
-        None,
+        &repo,
         &["for-each-ref", "--format=%(objectname)", &refs_of(session)],
     )
     .await?;

@@ -42,18 +42,16 @@ fn names(dir: BorrowedFd<'_>) -> Result<Vec<String>, Fail> {
     Ok(out)
 }
 
+/// How the helper opens anything in a workspace: to read, never through
+/// a link, never blocking (a FIFO), never as a controlling terminal.
+pub(super) const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_NONBLOCK)
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NOCTTY);
+
 fn open_at(dir: BorrowedFd<'_>, name: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-    nix::fcntl::openat(
-        dir,
-        name,
-        flags
-            | OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
+    nix::fcntl::openat(dir, name, flags | READ_FLAGS, Mode::empty())
 }
 
 /// How many entries `dir` holds.

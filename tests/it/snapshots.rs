@@ -7,31 +7,7 @@ use std::process::Command;
 
 use crate::common::accounts::UnixUsers;
 use crate::common::client::*;
-use crate::common::{marker, Env};
-
-/// git in `repo` as root (`safe.directory`: the repository is the user's).
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.test",
-            "-C",
-        ])
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::{git, marker, Env};
 
 /// What must never change: branch, HEAD, index, stash.
 fn user_state(repo: &Path) -> Vec<String> {
@@ -100,21 +76,7 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
         String::from_utf8_lossy(&out.stdout).starts_with("pending:"),
         "{out:?}"
     );
-    let (_, pending) = call(
-        "GET",
-        &format!("{}/api/mail/pending", d.url()),
-        Some(&token),
-        None,
-    );
-    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
-    let pid = pending[0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        "POST",
-        &format!("{}/api/mail/pending/{pid}/confirm", d.url()),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
+    confirm_pending(&d.url(), &token);
     env.wait_pane("alice", "main", &format!("done-{m}"));
     assert!(!repo.join("a.txt").exists() && !repo.join("b.bin").exists());
 
@@ -184,32 +146,18 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
         String::from_utf8_lossy(&out.stdout).starts_with("pending:"),
         "{out:?}"
     );
-    let (_, pending) = call(
-        "GET",
-        &format!("{}/api/mail/pending", d.url()),
-        Some(&token),
-        None,
-    );
-    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
     assert!(
-        pending[0]["command"]
+        repo.join("a.txt").exists(),
+        "rolled back before the confirmation"
+    );
+    let pending = confirm_pending(&d.url(), &token);
+    assert!(
+        pending["command"]
             .as_str()
             .unwrap()
             .contains(&format!("snapshot {undo}")),
         "{pending}"
     );
-    let pid = pending[0]["id"].as_str().unwrap().to_owned();
-    assert!(
-        repo.join("a.txt").exists(),
-        "rolled back before the confirmation"
-    );
-    let (status, body) = call(
-        "POST",
-        &format!("{}/api/mail/pending/{pid}/confirm", d.url()),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
     crate::common::wait_for(20, "the mailed rollback", || {
         (!repo.join("a.txt").exists()).then_some(())
     });

@@ -428,27 +428,13 @@ fn mailed_attachments_are_saved_as_the_users_files_once_confirmed() {
         String::from_utf8_lossy(&out.stdout).starts_with("pending:"),
         "{out:?}"
     );
-    let (_, pending) = call(
-        "GET",
-        &format!("{}/api/mail/pending", d.url()),
-        Some(&token),
-        None,
-    );
-    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
-    let command = pending[0]["command"].as_str().unwrap();
-    assert!(command.contains("note.txt (18 bytes)"), "{command}");
     assert!(
         !Path::new(&format!("{home}/uploads/note.txt")).exists(),
         "saved before the confirmation"
     );
-    let pid = pending[0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        "POST",
-        &format!("{}/api/mail/pending/{pid}/confirm", d.url()),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
+    let pending = confirm_pending(&d.url(), &token);
+    let command = pending["command"].as_str().unwrap();
+    assert!(command.contains("note.txt (18 bytes)"), "{command}");
     env.wait_pane("alice", "main", &format!("seen-{m}"));
     assert!(env.pane_text("alice", "main").contains("the attached note"));
     let meta = std::fs::metadata(format!("{home}/uploads/note.txt")).unwrap();

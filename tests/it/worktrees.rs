@@ -7,30 +7,7 @@ use std::process::Command;
 
 use crate::common::accounts::UnixUsers;
 use crate::common::client::*;
-use crate::common::Env;
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.test",
-            "-C",
-        ])
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::{git, Env};
 
 #[test]
 fn a_worktree_session_works_in_its_own_worktree_and_keeps_it_when_dirty() {

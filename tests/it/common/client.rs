@@ -152,3 +152,28 @@ pub fn delete(url: &str, token: Option<&str>) -> (u16, String) {
         resp.body_mut().read_to_string().unwrap_or_default(),
     )
 }
+
+/// Confirms the caller's first pending mailed command on the page's API
+/// (`POST .../confirm`); returns it as the API listed it.
+pub fn confirm_pending(base: &str, token: &str) -> serde_json::Value {
+    let (status, pending) = call(
+        "GET",
+        &format!("{base}/api/mail/pending"),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{pending}");
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    let first = pending[0].clone();
+    let id = first["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("nothing pending: {pending}"));
+    let (status, body) = call(
+        "POST",
+        &format!("{base}/api/mail/pending/{id}/confirm"),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    first
+}

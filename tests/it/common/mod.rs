@@ -583,3 +583,28 @@ impl Drop for Testbed {
             .status();
     }
 }
+
+/// git in `repo` as root (`safe.directory`: the repository may be a
+/// test user's), with an author; stdout, asserting success.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.test",
+            "-C",
+        ])
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

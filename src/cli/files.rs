@@ -86,14 +86,14 @@ struct Head {
 pub(super) async fn get(
     config: &Config,
     id: &SessionId,
-    path: Option<String>,
+    (path, format, transcript): (Option<String>, Option<String>, bool),
     output: Option<PathBuf>,
-    format: Option<String>,
 ) -> Result<(), CliError> {
     let request = Request::Get {
         id: id.to_string(),
         path: path.unwrap_or_default(),
         format,
+        transcript,
     };
     let (r, mut rest) = control::request_stream(&config.control_socket(), &request)
         .await

@@ -190,6 +190,10 @@ pub enum Verb {
         /// Archive format for a directory: tar.gz (default) or zip.
         #[arg(long, value_name = "FORMAT")]
         format: Option<String>,
+        /// Add the session's transcript (text and asciicast) to the
+        /// archive, under .tmuxd/.
+        #[arg(long)]
+        transcript: bool,
     },
     /// Take a snapshot of a session's workspace now (git, on a private
     /// ref; the user's branch, index and stash untouched); print its id.
@@ -343,7 +347,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             path,
             output,
             format,
-        } => runtime(false)?.block_on(files::get(&config, &id, path, output, format)),
+            transcript,
+        } => runtime(false)?.block_on(files::get(&config, &id, (path, format, transcript), output)),
         Verb::Snapshot { id } => {
             let request = Request::Snapshot { id: id.to_string() };
             runtime(false)?.block_on(files::snapshots(&config, request, false))

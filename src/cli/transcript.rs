@@ -84,6 +84,7 @@ pub(super) async fn transcript(
             };
             let log = store.session(id).map_err(|e| CliError::Failed(e.into()))?;
             let options = ExportOptions {
+                until_id: None,
                 since_ms,
                 grep: pattern,
                 times: false,

@@ -61,7 +61,7 @@ pub async fn put_over_control(
 /// the bytes until EOF.
 pub async fn get_over_control(
     supervisor: &Supervisor,
-    (id, path, format): (&str, &str, Option<&str>),
+    (id, path, format, transcript): (&str, &str, Option<&str>, bool),
     by: &str,
     write: &mut (impl AsyncWriteExt + Unpin),
 ) -> std::io::Result<Response> {
@@ -83,10 +83,19 @@ pub async fn get_over_control(
     };
     let caps = supervisor.workspace_config();
     let top = workspace::archive_top(id.session.as_str(), &path);
-    let download = match workspace::get(&server.place(), &caps, &path, &top, archive).await {
-        Ok(d) => d,
-        Err(e) => return Ok(workspace_response(e)),
+    let extras = if transcript {
+        match supervisor.transcript_extras(&id).await {
+            Ok(e) => e,
+            Err(e) => return Ok(session_response(&e)),
+        }
+    } else {
+        Vec::new()
     };
+    let download =
+        match workspace::get(&server.place(), &caps, (&path, &top), archive, extras).await {
+            Ok(d) => d,
+            Err(e) => return Ok(workspace_response(e)),
+        };
     let detail = workspace::download_detail(&path, &download.sending, archive);
     supervisor.record_file_event(&id, "download", by, detail);
     let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);

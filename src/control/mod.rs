@@ -78,6 +78,9 @@ pub enum Request {
         id: String,
         path: String,
         format: Option<String>,
+        /// Add the session's transcript to a directory's archive.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        transcript: bool,
     },
     /// Takes a snapshot of the session's workspace; the message is it, as
     /// JSON.
@@ -249,8 +252,14 @@ async fn serve_one(
         let response = files::put_over_control(supervisor, id, name, &by, &mut reader).await;
         return write_response(&mut write, &response).await;
     }
-    if let Ok(Request::Get { id, path, format }) = &request {
-        let what = (id.as_str(), path.as_str(), format.as_deref());
+    if let Ok(Request::Get {
+        id,
+        path,
+        format,
+        transcript,
+    }) = &request
+    {
+        let what = (id.as_str(), path.as_str(), format.as_deref(), *transcript);
         let response = files::get_over_control(supervisor, what, &by, &mut write).await?;
         if !response.ok {
             write_response(&mut write, &response).await?;
@@ -308,12 +317,13 @@ async fn transcript(
         Ok(g) => g,
         Err(e) => return write_response(write, &bad(format!("invalid --grep pattern: {e}"))).await,
     };
-    let log = match transcript_log(supervisor, &id).await {
+    let log = match supervisor.transcript_log(&id).await {
         Ok(log) => log,
         Err(e) => return write_response(write, &Response::from_error(&e)).await,
     };
     write_response(write, &Response::ok("")).await?;
     let options = crate::transcript::ExportOptions {
+        until_id: None,
         since_ms,
         grep,
         times: false,
@@ -326,27 +336,6 @@ async fn transcript(
         }
     }
     write.flush().await
-}
-
-/// The transcript of `id`: it must be recorded, or at least exist.
-pub async fn transcript_log(
-    supervisor: &Supervisor,
-    id: &SessionId,
-) -> Result<crate::transcript::SessionLog, SessionError> {
-    let server = supervisor.server(&id.user)?;
-    let Some(rec) = supervisor.recorder() else {
-        return Err(SessionError::BadInput(
-            "transcripts are turned off in the config".into(),
-        ));
-    };
-    let recorded = rec
-        .store()
-        .has_session(id)
-        .map_err(|e| SessionError::Io(e.to_string()))?;
-    if !recorded && !server.tmux.has_session(&id.session).await? {
-        return Err(SessionError::NoSuchSession(id.clone()));
-    }
-    rec.log(id).map_err(|e| SessionError::Io(e.to_string()))
 }
 
 async fn handle(request: Request, supervisor: &Supervisor, uid: u32) -> Response {

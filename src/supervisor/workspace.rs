@@ -82,6 +82,59 @@ impl Supervisor {
         }
     }
 
+    /// The transcript of `id`: it must be recorded, or at least exist.
+    pub async fn transcript_log(
+        &self,
+        id: &SessionId,
+    ) -> Result<crate::transcript::SessionLog, SessionError> {
+        let server = self.server(&id.user)?;
+        let Some(rec) = self.recorder() else {
+            return Err(SessionError::BadInput(
+                "transcripts are turned off in the config".into(),
+            ));
+        };
+        let recorded = rec
+            .store()
+            .has_session(id)
+            .map_err(|e| SessionError::Io(e.to_string()))?;
+        if !recorded && !server.tmux.has_session(&id.session).await? {
+            return Err(SessionError::NoSuchSession(id.clone()));
+        }
+        rec.log(id).map_err(|e| SessionError::Io(e.to_string()))
+    }
+
+    /// The session's transcript as text and asciicast, for an archive:
+    /// each exported once to learn its size and again as it is sent, both
+    /// up to the newest record now (so both passes are the same bytes).
+    pub async fn transcript_extras(
+        &self,
+        id: &SessionId,
+    ) -> Result<Vec<workspace::ExtraStream>, SessionError> {
+        use crate::transcript::{export_stream, ExportOptions, Format};
+        let log = self.transcript_log(id).await?;
+        let options = ExportOptions {
+            until_id: Some(log.last_id()),
+            ..ExportOptions::default()
+        };
+        let mut out = Vec::new();
+        for (format, name) in [
+            (Format::Text, "transcript.txt"),
+            (Format::Asciicast, "transcript.cast"),
+        ] {
+            let mut bytes = 0u64;
+            let mut sizing = export_stream(log.clone(), format, options.clone());
+            while let Some(chunk) = sizing.recv().await {
+                bytes += chunk.map_err(SessionError::Io)?.len() as u64;
+            }
+            out.push(workspace::ExtraStream {
+                name: name.to_owned(),
+                bytes,
+                chunks: export_stream(log.clone(), format, options.clone()),
+            });
+        }
+        Ok(out)
+    }
+
     /// Records a file event (upload, download, snapshot, rollback) with who
     /// did it in the session's transcript.
     pub fn record_file_event(

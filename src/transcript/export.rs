@@ -40,6 +40,9 @@ pub struct ExportOptions {
     /// from the start, with the player's idle limit applied
     /// ([`REPLAY_IDLE_LIMIT_S`]), so the page can seek its player there.
     pub times: bool,
+    /// Records up to this id only: two exports of a live session with the
+    /// same bound are the same bytes ([`SessionLog::last_id`]).
+    pub until_id: Option<u64>,
 }
 
 /// The longest pause the page's player replays (asciinema-player's
@@ -72,6 +75,16 @@ impl ReplayClock {
     }
 }
 
+/// `log`'s records from `since_ms` to `until_id`.
+fn bounded<'a>(
+    log: &'a SessionLog,
+    options: &ExportOptions,
+) -> impl Iterator<Item = Result<Record, StoreError>> + 'a {
+    let until = options.until_id.unwrap_or(u64::MAX);
+    log.records(options.since_ms)
+        .take_while(move |r| r.as_ref().map_or(true, |r| r.id <= until))
+}
+
 /// Writes `log` in `format` to `out`.
 pub fn export(
     log: &SessionLog,
@@ -81,7 +94,7 @@ pub fn export(
 ) -> Result<(), ExportError> {
     match format {
         Format::Raw => {
-            for r in log.records(options.since_ms) {
+            for r in bounded(log, options) {
                 if let Body::Output(bytes) = r?.body {
                     out.write_all(&bytes)?;
                 }
@@ -92,7 +105,7 @@ pub fn export(
             let mut lines = LineFilter::new(options.grep.clone(), options.times, out);
             let mut clock = ReplayClock::default();
             let mut sized = false;
-            for r in log.records(options.since_ms) {
+            for r in bounded(log, options) {
                 let r = r?;
                 match r.body {
                     Body::Input { .. } => clock.record(r.wall_ms),
@@ -143,7 +156,7 @@ pub fn export(
             // The header needs the first size; read it from the first
             // resize at or before the first output, if any.
             let mut utf8 = Utf8Carry::default();
-            for r in log.records(options.since_ms) {
+            for r in bounded(log, options) {
                 let r = r?;
                 let t0 = *started.get_or_insert(r.wall_ms);
                 let t = (r.wall_ms.saturating_sub(t0)) as f64 / 1000.0;
@@ -273,6 +286,7 @@ impl Utf8Carry {
 pub fn output_text(log: &SessionLog, since_ms: Option<u64>) -> String {
     let mut out = Vec::new();
     let options = ExportOptions {
+        until_id: None,
         since_ms,
         ..ExportOptions::default()
     };

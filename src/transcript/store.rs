@@ -159,6 +159,17 @@ impl SessionLog {
     }
 
     /// Records in order, from `since_ms` (wall clock) on.
+    /// The id of the newest record (0 with none).
+    pub fn last_id(&self) -> u64 {
+        self.tree
+            .scan_prefix([RECORD_PREFIX])
+            .next_back()
+            .and_then(|kv| kv.ok())
+            .and_then(|(k, _)| k.get(1..9).and_then(|b| b.try_into().ok()))
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    }
+
     pub fn records(
         &self,
         since_ms: Option<u64>,

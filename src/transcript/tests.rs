@@ -187,6 +187,7 @@ fn text_export_greps_lines() {
         .unwrap();
     let mut out = Vec::new();
     let opts = ExportOptions {
+        until_id: None,
         since_ms: None,
         grep: Some(regex::Regex::new("^t").unwrap()),
         times: false,

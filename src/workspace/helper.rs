@@ -51,9 +51,20 @@ pub enum Op {
         archive: Archive,
         max_bytes: u64,
         max_files: u64,
+        /// Files the daemon sends on stdin after the request, added to a
+        /// directory's archive under `TOP/.tmuxd/` (the transcript).
+        #[serde(default)]
+        extra: Vec<Extra>,
     },
     /// A directory's entries.
     List { path: String, max_entries: usize },
+}
+
+/// A file added to an archive from stdin: its name and exact size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Extra {
+    pub name: String,
+    pub bytes: u64,
 }
 
 /// What a put stored.
@@ -154,14 +165,11 @@ fn run(req: Request) -> Result<(), Fail> {
             archive,
             max_bytes,
             max_files,
-        } => get(
-            &root,
-            &path,
-            &top,
-            archive,
-            (max_bytes, max_files),
-            &mut out,
-        )?,
+            extra,
+        } => {
+            let caps = (max_bytes, max_files);
+            get(&root, (&path, &top), archive, caps, &extra, &mut out)?
+        }
         Op::List { path, max_entries } => {
             let dir = beneath(&root, &path, OFlag::O_DIRECTORY)?;
             let (entries, truncated) = walk::list(&dir, max_entries)?;
@@ -353,15 +361,22 @@ fn make_dirs(root: &OwnedFd, dir: &str) -> Result<OwnedFd, Fail> {
 
 fn get(
     root: &OwnedFd,
-    path: &str,
-    top: &str,
+    (path, top): (&str, &str),
     archive: Archive,
     (max_bytes, max_files): (u64, u64),
+    extra: &[Extra],
     out: &mut impl Write,
 ) -> Result<(), Fail> {
+    if extra.iter().any(|e| safe_name(&e.name) != e.name) {
+        return Err(Fail(Exit::Refused, "bad extra file name".into()));
+    }
     let fd = beneath(root, path, OFlag::empty())?;
     let st = fstat(&fd)?;
     match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG if !extra.is_empty() => Err(Fail(
+            Exit::Refused,
+            format!("{path} is a file: the transcript goes into a directory's archive"),
+        )),
         SFlag::S_IFREG => {
             let bytes = st.st_size as u64;
             if bytes > max_bytes {
@@ -382,7 +397,11 @@ fn get(
                 return Err(too_large(bytes, max_bytes));
             }
             line(out, &Sending::Archive { files, bytes })?;
-            walk::archive(fd.as_fd(), top, archive, out)
+            let extras = walk::Extras {
+                files: extra,
+                input: &mut io::stdin().lock(),
+            };
+            walk::archive(fd.as_fd(), top, archive, extras, out)
         }
         _ => Err(Fail(
             Exit::Refused,

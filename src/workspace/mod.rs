@@ -250,9 +250,9 @@ pub struct Download {
 pub async fn get(
     place: &Place<'_>,
     config: &crate::config::WorkspaceConfig,
-    path: &str,
-    top: &str,
+    (path, top): (&str, &str),
     archive: Archive,
+    extras: Vec<ExtraStream>,
 ) -> Result<Download, WorkspaceError> {
     let op = Op::Get {
         path: path.to_owned(),
@@ -260,8 +260,18 @@ pub async fn get(
         archive,
         max_bytes: config.max_download_bytes,
         max_files: config.max_download_files,
+        extra: extras
+            .iter()
+            .map(|e| helper::Extra {
+                name: e.name.clone(),
+                bytes: e.bytes,
+            })
+            .collect(),
     };
-    let mut child = place.spawn(op, false)?;
+    let mut child = place.spawn(op, !extras.is_empty())?;
+    if let Some(stdin) = child.stdin.take() {
+        tokio::spawn(feed(stdin, extras));
+    }
     let mut stdout = BufReader::with_capacity(64 * 1024, child.stdout.take().expect("piped"));
     let mut first = String::new();
     let read = tokio::time::timeout(
@@ -297,6 +307,37 @@ pub async fn get(
         sending,
         body: Box::pin(body),
     })
+}
+
+/// A file the daemon adds to an archive (the transcript): its name under
+/// `TOP/.tmuxd/`, its exact size, and its bytes in chunks.
+pub struct ExtraStream {
+    pub name: String,
+    pub bytes: u64,
+    pub chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+}
+
+/// Writes each extra's chunks to the helper in turn, exactly its size (the
+/// helper pads a short one); stops when the helper stops reading.
+async fn feed(mut stdin: tokio::process::ChildStdin, extras: Vec<ExtraStream>) {
+    for mut e in extras {
+        let mut left = e.bytes;
+        while let Some(Ok(chunk)) = e.chunks.recv().await {
+            let n = chunk.len().min(left as usize);
+            if n > 0 && stdin.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+        let pad = vec![b'\n'; left.min(1 << 20) as usize];
+        while left > 0 {
+            let n = pad.len().min(left as usize);
+            if stdin.write_all(&pad[..n]).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+    }
 }
 
 /// The entries of directory `path`.

@@ -159,13 +159,42 @@ pub fn measure(dir: &OwnedFd, max_files: u64, shown: &str) -> Result<(u64, u64),
     Ok((files, bytes))
 }
 
-/// Streams `dir` as an archive to `out`, its entries under `top/`.
+/// Files to add after the walk, their bytes read in turn from `input`.
+pub struct Extras<'a> {
+    pub files: &'a [super::helper::Extra],
+    pub input: &'a mut dyn Read,
+}
+
+impl Extras<'_> {
+    /// Each file's archive path (under `TOP/.tmuxd/`), size and exact bytes
+    /// (short input is padded with zeros).
+    fn each(
+        &mut self,
+        top: &str,
+        mut f: impl FnMut(&str, u64, &mut dyn Read) -> io::Result<()>,
+    ) -> io::Result<()> {
+        for e in self.files {
+            let path = format!("{top}/.tmuxd/{}", e.name);
+            let mut body = (&mut self.input)
+                .take(e.bytes)
+                .chain(io::repeat(0))
+                .take(e.bytes);
+            f(&path, e.bytes, &mut body)?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams `dir` as an archive to `out`, its entries under `top/`, then
+/// `extras`.
 pub fn archive(
     dir: BorrowedFd<'_>,
     top: &str,
     format: Archive,
+    mut extras: Extras<'_>,
     out: &mut impl Write,
 ) -> Result<(), Fail> {
+    let now = crate::clock::unix_now_ms() as i64 / 1000;
     match format {
         Archive::TarGz => {
             let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
@@ -206,6 +235,14 @@ pub fn archive(
                 Ok(())
             };
             walk(dir, "", true, &mut add)?;
+            extras.each(top, |path, size, body| {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                h.set_mtime(now as u64);
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(size);
+                tar.append_data(&mut h, path, body)
+            })?;
             let gz = tar.into_inner()?;
             gz.finish()?.flush()?;
             Ok(())
@@ -230,6 +267,7 @@ pub fn archive(
                 Ok(())
             };
             walk(dir, "", true, &mut add)?;
+            extras.each(top, |path, _, body| zip.file(path, 0o644, now, body))?;
             zip.finish()?.flush()?;
             Ok(())
         }

@@ -126,7 +126,7 @@ impl<W: Write> ZipWriter<W> {
         name: &str,
         mode: u32,
         mtime: i64,
-        data: &mut impl Read,
+        data: &mut (impl Read + ?Sized),
     ) -> io::Result<()> {
         self.entry(name, 0o100000 | (mode & 0o7777), mtime, DEFLATED, data)
     }
@@ -137,7 +137,7 @@ impl<W: Write> ZipWriter<W> {
         mode: u32,
         mtime: i64,
         method: u16,
-        data: &mut impl Read,
+        data: &mut (impl Read + ?Sized),
     ) -> io::Result<()> {
         let offset = self.out.written;
         let time = dos_time(mtime);

@@ -366,6 +366,54 @@ fn put_and_get_from_the_cli() {
         text.contains(r#"upload] {"by":"cli:uid=0","bytes":11,"path":"uploads/report.txt"}"#),
         "{text}"
     );
+
+    // The archive with the session's transcript inside, as text and as
+    // asciicast, under .tmuxd/.
+    let with = env.path().join("with-transcript.tar.gz");
+    env.ok(&[
+        "get",
+        "alice/main",
+        "uploads",
+        "--transcript",
+        "-o",
+        with.to_str().unwrap(),
+    ]);
+    let listing = tar_list(&std::fs::read(&with).unwrap(), env.path());
+    assert!(
+        listing.contains("uploads/.tmuxd/transcript.txt")
+            && listing.contains("uploads/.tmuxd/transcript.cast"),
+        "{listing}"
+    );
+    let out = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&with)
+        .arg("uploads/.tmuxd/transcript.txt")
+        .output()
+        .unwrap();
+    let inside = String::from_utf8_lossy(&out.stdout);
+    assert!(inside.contains("upload] {\"by\":\"cli:uid=0\""), "{inside}");
+    let out = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&with)
+        .arg("uploads/.tmuxd/transcript.cast")
+        .output()
+        .unwrap();
+    let cast = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        cast.lines().next().unwrap_or("").contains("\"version\":2"),
+        "{cast}"
+    );
+    // A single file has no archive to put it in.
+    let out = env.run(&[
+        "get",
+        "alice/main",
+        "uploads/report.txt",
+        "--transcript",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("directory's archive"));
 }
 
 /// A message with `files` (name, MIME type, bytes) attached to `text`.

@@ -39,6 +39,7 @@ export function filesPanel(id: string, canWrite: () => boolean, insert: (text: s
   }
   const archive = h("a", { class: "button-link", id: "files-archive", download: "" }, "Download folder (.tar.gz)");
   const archiveZip = h("a", { class: "button-link", id: "files-zip", download: "" }, ".zip");
+  const archiveLog = h("a", { class: "button-link", id: "files-with-transcript", download: "", title: "the folder with the session's transcript inside (.tmuxd/)" }, "with transcript");
   const uploadButton = h("button", { class: "primary", id: "files-upload", onclick: () => picker.click() }, "Upload");
   const cameraButton = h("button", { class: "camera", id: "files-camera", onclick: () => camera.click() }, "Photo");
   // Three tabs: the files, what changed, the snapshots.
@@ -83,7 +84,7 @@ export function filesPanel(id: string, canWrite: () => boolean, insert: (text: s
     picker,
     camera,
   );
-  browse.append(h("div", { class: "files-actions" }, archive, " ", archiveZip), list);
+  browse.append(h("div", { class: "files-actions" }, archive, " ", archiveZip, " ", archiveLog), list);
 
   function close(): void {
     el.hidden = true;
@@ -101,6 +102,7 @@ export function filesPanel(id: string, canWrite: () => boolean, insert: (text: s
     where.textContent = `/${path}`;
     archive.setAttribute("href", `${base}?format=tar.gz&path=${encodeURIComponent(path)}`);
     archiveZip.setAttribute("href", `${base}?format=zip&path=${encodeURIComponent(path)}`);
+    archiveLog.setAttribute("href", `${base}?format=tar.gz&transcript=true&path=${encodeURIComponent(path)}`);
     const rows: HTMLElement[] = [];
     if (path) {
       const up = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";

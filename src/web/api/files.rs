@@ -84,6 +84,9 @@ pub struct FilesQuery {
     format: Option<String>,
     #[serde(default)]
     list: bool,
+    /// Add the session's transcript (text and asciicast) to an archive.
+    #[serde(default)]
+    transcript: bool,
 }
 
 pub async fn files(
@@ -113,7 +116,16 @@ pub async fn files(
     }
     let top = workspace::archive_top(id.session.as_str(), &path);
     let config = state.config();
-    let download = workspace::get(&place, &config.workspace, &path, &top, archive)
+    let extras = if q.transcript {
+        state
+            .supervisor
+            .transcript_extras(&id)
+            .await
+            .map_err(session_error)?
+    } else {
+        Vec::new()
+    };
+    let download = workspace::get(&place, &config.workspace, (&path, &top), archive, extras)
         .await
         .map_err(workspace_error)?;
     let by = crate::recorder::source_web(identity.user.as_str());

@@ -208,7 +208,9 @@ pub async fn transcript(
     if grep.is_some() && format != Format::Text {
         return Err(bad("grep works with format=text only".into()));
     }
-    let log = crate::control::transcript_log(&state.supervisor, &id)
+    let log = state
+        .supervisor
+        .transcript_log(&id)
         .await
         .map_err(session_error)?;
     let times = q.times.unwrap_or(false);
@@ -216,6 +218,7 @@ pub async fn transcript(
         return Err(bad("times works with format=text only".into()));
     }
     let options = ExportOptions {
+        until_id: None,
         since_ms,
         grep,
         times,

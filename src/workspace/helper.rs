@@ -203,7 +203,14 @@ fn beneath(root: &OwnedFd, path: &str, flags: OFlag) -> Result<OwnedFd, Fail> {
             | ResolveFlag::RESOLVE_NO_SYMLINKS
             | ResolveFlag::RESOLVE_NO_MAGICLINKS,
     );
-    nix::fcntl::openat2(root, path, how).map_err(|e| refused(path, e))
+    nix::fcntl::openat2(root, path, how).map_err(|e| {
+        // A link where a directory was asked for reads as "not a
+        // directory": say what it is (the look is for the message only).
+        let link = e == nix::errno::Errno::ENOTDIR
+            && nix::sys::stat::fstatat(root, path, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits());
+        refused(path, if link { nix::errno::Errno::ELOOP } else { e })
+    })
 }
 
 /// A path that cannot be used, said for the user.

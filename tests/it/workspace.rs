@@ -264,6 +264,21 @@ fn uploads_are_the_users_files_and_downloads_never_follow_links_out() {
     );
     assert_eq!(status, 404);
 
+    // An uploads directory Alice swaps for a link to Bob's home: nothing is
+    // written through it, and a file planted as a link is never overwritten.
+    std::fs::remove_dir_all(format!("{home}/uploads")).unwrap();
+    std::os::unix::fs::symlink(format!("/tmp/{b}-home"), format!("{home}/uploads")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(format!("/tmp/{b}-home"))
+        .unwrap()
+        .collect();
+    let (status, body) = upload(&format!("{files}?name=planted.txt"), &alice, b"x");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("symbolic link"), "{body}");
+    let after: Vec<_> = std::fs::read_dir(format!("/tmp/{b}-home"))
+        .unwrap()
+        .collect();
+    assert_eq!(before.len(), after.len(), "an upload landed in Bob's home");
+
     // Each upload and download is in the transcript, with who did it.
     let text = env.ok(&["transcript", "alice/main"]);
     assert!(

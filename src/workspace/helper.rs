@@ -316,7 +316,11 @@ fn put(
             ))
         })?;
     let mut file = io::BufWriter::with_capacity(256 * 1024, file);
-    let copied = io::copy(&mut input.take(max_bytes + 1), &mut file);
+    let mut framed = Framed {
+        inner: input,
+        left: 0,
+    };
+    let copied = io::copy(&mut (&mut framed).take(max_bytes + 1), &mut file);
     let remove = |why: Fail| {
         let _ = nix::unistd::unlinkat(
             &dirfd,
@@ -325,7 +329,15 @@ fn put(
         );
         why
     };
-    let bytes = copied.map_err(|e| remove(e.into()))?;
+    let bytes = copied.map_err(|e| {
+        remove(match e.kind() {
+            io::ErrorKind::UnexpectedEof => Fail(
+                Exit::Refused,
+                "the upload was cut off before its end; nothing was kept".into(),
+            ),
+            _ => e.into(),
+        })
+    })?;
     if bytes > max_bytes {
         let over = super::over_upload_cap(max_bytes);
         return Err(remove(Fail(over.kind, over.message)));
@@ -342,6 +354,35 @@ fn put(
         },
         bytes,
     })
+}
+
+/// An upload on stdin as frames: a big-endian u32 length, then that many
+/// bytes; a zero length ends it. Input that ends without the zero frame
+/// was cut off (the sender went away), and the file is not kept.
+pub struct Framed<'a, R: Read> {
+    pub inner: &'a mut R,
+    /// What is left of the current frame.
+    pub left: u32,
+}
+
+impl<R: Read> Read for Framed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut len = [0u8; 4];
+            self.inner.read_exact(&mut len)?;
+            self.left = u32::from_be_bytes(len);
+            if self.left == 0 {
+                return Ok(0);
+            }
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u32;
+        Ok(n)
+    }
 }
 
 fn shown(dir: &str) -> &str {
@@ -443,6 +484,31 @@ mod tests {
         assert!(s.len() <= 120 && s.ends_with(".tar.gz"), "{s}");
         let wide = "é".repeat(100);
         assert!(safe_name(&wide).len() <= 120);
+    }
+
+    #[test]
+    fn framed_uploads_end_only_at_the_zero_frame() {
+        let read = |bytes: &[u8]| {
+            let mut input = bytes;
+            let mut out = Vec::new();
+            io::copy(
+                &mut Framed {
+                    inner: &mut input,
+                    left: 0,
+                },
+                &mut out,
+            )
+            .map(|_| out)
+        };
+        assert_eq!(read(b"\0\0\0\x02hi\0\0\0\x01!\0\0\0\0").unwrap(), b"hi!");
+        assert_eq!(read(b"\0\0\0\0").unwrap(), b"");
+        for cut in [&b"\0\0\0\x02hi"[..], b"\0\0\0\x05hi", b"", b"\0\0"] {
+            assert_eq!(
+                read(cut).unwrap_err().kind(),
+                io::ErrorKind::UnexpectedEof,
+                "{cut:?}"
+            );
+        }
     }
 
     #[test]

@@ -191,26 +191,31 @@ pub async fn put(
     let mut child = place.spawn(op, true)?;
     let mut stdin = child.stdin.take().expect("piped");
     let mut buf = vec![0u8; 64 * 1024];
-    // The helper enforces the cap: past it, it stops reading, removes
-    // the file and exits, and the next write here fails.
+    // Sent as frames (helper::Framed): a transfer that breaks off here
+    // leaves the helper without its end frame, and it keeps nothing. The
+    // helper enforces the cap: past it, it stops reading, removes the file
+    // and exits, and the next write here fails.
     loop {
-        let n = match tokio::time::timeout(UPLOAD_IDLE, body.read(&mut buf)).await {
+        let n = match tokio::time::timeout(UPLOAD_IDLE, body.read(&mut buf[4..])).await {
             Ok(Ok(n)) => n,
-            Ok(Err(_)) => return Err(WorkspaceError::new(Exit::Refused, "the upload was cut off")),
+            Ok(Err(_)) => {
+                drop(stdin);
+                return Err(cut_off(child, "the upload was cut off").await);
+            }
             Err(_) => {
-                return Err(WorkspaceError::new(
-                    Exit::Refused,
-                    format!("the upload sent nothing for {} s", UPLOAD_IDLE.as_secs()),
-                ))
+                drop(stdin);
+                let why = format!("the upload sent nothing for {} s", UPLOAD_IDLE.as_secs());
+                return Err(cut_off(child, &why).await);
             }
         };
-        if n == 0 {
-            break;
-        }
-        if stdin.write_all(&buf[..n]).await.is_err() {
+        buf[..4].copy_from_slice(&(n as u32).to_be_bytes());
+        if stdin.write_all(&buf[..4 + n]).await.is_err() {
             // The helper stopped reading: it says why.
             drop(stdin);
             return Err(failure(child).await);
+        }
+        if n == 0 {
+            break;
         }
     }
     drop(stdin);
@@ -228,6 +233,14 @@ pub async fn put(
         }
         _ => Err(failure(child).await),
     }
+}
+
+/// Ends an upload whose sender went away (its input already closed): the
+/// helper sees its input end without the end frame and removes what it
+/// wrote; `why` is said.
+async fn cut_off(mut child: tokio::process::Child, why: &str) -> WorkspaceError {
+    let _ = tokio::time::timeout(HELPER_DEADLINE, child.wait()).await;
+    WorkspaceError::new(Exit::Refused, why)
 }
 
 pub fn over_upload_cap(max: u64) -> WorkspaceError {

@@ -124,6 +124,28 @@ fn uploads_are_the_users_files_and_downloads_never_follow_links_out() {
         !Path::new(&format!("{home}/uploads/big.bin")).exists(),
         "an over-cap upload was kept"
     );
+    // An upload whose sender goes away midway leaves nothing behind.
+    {
+        use std::io::Write as _;
+        let addr = d.url().trim_start_matches("http://").to_owned();
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            sock,
+            "POST /api/sessions/alice/main/files?name=cut.bin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {alice}\r\nContent-Length: 50000\r\n\r\n"
+        )
+        .unwrap();
+        sock.write_all(&[b'y'; 20_000]).unwrap();
+        crate::common::wait_for(10, "the partial upload on disk", || {
+            Path::new(&format!("{home}/uploads/cut.bin"))
+                .exists()
+                .then_some(())
+        });
+        drop(sock);
+    }
+    crate::common::wait_for(10, "the cut upload removed", || {
+        (!Path::new(&format!("{home}/uploads/cut.bin")).exists()).then_some(())
+    });
+
     // Over the file-count cap of the uploads directory: 413.
     for i in 0..3 {
         assert_eq!(upload(&format!("{files}?name=f{i}"), &alice, b"x").0, 201);

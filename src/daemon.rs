@@ -36,7 +36,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let control = ControlServer::bind(&config.control_socket()).await?;
-    let listener = crate::web::bind(&config).await?;
+    let listener = match crate::web::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Ours, just bound: no stale socket left for the next start.
+            let _ = std::fs::remove_file(config.control_socket());
+            return Err(e);
+        }
+    };
     let web_addr = listener.local_addr().context("web listener address")?;
     let recorder = if config.transcript.enabled {
         // A daemon that was just killed may hold the database a moment longer.

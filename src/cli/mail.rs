@@ -53,12 +53,18 @@ pub(super) fn mail_log(
     json: bool,
 ) -> Result<(), CliError> {
     mail_config(config)?;
+    if let Some(u) = user.as_ref().filter(|u| config.user(u).is_none()) {
+        return Err(super::verbs::no_such_user(config, u));
+    }
     let dir = crate::mail::state::mail_dir(&config.state_dir);
     let entries = crate::mail::state::read_audit(&dir, limit.max(1), |e| {
         user.as_ref()
             .is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
     })
     .map_err(|e| CliError::Failed(e.into()))?;
+    if entries.is_empty() && !json {
+        eprintln!("tmuxd: no mail in the audit log yet");
+    }
     for e in entries {
         if json {
             println!(
@@ -94,7 +100,7 @@ pub(super) fn mail_log(
 pub(super) fn mail_address(config: &Config, user: &Name) -> Result<(), CliError> {
     let mail = mail_config(config)?;
     if config.user(user).is_none() {
-        return Err(CliError::BadInput(format!("no such user {user}")));
+        return Err(super::verbs::no_such_user(config, user));
     }
     let dir = crate::mail::state::mail_dir(&config.state_dir);
     std::fs::DirBuilder::new()

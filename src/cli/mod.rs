@@ -124,7 +124,6 @@ pub enum Verb {
     /// or list or revoke tokens.
     Token {
         /// The user the token logs in as.
-        #[arg(required_unless_present_any = ["list", "revoke"])]
         user: Option<Name>,
         /// What the token allows.
         #[arg(long, value_enum, default_value_t = Role::User)]

@@ -21,9 +21,15 @@ pub(super) async fn transcript(
         .map(regex::Regex::new)
         .transpose()
         .map_err(|e| {
+            // One line: the regex crate's last line says what is wrong.
+            let why = e.to_string();
             CliError::BadInput(format!(
-                "invalid --grep pattern {:?}: {e}",
-                grep.as_deref().unwrap_or("")
+                "invalid --grep pattern {:?}: {}",
+                grep.as_deref().unwrap_or(""),
+                why.lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
             ))
         })?;
     if pattern.is_some() && format != Format::Text {

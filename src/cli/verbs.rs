@@ -7,8 +7,33 @@ use super::*;
 pub(super) fn server_for(config: &Config, id: &SessionId) -> Result<UserServer, CliError> {
     let user = config
         .user(&id.user)
-        .ok_or_else(|| CliError::BadInput(format!("no such user {}", id.user)))?;
+        .ok_or_else(|| no_such_user(config, &id.user))?;
     Ok(UserServer::new(config, user))
+}
+
+/// `user` is not in the config: which users are, and which config that is.
+pub(super) fn no_such_user(config: &Config, user: &Name) -> CliError {
+    let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+    CliError::BadInput(format!(
+        "no such user {user} (the users in {} are: {})",
+        config.origin,
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
+/// A session that is missing while the daemon is down: maybe it is only
+/// not created yet.
+fn missing_without_daemon(e: SessionError) -> CliError {
+    match e {
+        SessionError::NoSuchSession(id) => CliError::BadInput(format!(
+            "no such session {id}, and the daemon is not running: start it with `tmuxd serve` (it creates each user's main session), or `tmuxd new {id}`"
+        )),
+        e => e.into(),
+    }
 }
 
 pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliError> {
@@ -108,7 +133,11 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
                 enter: !no_enter,
             };
             if !via_daemon(config, &request).await? {
-                server.send(&id.session, &text, !no_enter).await?;
+                server
+                    .send(&id.session, &text, !no_enter)
+                    .await
+                    .map_err(missing_without_daemon)?;
+                eprintln!("tmuxd: the daemon is not running; typed into {id} directly");
                 record_input_directly(config, &id, &text, !no_enter);
             }
             Ok(())
@@ -166,7 +195,19 @@ pub(super) fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result
         .block_on(server.tmux.has_session(&id.session))
         .map_err(SessionError::from)?;
     if !exists {
-        return Err(SessionError::NoSuchSession(id.clone()).into());
+        let request = Request::Ping;
+        let daemon = runtime(false)?.block_on(via_daemon(config, &request))?;
+        let missing = SessionError::NoSuchSession(id.clone());
+        return Err(if daemon {
+            missing.into()
+        } else {
+            missing_without_daemon(missing)
+        });
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(CliError::BadInput(format!(
+            "attach needs a terminal: run it from one (or open {id} on the web page)"
+        )));
     }
     if server.tmux.account_ids().is_some() {
         // Never the caller's terminal in another account's hands.
@@ -191,9 +232,15 @@ pub(super) fn token(
     let store = TokenStore::new(token_path(&config.state_dir));
     let failed = |e: crate::auth::TokenError| CliError::Failed(e.into());
     if list {
-        for (id, user, role, created) in store.list().map_err(failed)? {
+        let tokens = store.list().map_err(failed)?;
+        if tokens.is_empty() {
+            eprintln!("tmuxd: no tokens yet; `tmuxd token USER` issues one");
+            return Ok(());
+        }
+        println!("{:<16}  {:<16} {:<10} CREATED", "ID", "USER", "ROLE");
+        for (id, user, role, created) in tokens {
             println!(
-                "{id}  {user:<16} {:<10} {}",
+                "{id:<16}  {user:<16} {:<10} {}",
                 role.as_str(),
                 iso8601(created)
             );
@@ -212,9 +259,15 @@ pub(super) fn token(
             Err(e) => Err(failed(e)),
         };
     }
-    let user = user.expect("clap requires USER here");
+    let Some(user) = user else {
+        let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+        return Err(CliError::BadInput(format!(
+            "say whose token: `tmuxd token USER` (users: {}), or `tmuxd token --list`, or `tmuxd token --revoke ID`",
+            names.join(", ")
+        )));
+    };
     if config.user(&user).is_none() {
-        return Err(CliError::BadInput(format!("no such user {user}")));
+        return Err(no_such_user(config, &user));
     }
     let issued = store.issue(&user, role).map_err(failed)?;
     eprintln!(

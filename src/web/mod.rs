@@ -451,11 +451,25 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Binds `[web] listen`.
+/// Binds `[web] listen`; a failure names the key, the config and the fix.
 pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
-    use anyhow::Context;
-    tokio::net::TcpListener::bind(config.web.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.web.listen))
+    let addr = config.web.listen;
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let fix = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another program (another tmuxd?) listens there: stop it, or set [web] listen in {} to a free address such as {}:{}",
+                config.origin,
+                addr.ip(),
+                addr.port().wrapping_add(1)
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "ports under 1024 need root: set [web] listen in {} to a port such as 7681",
+                config.origin
+            ),
+            _ => format!("check [web] listen in {}", config.origin),
+        };
+        anyhow::anyhow!("cannot listen on {addr} ([web] listen): {}; {fix}", crate::config::io_reason(&e))
+    })
 }
 
 /// Serves until `state.cancel`; open terminals get a close frame.

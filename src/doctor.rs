@@ -72,6 +72,7 @@ pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
             account,
             "socket directory",
         );
+        secret_files(&mut out, user, account);
     }
     let daemon = crate::control::request(&config.control_socket(), &crate::control::Request::Ping)
         .await
@@ -212,4 +213,54 @@ pub fn print(findings: &[Finding]) -> bool {
         }
     }
     findings.iter().all(|f| f.ok)
+}
+
+/// Each of `user`'s secret files: a regular file, readable by the account
+/// the agent runs as (owned by it when the daemon switches accounts), and
+/// private (no group or other access).
+fn secret_files(out: &mut Vec<Finding>, user: &crate::config::UserConfig, account: Option<&str>) {
+    use std::os::unix::fs::MetadataExt;
+    let owner = account
+        .and_then(|a| nix::unistd::User::from_name(a).ok().flatten())
+        .map(|u| u.uid.as_raw());
+    for (name, path) in &user.env.secrets {
+        let what = format!("{}'s secret {name} ({})", user.name, path.display());
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_file() => m,
+            Ok(_) => {
+                out.push(problem(
+                    format!("{what} is not a regular file"),
+                    "point the secret at a plain file that holds the value",
+                ));
+                continue;
+            }
+            Err(e) => {
+                out.push(problem(
+                    format!("{what}: {}", crate::config::io_reason(&e)),
+                    format!(
+                        "write the value to {} (one line), mode 0600",
+                        path.display()
+                    ),
+                ));
+                continue;
+            }
+        };
+        if meta.mode() & 0o077 != 0 {
+            out.push(problem(
+                format!(
+                    "{what} can be read by others (mode {:o})",
+                    meta.mode() & 0o777
+                ),
+                format!("chmod 600 {}", path.display()),
+            ));
+        } else if owner.is_some_and(|u| u != meta.uid()) {
+            let account = account.unwrap_or("");
+            out.push(problem(
+                format!("{what} belongs to uid {}, not to {account}", meta.uid()),
+                format!("chown {account} {}", path.display()),
+            ));
+        } else {
+            out.push(ok(format!("{what} is private")));
+        }
+    }
 }

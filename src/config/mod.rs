@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::names::Name;
 
+mod agent_env;
 mod host;
 mod mail;
 mod parse;
@@ -23,6 +24,7 @@ mod raw;
 mod tests;
 mod workspace;
 
+pub use agent_env::AgentEnv;
 pub use host::{find_in_path, io_reason, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
@@ -223,6 +225,8 @@ pub struct UserConfig {
     pub name: Name,
     /// The agent's argv (the user's own, else `[agent] command`).
     pub command: Vec<String>,
+    /// Variables and secrets for the agent (`[agent]`, then the user's).
+    pub env: AgentEnv,
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,

@@ -30,6 +30,7 @@ impl Config {
             users: vec![UserConfig {
                 name: Name::sanitize(&host.login),
                 command: host.agent.clone(),
+                env: AgentEnv::default(),
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
@@ -136,6 +137,13 @@ impl Config {
             None => None,
         };
         let agent_hooks = raw.agent.hooks;
+        let agent_env = agent_env::layer(
+            &AgentEnv::default(),
+            "agent",
+            raw.agent.env,
+            raw.agent.secrets,
+        )
+        .map_err(|(k, r)| err(&k, r))?;
         let agent_profile =
             check_profile(raw.agent.profile).map_err(|r| err("agent.profile", r))?;
         let mut transcript = default_transcript(&runtime_dir);
@@ -340,9 +348,12 @@ impl Config {
                 }
                 None => super::ANSWER_CHANNELS.map(String::from).to_vec(),
             };
+            let env = agent_env::layer(&agent_env, &format!("users[{i}]"), u.env, u.secrets)
+                .map_err(|(k, r)| err(&k, r))?;
             users.push(UserConfig {
                 name,
                 command,
+                env,
                 workdir,
                 unix_user: u.unix_user,
                 emails,

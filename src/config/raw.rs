@@ -89,6 +89,8 @@ pub(super) struct RawAgent {
     pub(super) waiting_pattern: Option<String>,
     pub(super) profile: Option<String>,
     pub(super) hooks: Option<bool>,
+    pub(super) env: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,4 +134,6 @@ pub(super) struct RawUser {
     pub(super) answer_from: Option<Vec<String>>,
     pub(super) hooks: Option<bool>,
     pub(super) risky_answers_need_page: Option<bool>,
+    pub(super) env: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
 }

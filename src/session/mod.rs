@@ -42,9 +42,22 @@ mod tests;
 use account::{account_for, ensure_private_dir};
 
 /// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
-/// the rest the agent argv. A status above 128 is how sh reports a signal.
+/// the rest the agent argv. Secrets (`TMUXD_SECRET_FILES`: lines of NAME
+/// FILE) are read here, as the user, and exported to the agent alone: their
+/// values are in no argv and no tmux environment. A status above 128 is
+/// how sh reports a signal.
 const LAUNCHER: &str = r#"gate=$0; tmux=$1; shift
 "$tmux" wait-for "$gate" 2>/dev/null
+if [ -n "${TMUXD_SECRET_FILES:-}" ]; then
+  while read -r name file; do
+    [ -n "$name" ] || continue
+    if value=$(cat -- "$file" 2>/dev/null); then export "$name=$value"
+    else printf '\ntmuxd: cannot read the secret %s from %s (it must be readable by this account)\n' "$name" "$file"; fi
+  done <<TMUXD_END
+$TMUXD_SECRET_FILES
+TMUXD_END
+  unset TMUXD_SECRET_FILES value
+fi
 if command -v "$1" >/dev/null 2>&1; then
   trap : INT QUIT TSTP
   "$@"
@@ -239,6 +252,16 @@ impl UserServer {
         // Every viewer's terminal (xterm.js) shows 24-bit colour, and tmux
         // passes it on (terminal-features RGB, set on the server).
         let mut env = vec!["COLORTERM=truecolor".to_owned()];
+        let user_env = &self.user.env;
+        env.extend(user_env.vars.iter().map(|(k, v)| format!("{k}={v}")));
+        if !user_env.secrets.is_empty() {
+            let files: Vec<String> = user_env
+                .secrets
+                .iter()
+                .map(|(k, f)| format!("{k} {}", f.display()))
+                .collect();
+            env.push(format!("TMUXD_SECRET_FILES={}", files.join("\n")));
+        }
         let Some(socket) = &self.hook_socket else {
             return (argv, env);
         };

@@ -2,6 +2,7 @@
 //! signals, restarts, health and metrics, and the systemd unit.
 
 mod messages;
+mod secrets;
 mod service;
 
 use std::os::unix::fs::MetadataExt;

@@ -426,7 +426,11 @@ async fn issue10_9_logout_revokes_the_login_and_the_cookie_is_not_the_token() {
     assert_eq!(me(&second), 200);
     let id = env.ok(&["token", "--list"]);
     // Under the header line.
-    let id = id.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap();
+    let id = id
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
     env.ok(&["token", "--revoke", id]);
     assert_eq!(
         me(&second),

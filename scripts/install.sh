@@ -5,9 +5,12 @@
 #
 #   scripts/install.sh [--prefix /usr/local] [--root /] [--bin PATH] [--no-systemd]
 #   scripts/install.sh --uninstall [--purge] [--root /] [--prefix /usr/local]
+#   scripts/install.sh --help
 #
-# --root DIR     install under DIR (a staging root) instead of /
-# --bin PATH     install this binary instead of building one
+# --prefix DIR   where the binary and docs go (absolute; default /usr/local)
+# --root DIR     install under DIR (a staging root, absolute) instead of /
+# --bin PATH     install this binary instead of building one (built into
+#                $CARGO_TARGET_DIR, or target/, otherwise)
 # --no-systemd   do not run systemctl (also implied when systemd is not running)
 # --uninstall    remove the binary, unit and docs; the config and the state
 #                (transcripts, tokens) stay unless --purge is given
@@ -16,6 +19,7 @@
 # agent as that user's own account (unix_user), which needs root. No service
 # user is created for that reason; see the unit's comments for the hardening.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 
 prefix=/usr/local root= bin= systemd=1 uninstall=0 purge=0
@@ -27,7 +31,14 @@ while (($#)); do
     --no-systemd) systemd=0; shift ;;
     --uninstall) uninstall=1; shift ;;
     --purge) purge=1; shift ;;
-    *) echo "install.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' scripts/install.sh | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (scripts/install.sh --help lists them)" >&2; exit 2 ;;
+  esac
+done
+for dir in "$prefix" "$root"; do
+  case "$dir" in
+    "" | /*) ;;
+    *) echo "install.sh: $dir is a relative path; --prefix and --root take absolute ones (e.g. $caller/$dir)" >&2; exit 2 ;;
   esac
 done
 [ -d /run/systemd/system ] && [ -z "$root" ] || systemd=0
@@ -51,7 +62,7 @@ fi
 if [ -z "$bin" ]; then
   scripts/deps.sh
   cargo build --release --bins
-  bin=target/release/tmuxd
+  bin=${CARGO_TARGET_DIR:-target}/release/tmuxd
 fi
 [ -x "$bin" ] || { echo "install.sh: $bin is not an executable" >&2; exit 2; }
 
@@ -70,4 +81,4 @@ install -d -m 0700 "$state"
 if ((systemd)); then systemctl daemon-reload; fi
 
 echo "tmuxd installed: $binary"
-echo "next: edit $config, run '$prefix/bin/tmuxd --config /etc/tmuxd/config.toml check-config', then 'systemctl enable --now tmuxd'"
+echo "next: edit $config, run '$prefix/bin/tmuxd --config /etc/tmuxd/config.toml doctor', then 'systemctl enable --now tmuxd'"

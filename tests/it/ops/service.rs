@@ -167,6 +167,18 @@ fn install_script_is_idempotent_and_uninstalls() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let p = |rel: &str| root.path().join(rel);
+    // --help says every option; a relative root is refused, naming it.
+    let help = Command::new(script).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--root DIR") && help.contains("--uninstall"), "{help}");
+    let rel = Command::new(script)
+        .args(["--root", "staging", "--bin", crate::common::BIN, "--no-systemd"])
+        .output()
+        .unwrap();
+    assert_eq!(rel.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&rel.stderr);
+    assert!(said.contains("staging is a relative path"), "{said}");
     let first = install(&[]);
     assert!(first.contains("installed the example config"), "{first}");
     for f in [

@@ -171,9 +171,18 @@ fn install_script_is_idempotent_and_uninstalls() {
     let help = Command::new(script).arg("--help").output().unwrap();
     assert!(help.status.success());
     let help = String::from_utf8_lossy(&help.stdout);
-    assert!(help.contains("--root DIR") && help.contains("--uninstall"), "{help}");
+    assert!(
+        help.contains("--root DIR") && help.contains("--uninstall"),
+        "{help}"
+    );
     let rel = Command::new(script)
-        .args(["--root", "staging", "--bin", crate::common::BIN, "--no-systemd"])
+        .args([
+            "--root",
+            "staging",
+            "--bin",
+            crate::common::BIN,
+            "--no-systemd",
+        ])
         .output()
         .unwrap();
     assert_eq!(rel.status.code(), Some(2));

@@ -4,6 +4,8 @@
 //! - [`message`]: parsing inbound mail (caps, quoting, charsets);
 //! - [`sender`]: sender authentication, secret addresses, tokens;
 //! - [`outcome`]: what became of a mail (the audit log's decisions);
+//! - [`items`]: what the state keeps (commands, pending confirmations,
+//!   jobs, replies);
 //! - [`state`]: the durable state (one atomic JSON file) and audit log;
 //! - [`bridge`]: the decision for each message, and its effects;
 //! - [`exec`]: one queue per session that types confirmed commands and
@@ -14,6 +16,7 @@
 pub mod bridge;
 pub mod exec;
 pub mod imap;
+pub mod items;
 pub mod message;
 pub mod outbox;
 pub mod outcome;

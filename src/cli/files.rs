@@ -6,32 +6,15 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use super::CliError;
+use super::{daemon_answer, unreachable, verbs::daemon_message, CliError};
 use crate::config::Config;
-use crate::control::{self, Request, Response};
+use crate::control::{self, Request};
 use crate::names::SessionId;
 
 fn no_daemon() -> CliError {
     CliError::Failed(anyhow::anyhow!(
         "the daemon is not running: start it with `tmuxd serve` (files go in and out through it, as the session's user)"
     ))
-}
-
-fn answered(r: Response) -> Result<Response, CliError> {
-    match r {
-        r if r.bad_input => Err(CliError::BadInput(r.message)),
-        r if !r.ok => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
-        r => Ok(r),
-    }
-}
-
-fn talk_failed(config: &Config) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| {
-        CliError::Failed(anyhow::anyhow!(
-            "cannot talk to the daemon at {}: {e}",
-            config.control_socket().display()
-        ))
-    }
 }
 
 pub(super) async fn put(
@@ -70,10 +53,9 @@ pub(super) async fn put(
         })?;
         control::request_with_body(&path, &request, Some(&mut f)).await
     };
-    let (r, _) = r.map_err(talk_failed(config))?.ok_or_else(no_daemon)?;
-    let r = answered(r)?;
+    let (r, _) = r.map_err(unreachable(config))?.ok_or_else(no_daemon)?;
     let stored: crate::workspace::Stored =
-        serde_json::from_str(&r.message).map_err(|e| CliError::Failed(e.into()))?;
+        serde_json::from_str(&daemon_answer(r)?).map_err(|e| CliError::Failed(e.into()))?;
     println!("stored {} ({} bytes) in {id}", stored.path, stored.bytes);
     Ok(())
 }
@@ -97,10 +79,10 @@ pub(super) async fn get(
     };
     let (r, mut rest) = control::request_stream(&config.control_socket(), &request)
         .await
-        .map_err(talk_failed(config))?
+        .map_err(unreachable(config))?
         .ok_or_else(no_daemon)?;
-    let r = answered(r)?;
-    let head: Head = serde_json::from_str(&r.message).map_err(|e| CliError::Failed(e.into()))?;
+    let head: Head =
+        serde_json::from_str(&daemon_answer(r)?).map_err(|e| CliError::Failed(e.into()))?;
     let copied = match output.as_deref() {
         Some(p) if p == Path::new("-") => {
             tokio::io::copy(&mut rest, &mut tokio::io::stdout()).await
@@ -147,27 +129,25 @@ pub(super) async fn snapshots(
     request: Request,
     json: bool,
 ) -> Result<(), CliError> {
-    let r = control::request(&config.control_socket(), &request)
-        .await
-        .map_err(talk_failed(config))?
+    let message = daemon_message(config, &request)
+        .await?
         .ok_or_else(no_daemon)?;
-    let r = answered(r)?;
     let bad = |e: serde_json::Error| CliError::Failed(e.into());
     match request {
         Request::Snapshot { id } => {
-            let s: serde_json::Value = serde_json::from_str(&r.message).map_err(bad)?;
+            let s: serde_json::Value = serde_json::from_str(&message).map_err(bad)?;
             println!("snapshot {} of {id}", s["id"].as_str().unwrap_or("?"));
         }
         Request::Rollback { id, snapshot } => {
-            let s: serde_json::Value = serde_json::from_str(&r.message).map_err(bad)?;
+            let s: serde_json::Value = serde_json::from_str(&message).map_err(bad)?;
             println!(
                 "{id} is back at snapshot {snapshot}; what it was just before is snapshot {} (roll back to it to undo)",
                 s["id"].as_str().unwrap_or("?")
             );
         }
-        _ if json => println!("{}", r.message),
+        _ if json => println!("{message}"),
         _ => {
-            let list: Vec<serde_json::Value> = serde_json::from_str(&r.message).map_err(bad)?;
+            let list: Vec<serde_json::Value> = serde_json::from_str(&message).map_err(bad)?;
             if list.is_empty() {
                 println!("no snapshots yet (`tmuxd snapshot ID` takes one)");
             }

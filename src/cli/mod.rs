@@ -261,6 +261,25 @@ impl From<SessionError> for CliError {
     }
 }
 
+/// The message of the daemon's answer, or its refusal as a CLI error.
+fn daemon_answer(r: control::Response) -> Result<String, CliError> {
+    match r {
+        r if r.bad_input => Err(CliError::BadInput(r.message)),
+        r if !r.ok => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
+        r => Ok(r.message),
+    }
+}
+
+/// The daemon's control socket could not be used.
+fn unreachable(config: &Config) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| {
+        CliError::Failed(anyhow::anyhow!(
+            "cannot talk to the daemon at {}: {e}",
+            config.control_socket().display()
+        ))
+    }
+}
+
 /// Finds and loads the config (see the module docs for the order).
 pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
     let host = HostDefaults::detect();

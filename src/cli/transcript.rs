@@ -48,25 +48,19 @@ pub(super) async fn transcript(
         since_ms,
         grep: grep.clone(),
     };
-    let path = config.control_socket();
-    let failed = |e: std::io::Error| {
-        CliError::Failed(anyhow::anyhow!(
-            "cannot talk to the daemon at {}: {e}",
-            path.display()
-        ))
-    };
     let mut stdout = tokio::io::stdout();
-    match control::request_stream(&path, &request)
+    match control::request_stream(&config.control_socket(), &request)
         .await
-        .map_err(failed)?
+        .map_err(super::unreachable(config))?
     {
-        Some((r, _)) if r.bad_input => Err(CliError::BadInput(r.message)),
-        Some((r, _)) if !r.ok => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
-        Some((_, mut rest)) => match tokio::io::copy(&mut rest, &mut stdout).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(CliError::Failed(e.into())),
-        },
+        Some((r, mut rest)) => {
+            super::daemon_answer(r)?;
+            match tokio::io::copy(&mut rest, &mut stdout).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(CliError::Failed(e.into())),
+            }
+        }
         None => {
             // No daemon: read the database ourselves (sled allows one
             // process at a time, and the daemon is not it now).

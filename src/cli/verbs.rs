@@ -175,18 +175,14 @@ pub(super) async fn via_daemon(config: &Config, request: &Request) -> Result<boo
 }
 
 /// The daemon's answer to `request`; `None` when no daemon runs.
-async fn daemon_message(config: &Config, request: &Request) -> Result<Option<String>, CliError> {
-    let path = config.control_socket();
-    match control::request(&path, request).await {
-        Ok(None) => Ok(None),
-        Ok(Some(r)) if r.ok => Ok(Some(r.message)),
-        Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
-        Ok(Some(r)) => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
-        Err(e) => Err(CliError::Failed(anyhow::anyhow!(
-            "cannot talk to the daemon at {}: {e}",
-            path.display()
-        ))),
-    }
+pub(super) async fn daemon_message(
+    config: &Config,
+    request: &Request,
+) -> Result<Option<String>, CliError> {
+    let r = control::request(&config.control_socket(), request)
+        .await
+        .map_err(unreachable(config))?;
+    r.map(daemon_answer).transpose()
 }
 
 pub(super) fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliError> {

@@ -5,9 +5,8 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::{write_response, Request, Response};
 use crate::names::SessionId;
-use crate::session::SessionError;
 use crate::supervisor::Supervisor;
-use crate::workspace::{self, Archive, Exit, WorkspaceError};
+use crate::workspace::{Archive, Exit, WorkspaceError};
 
 fn refused(message: impl Into<String>) -> Response {
     Response {
@@ -38,21 +37,16 @@ pub async fn put_over_control(
         Ok(id) => id,
         Err(e) => return refused(e.to_string()),
     };
-    let server = match supervisor.session_files(&id).await {
-        Ok(s) => s,
-        Err(e) => return session_response(&e),
+    let files = match supervisor.session_files(&id).await {
+        Ok(f) => f,
+        Err(e) => return Response::from_error(&e),
     };
-    let caps = supervisor.workspace_config();
-    match workspace::put(&server.place(), &caps, name, body).await {
-        Ok(stored) => {
-            let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
-            supervisor.record_file_event(&id, "upload", by, detail);
-            Response {
-                ok: true,
-                bad_input: false,
-                message: serde_json::to_string(&stored).unwrap_or_default(),
-            }
-        }
+    match supervisor.upload(&files, &id, name, body, by).await {
+        Ok(stored) => Response {
+            ok: true,
+            bad_input: false,
+            message: serde_json::to_string(&stored).unwrap_or_default(),
+        },
         Err(e) => workspace_response(e),
     }
 }
@@ -77,28 +71,15 @@ pub async fn get_over_control(
         Ok(a) => a,
         Err(m) => return Ok(refused(m)),
     };
-    let server = match supervisor.session_files(&id).await {
-        Ok(s) => s,
-        Err(e) => return Ok(session_response(&e)),
+    let files = match supervisor.session_files(&id).await {
+        Ok(f) => f,
+        Err(e) => return Ok(Response::from_error(&e)),
     };
-    let caps = supervisor.workspace_config();
-    let top = workspace::archive_top(id.session.as_str(), &path);
-    let extras = if transcript {
-        match supervisor.transcript_extras(&id).await {
-            Ok(e) => e,
-            Err(e) => return Ok(session_response(&e)),
-        }
-    } else {
-        Vec::new()
+    let what = (path.as_str(), archive, transcript);
+    let (download, name) = match supervisor.download(&files, &id, what, by).await {
+        Ok(d) => d,
+        Err(e) => return Ok(workspace_response(e)),
     };
-    let download =
-        match workspace::get(&server.place(), &caps, (&path, &top), archive, extras).await {
-            Ok(d) => d,
-            Err(e) => return Ok(workspace_response(e)),
-        };
-    let detail = workspace::download_detail(&path, &download.sending, archive);
-    supervisor.record_file_event(&id, "download", by, detail);
-    let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);
     let head = serde_json::json!({"name": name, "sending": download.sending});
     write_response(
         write,
@@ -121,10 +102,6 @@ pub async fn get_over_control(
         bad_input: false,
         message: String::new(),
     })
-}
-
-fn session_response(e: &SessionError) -> Response {
-    Response::from_error(e)
 }
 
 /// `tmuxd snapshot`, `snapshots` and `rollback`: the answer's message is

@@ -135,6 +135,50 @@ impl Supervisor {
         Ok(out)
     }
 
+    /// Stores `body` as a new file named after `name` in the uploads
+    /// directory of `files` (session `id`), recorded as `by`'s upload.
+    pub async fn upload(
+        &self,
+        files: &SessionFiles,
+        id: &SessionId,
+        name: &str,
+        body: &mut (impl tokio::io::AsyncRead + Unpin),
+        by: &str,
+    ) -> Result<workspace::Stored, WorkspaceError> {
+        let caps = self.workspace_config();
+        let stored = workspace::put(&files.place(), &caps, name, body).await?;
+        let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
+        self.record_file_event(id, "upload", by, detail);
+        Ok(stored)
+    }
+
+    /// A download of `path` (checked) from `files` (session `id`): a file,
+    /// or a directory as an `archive` with the session's transcript in it
+    /// when asked; recorded as `by`'s. With the name it is saved under.
+    pub async fn download(
+        &self,
+        files: &SessionFiles,
+        id: &SessionId,
+        (path, archive, transcript): (&str, workspace::Archive, bool),
+        by: &str,
+    ) -> Result<(workspace::Download, String), WorkspaceError> {
+        let extras = if transcript {
+            self.transcript_extras(id)
+                .await
+                .map_err(WorkspaceError::session)?
+        } else {
+            Vec::new()
+        };
+        let caps = self.workspace_config();
+        let session = id.session.as_str();
+        let top = workspace::archive_top(session, path);
+        let download = workspace::get(&files.place(), &caps, (path, &top), archive, extras).await?;
+        let detail = workspace::download_detail(path, &download.sending, archive);
+        self.record_file_event(id, "download", by, detail);
+        let name = workspace::download_name(session, path, &download.sending, archive);
+        Ok((download, name))
+    }
+
     /// Records a file event (upload, download, snapshot, rollback) with who
     /// did it in the session's transcript.
     pub fn record_file_event(
@@ -158,12 +202,23 @@ impl Supervisor {
         why: &str,
         by: &str,
     ) -> Result<snapshot::Snapshot, WorkspaceError> {
-        let server = self
+        let files = self
             .session_files(id)
             .await
             .map_err(WorkspaceError::session)?;
+        self.snapshot_in(&files, id, why, by).await
+    }
+
+    /// [`Supervisor::snapshot`] of the session's `files`, already looked up.
+    async fn snapshot_in(
+        &self,
+        files: &SessionFiles,
+        id: &SessionId,
+        why: &str,
+        by: &str,
+    ) -> Result<snapshot::Snapshot, WorkspaceError> {
         let keep = self.workspace_config().max_snapshots;
-        let snap = snapshot::take(&server.place(), id.session.as_str(), why, keep).await?;
+        let snap = snapshot::take(&files.place(), id.session.as_str(), why, keep).await?;
         self.record_file_event(
             id,
             "snapshot",
@@ -226,7 +281,7 @@ impl Supervisor {
             "before input from {source}: {}",
             text.lines().next().unwrap_or("")
         );
-        if let Err(e) = self.snapshot(id, &why, source).await {
+        if let Err(e) = self.snapshot_in(&server, id, &why, source).await {
             tracing::warn!(session = %id, error = %e, "snapshot before input failed");
             self.record_file_event(
                 id,

@@ -219,17 +219,26 @@ pub async fn put(
         }
     }
     drop(stdin);
+    answer(child, 64 * 1024).await
+}
+
+/// The helper's one JSON answer on stdout (at most `max` bytes), or its
+/// failure.
+async fn answer<T: serde::de::DeserializeOwned>(
+    mut child: tokio::process::Child,
+    max: u64,
+) -> Result<T, WorkspaceError> {
     let mut stdout = child.stdout.take().expect("piped");
     let mut out = Vec::new();
     let read = tokio::time::timeout(
         HELPER_DEADLINE,
-        (&mut stdout).take(64 * 1024).read_to_end(&mut out),
+        (&mut stdout).take(max).read_to_end(&mut out),
     )
     .await;
-    match (read, serde_json::from_slice::<Stored>(&out)) {
-        (Ok(Ok(_)), Ok(stored)) => {
+    match (read, serde_json::from_slice::<T>(&out)) {
+        (Ok(Ok(_)), Ok(value)) => {
             let _ = tokio::time::timeout(HELPER_DEADLINE, child.wait()).await;
-            Ok(stored)
+            Ok(value)
         }
         _ => Err(failure(child).await),
     }
@@ -359,21 +368,8 @@ pub async fn list(place: &Place<'_>, path: &str) -> Result<Listing, WorkspaceErr
         path: path.to_owned(),
         max_entries: 5000,
     };
-    let mut child = place.spawn(op, false)?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(
-        HELPER_DEADLINE,
-        (&mut stdout).take(16 << 20).read_to_end(&mut out),
-    )
-    .await;
-    match (read, serde_json::from_slice::<Listing>(&out)) {
-        (Ok(Ok(_)), Ok(listing)) => {
-            let _ = tokio::time::timeout(HELPER_DEADLINE, child.wait()).await;
-            Ok(listing)
-        }
-        _ => Err(failure(child).await),
-    }
+    let child = place.spawn(op, false)?;
+    answer(child, 16 << 20).await
 }
 
 /// What a download's event says.

@@ -46,33 +46,28 @@ pub async fn upload(
     authorize(&identity, &id, true)?;
     let Query(q) = query
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "say the file's name: ?name=NAME"))?;
-    let config = state.config();
-    let caps = &config.workspace;
+    let max = state.config().workspace.max_upload_bytes;
     // A declared size over the cap is refused before anything is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > caps.max_upload_bytes) {
-        return Err(workspace_error(workspace::over_upload_cap(
-            caps.max_upload_bytes,
-        )));
+    if declared.is_some_and(|n| n > max) {
+        return Err(workspace_error(workspace::over_upload_cap(max)));
     }
-    let server = state
+    let files = state
         .supervisor
         .session_files(&id)
         .await
         .map_err(session_error)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = tokio_util::io::StreamReader::new(stream);
-    let stored = workspace::put(&server.place(), caps, &q.name, &mut reader)
+    let by = crate::recorder::source_web(identity.user.as_str());
+    let stored = state
+        .supervisor
+        .upload(&files, &id, &q.name, &mut reader, &by)
         .await
         .map_err(workspace_error)?;
-    let by = crate::recorder::source_web(identity.user.as_str());
-    let detail = serde_json::json!({"path": stored.path, "bytes": stored.bytes});
-    state
-        .supervisor
-        .record_file_event(&id, "upload", &by, detail);
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -102,38 +97,24 @@ pub async fn files(
         workspace::check_path(&q.path).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
     let archive = Archive::parse(q.format.as_deref())
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
-    let server = state
+    let files = state
         .supervisor
         .session_files(&id)
         .await
         .map_err(session_error)?;
-    let place = server.place();
     if q.list {
-        let listing = workspace::list(&place, &path)
+        let listing = workspace::list(&files.place(), &path)
             .await
             .map_err(workspace_error)?;
         return Ok(Json(listing).into_response());
     }
-    let top = workspace::archive_top(id.session.as_str(), &path);
-    let config = state.config();
-    let extras = if q.transcript {
-        state
-            .supervisor
-            .transcript_extras(&id)
-            .await
-            .map_err(session_error)?
-    } else {
-        Vec::new()
-    };
-    let download = workspace::get(&place, &config.workspace, (&path, &top), archive, extras)
+    let by = crate::recorder::source_web(identity.user.as_str());
+    let what = (path.as_str(), archive, q.transcript);
+    let (download, name) = state
+        .supervisor
+        .download(&files, &id, what, &by)
         .await
         .map_err(workspace_error)?;
-    let by = crate::recorder::source_web(identity.user.as_str());
-    let detail = workspace::download_detail(&path, &download.sending, archive);
-    state
-        .supervisor
-        .record_file_event(&id, "download", &by, detail);
-    let name = workspace::download_name(id.session.as_str(), &path, &download.sending, archive);
     let (content_type, length) = match &download.sending {
         workspace::Sending::File { bytes, .. } => ("application/octet-stream", Some(*bytes)),
         workspace::Sending::Archive { .. } => (archive.content_type(), None),

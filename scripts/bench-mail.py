@@ -12,6 +12,10 @@ Uses target/release/tmuxd (built if missing).
 """
 import json, os, re, smtplib, socket, statistics, subprocess, sys, tempfile, time
 
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    print(__doc__.strip())
+    sys.exit(0)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 BURST = int(sys.argv[2]) if len(sys.argv) > 2 else 100

@@ -8,6 +8,7 @@
 #                                   before the performance issue's changes),
 #                                   REV built here from git
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 cargo build --release --bins --examples -q
 if [[ "${1:-}" == fanout ]]; then

@@ -12,6 +12,10 @@ import pathlib
 import re
 import sys
 
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    print(__doc__.strip())
+    sys.exit(0)
+
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 # Folders whose files are modules of their own (mail::bridge, mail::exec).
 SPLIT = {"mail"}

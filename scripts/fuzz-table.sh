@@ -8,6 +8,7 @@
 #
 #   scripts/fuzz-table.sh [CPU_SECONDS]
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/../fuzz"
 cpu=${1:-3600}
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

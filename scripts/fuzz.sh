@@ -10,6 +10,7 @@
 # `scripts/fuzz.sh 10`. Exits non-zero on the first crash or failed
 # property; the input is saved in fuzz/artifacts/TARGET/.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-3600}
 shift || true

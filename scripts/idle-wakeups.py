@@ -12,6 +12,10 @@ WINDOW_S seconds, and the daemon's CPU ticks. Cleans up what it started.
 """
 import collections, os, shutil, socket, subprocess, sys, tempfile, time
 
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    print(__doc__.strip())
+    sys.exit(0)
+
 binary, users, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 settle = int(sys.argv[4]) if len(sys.argv) > 4 else 40
 d = tempfile.mkdtemp(prefix="tmuxd-idle", dir="/tmp")

@@ -11,6 +11,7 @@
 # every mailbox logs in to IMAP as its address with the password below.
 # bounce@example.test always bounces (a real DSN with `Return-Path: <>`).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 
 cmd=${1:-}
 dir=${2:-}
@@ -41,7 +42,7 @@ case "$cmd" in
 esac
 
 command -v dovecot >/dev/null && command -v postfix >/dev/null || {
-  echo "mail-testbed: dovecot and postfix are required (scripts/deps.sh installs them)" >&2
+  echo "mail-testbed: dovecot and postfix are required (scripts/test-deps.sh installs them)" >&2
   exit 1
 }
 dir=$(realpath -m "$dir")

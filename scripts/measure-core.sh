@@ -8,6 +8,7 @@
 #
 #   scripts/measure-core.sh [USERS] [IDLE_SECONDS]
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 users=${1:-50}
 idle=${2:-60}

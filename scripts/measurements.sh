@@ -22,6 +22,7 @@
 # Run it on a quiet machine: the figures are ratios against references
 # measured in the same run, but CPU figures feel anything else running.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 names=("$@")
 if ((${#names[@]} == 0)); then

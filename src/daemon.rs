@@ -141,6 +141,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "ready"
     );
 
+    if let Some(note) = config.root_agents_note() {
+        tracing::warn!("{note}");
+    }
+
     // Watchdog pings come from this loop: if it stalls, systemd notices.
     let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
     loop {

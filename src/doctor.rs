@@ -12,6 +12,8 @@ pub struct Finding {
     pub ok: bool,
     pub what: String,
     pub fix: Option<String>,
+    /// Fine, but worth saying (printed as `note`).
+    pub note: bool,
 }
 
 fn ok(what: impl Into<String>) -> Finding {
@@ -19,6 +21,17 @@ fn ok(what: impl Into<String>) -> Finding {
         ok: true,
         what: what.into(),
         fix: None,
+        note: false,
+    }
+}
+
+/// Fine, with something the operator should know.
+fn note_finding(what: impl Into<String>) -> Finding {
+    Finding {
+        ok: true,
+        what: what.into(),
+        fix: None,
+        note: true,
     }
 }
 
@@ -27,6 +40,7 @@ fn problem(what: impl Into<String>, fix: impl Into<String>) -> Finding {
         ok: false,
         what: what.into(),
         fix: Some(fix.into()),
+        note: false,
     }
 }
 
@@ -43,22 +57,19 @@ pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
     let config = match config {
         Ok(c) => c,
         Err(e) => {
-            out.push(problem(
-                e.to_string(),
-                format!("edit `{}` in the config", e.key),
-            ));
+            config_problems(&mut out, &e);
             return out;
         }
     };
     out.push(ok(format!("config {} parses", config.origin)));
     match config.check_host() {
         Ok(()) => out.push(ok(
-            "workdirs, Unix accounts and shared directories check out",
+            "workdirs, agent programs, Unix accounts and shared directories check out",
         )),
-        Err(e) => out.push(problem(
-            e.to_string(),
-            format!("edit `{}` in the config (or fix the machine)", e.key),
-        )),
+        Err(e) => config_problems(&mut out, &e),
+    }
+    if let Some(note) = config.root_agents_note() {
+        out.push(note_finding(note));
     }
     private_dir(&mut out, &config.state_dir, None, "state directory");
     for user in &config.users {
@@ -104,10 +115,20 @@ pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
                 )),
             }
         }
-        spool_on_tmpfs(&mut out, &config.transcript.spool_dir);
+        spool_on_tmpfs(&mut out, &config);
     }
     mail(&mut out, &config);
     out
+}
+
+/// One finding per problem of a config, each with its fix.
+fn config_problems(out: &mut Vec<Finding>, e: &ConfigError) {
+    for p in &e.problems {
+        out.push(problem(
+            format!("{}: {}: {}", e.origin, p.key, p.reason),
+            e.fix(p),
+        ));
+    }
 }
 
 /// The email bridge: password files readable, the mail state directory.
@@ -182,28 +203,46 @@ fn private_dir(out: &mut Vec<Finding>, dir: &Path, account: Option<&str>, what: 
     }
 }
 
-/// Spools on a disk cost tmux extra writes (see README: Transcripts).
-fn spool_on_tmpfs(out: &mut Vec<Finding>, dir: &Path) {
+/// Spools on a disk cost tmux extra writes (see README: Transcripts): the
+/// fix names a tmpfs of this machine, in the file in use; without one,
+/// a note.
+fn spool_on_tmpfs(out: &mut Vec<Finding>, config: &Config) {
+    let dir = &config.transcript.spool_dir;
     let probe = dir
         .ancestors()
         .find(|p| p.exists())
         .unwrap_or(Path::new("/"));
-    match nix::sys::statfs::statfs(probe) {
-        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
-            out.push(ok(format!("spool directory {} is on a tmpfs", dir.display())))
-        }
-        Ok(_) => out.push(problem(
-            format!("spool directory {} is not on a tmpfs: recording makes tmux write every byte to disk", dir.display()),
-            "set [transcript] spool_dir (or [daemon] runtime_dir) under /run, e.g. /run/tmuxd/spool",
+    if crate::config::on_tmpfs(probe) {
+        return out.push(ok(format!(
+            "spool directory {} is on a tmpfs",
+            dir.display()
+        )));
+    }
+    let what = format!(
+        "spool directory {} is not on a tmpfs: recording makes tmux write every byte to disk",
+        dir.display()
+    );
+    match crate::config::tmpfs_spool() {
+        Some(tmpfs) => out.push(problem(
+            what,
+            format!(
+                "{}: spool_dir = \"{}\" under [transcript] (a tmpfs on this machine)",
+                crate::config::problems_fix(&config.origin, "transcript.spool_dir"),
+                tmpfs.display()
+            ),
         )),
-        Err(e) => out.push(problem(format!("cannot inspect {}: {e}", probe.display()), "check the path")),
+        None => out.push(note_finding(format!(
+            "{what}; this machine has no tmpfs to use (as root, `mount -t tmpfs -o mode=755 tmpfs DIR` and a line in /etc/fstab make one)"
+        ))),
     }
 }
 
 /// Prints findings; returns whether all were fine.
 pub fn print(findings: &[Finding]) -> bool {
     for f in findings {
-        if f.ok {
+        if f.note {
+            println!("note     {}", f.what);
+        } else if f.ok {
             println!("ok       {}", f.what);
         } else {
             println!("PROBLEM  {}", f.what);

@@ -125,6 +125,7 @@ pub fn config(data: &[u8]) {
         agent: vec!["/bin/sh".into()],
         home: "/home/fuzz".into(),
         login: "fuzz".into(),
+        spool_dir: None,
     };
     if let Ok(c) = crate::config::Config::parse(&s, "fuzz", &host) {
         assert!(!c.users.is_empty());

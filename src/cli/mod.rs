@@ -24,6 +24,7 @@ use crate::tmux::Command as TmuxCommand;
 use crate::transcript::{ExportOptions, Format, Store};
 
 mod files;
+mod init;
 mod mail;
 mod transcript;
 mod verbs;
@@ -68,6 +69,19 @@ pub enum Verb {
     Doctor,
     /// Print the documented example config.
     DefaultConfig,
+    /// Write a starting config for this machine (users, state directory,
+    /// spool on a tmpfs, the agent on PATH) to --config or where tmuxd
+    /// looks first; issue a login token per user; print the next command.
+    Init {
+        /// A Unix account whose agent the daemon runs, as that account
+        /// (others than you need a root daemon). Repeat for more. Default:
+        /// you (as root: $SUDO_USER).
+        #[arg(long = "user", value_name = "ACCOUNT")]
+        users: Vec<String>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// List sessions (works with the daemon down).
     Sessions {
         /// JSON instead of a table.
@@ -123,7 +137,7 @@ pub enum Verb {
     /// Issue a login token for USER (printed once; only its hash is kept),
     /// or list or revoke tokens.
     Token {
-        /// The user the token logs in as.
+        /// The user the token logs in as (with one user, it by default).
         user: Option<Name>,
         /// What the token allows.
         #[arg(long, value_enum, default_value_t = Role::User)]
@@ -208,9 +222,10 @@ pub enum Verb {
     /// Restore a session's workspace to SNAPSHOT (its files only; a
     /// snapshot of the present is taken first, so this can be undone).
     Rollback { id: SessionId, snapshot: String },
-    /// Attach this terminal to a session with tmux.
+    /// Attach this terminal to a session with tmux (with one user, its
+    /// main session when ID is left out).
     Attach {
-        id: SessionId,
+        id: Option<SessionId>,
         /// Attach read-only (keystrokes are ignored).
         #[arg(long)]
         read_only: bool,
@@ -246,8 +261,15 @@ impl std::fmt::Display for CliError {
 }
 
 impl From<ConfigError> for CliError {
+    /// Every problem; the fix too where the line alone does not say it (an
+    /// unreadable file, or no file at all).
     fn from(e: ConfigError) -> Self {
-        CliError::BadInput(e.to_string())
+        match e.problems.as_slice() {
+            [p] if p.key == "(file)" || e.origin == crate::config::EMBEDDED => {
+                CliError::BadInput(format!("{e}; {}", e.fix(p)))
+            }
+            _ => CliError::BadInput(e.to_string()),
+        }
     }
 }
 
@@ -286,12 +308,10 @@ pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
     if let Some(path) = explicit {
         return Config::load(path, &host);
     }
-    let user_file = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| host.home.join(".config"))
-        .join("tmuxd/config.toml");
-    for path in [user_file, PathBuf::from("/etc/tmuxd/config.toml")] {
+    for path in [
+        crate::config::user_config_file(),
+        PathBuf::from("/etc/tmuxd/config.toml"),
+    ] {
         if path.exists() {
             return Config::load(&path, &host);
         }
@@ -314,6 +334,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
     }
+    if let Verb::Init { users, force } = &cli.verb {
+        return init::init(cli.config.as_ref(), users, *force);
+    }
     if let Verb::Doctor = cli.verb {
         let findings =
             runtime(false)?.block_on(crate::doctor::check(load_config(cli.config.as_ref())));
@@ -328,7 +351,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_ref())?;
     match cli.verb {
         Verb::Doctor => unreachable!("handled above"),
-        Verb::DefaultConfig | Verb::Hook | Verb::WorkspaceHelper { .. } => {
+        Verb::DefaultConfig | Verb::Hook | Verb::WorkspaceHelper { .. } | Verb::Init { .. } => {
             unreachable!("handled above")
         }
         Verb::CheckConfig => {
@@ -339,6 +362,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 config.users.len(),
                 if config.users.len() == 1 { "" } else { "s" }
             );
+            if let Some(note) = config.root_agents_note() {
+                println!("note: {note}");
+            }
             Ok(())
         }
         Verb::Serve => {
@@ -348,7 +374,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .block_on(crate::daemon::serve(config))
                 .map_err(CliError::Failed)
         }
-        Verb::Attach { id, read_only } => attach(&config, &id, read_only),
+        Verb::Attach { id, read_only } => attach(&config, id, read_only),
         Verb::Token {
             user,
             role,

@@ -79,8 +79,12 @@ pub(super) async fn transcript(
                 .has_session(&id.session)
                 .await
                 .map_err(SessionError::from)?;
-            let (Some(store), true) = (store, recorded || live) else {
-                return Err(SessionError::NoSuchSession(id.clone()).into());
+            let store = match (store, recorded, live) {
+                (Some(store), true, _) => store,
+                (_, _, true) => return Err(CliError::BadInput(format!(
+                    "{id} has no transcript yet: it was created while the daemon was down; what it prints waits in its spool and is stored once `tmuxd serve` adopts it"
+                ))),
+                _ => return Err(SessionError::NoSuchSession(id.clone()).into()),
             };
             let log = store.session(id).map_err(|e| CliError::Failed(e.into()))?;
             let options = ExportOptions {

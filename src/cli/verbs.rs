@@ -13,16 +13,17 @@ pub(super) fn server_for(config: &Config, id: &SessionId) -> Result<UserServer, 
 
 /// `user` is not in the config: which users are, and which config that is.
 pub(super) fn no_such_user(config: &Config, user: &Name) -> CliError {
-    let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
     CliError::BadInput(format!(
         "no such user {user} (the users in {} are: {})",
         config.origin,
-        if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        }
+        user_names(config)
     ))
+}
+
+/// The config's user names, for messages.
+fn user_names(config: &Config) -> String {
+    let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+    names.join(", ")
 }
 
 /// A session that is missing while the daemon is down: maybe it is only
@@ -153,6 +154,7 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::Doctor
         | Verb::CheckConfig
         | Verb::DefaultConfig
+        | Verb::Init { .. }
         | Verb::Attach { .. }
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }
@@ -185,7 +187,21 @@ pub(super) async fn daemon_message(
     r.map(daemon_answer).transpose()
 }
 
-pub(super) fn attach(config: &Config, id: &SessionId, read_only: bool) -> Result<(), CliError> {
+pub(super) fn attach(
+    config: &Config,
+    id: Option<SessionId>,
+    read_only: bool,
+) -> Result<(), CliError> {
+    let id = &match (id, config.users.as_slice()) {
+        (Some(id), _) => id,
+        (None, [only]) => SessionId::new(only.name.clone(), Name::main()),
+        (None, _) => {
+            return Err(CliError::BadInput(format!(
+                "say which session: `tmuxd attach USER[/SESSION]` (users: {})",
+                user_names(config)
+            )))
+        }
+    };
     let server = server_for(config, id)?;
     let exists = runtime(false)?
         .block_on(server.tmux.has_session(&id.session))
@@ -255,12 +271,15 @@ pub(super) fn token(
             Err(e) => Err(failed(e)),
         };
     }
-    let Some(user) = user else {
-        let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
-        return Err(CliError::BadInput(format!(
-            "say whose token: `tmuxd token USER` (users: {}), or `tmuxd token --list`, or `tmuxd token --revoke ID`",
-            names.join(", ")
-        )));
+    let user = match (user, config.users.as_slice()) {
+        (Some(user), _) => user,
+        (None, [only]) => only.name.clone(),
+        (None, _) => {
+            return Err(CliError::BadInput(format!(
+                "say whose token: `tmuxd token USER` (users: {}), or `tmuxd token --list`, or `tmuxd token --revoke ID`",
+                user_names(config)
+            )))
+        }
     };
     if config.user(&user).is_none() {
         return Err(no_such_user(config, &user));

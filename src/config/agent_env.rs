@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::problems::Problems;
+
 /// An agent's environment beyond its account's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentEnv {
@@ -25,104 +27,122 @@ fn reserved(name: &str) -> bool {
         )
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), (String, String)> {
+/// Why `name` (at `key`) cannot be set from the config, if it cannot.
+fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
-        return Err((
-            key.to_owned(),
-            format!("{name:?} is not a variable name (letters, digits, _)"),
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits, _)"
         ));
     }
     if reserved(name) {
-        return Err((
-            key.to_owned(),
-            format!("{name} is set by tmuxd or tmux itself"),
-        ));
+        return Err(format!("{name} is set by tmuxd or tmux itself"));
     }
     Ok(())
 }
 
 /// `base` with `vars` and `secrets` (of the section `at`, e.g.
-/// `users[1]`) laid over it.
+/// `users[1]`) laid over it; each bad entry is recorded and left out.
 pub(super) fn layer(
+    p: &mut Problems,
     base: &AgentEnv,
     at: &str,
     vars: Option<BTreeMap<String, String>>,
     secrets: Option<BTreeMap<String, PathBuf>>,
-) -> Result<AgentEnv, (String, String)> {
+) -> AgentEnv {
     let mut env = base.clone();
     for (name, value) in vars.unwrap_or_default() {
         let key = format!("{at}.env.{name}");
-        check_name(&key, &name)?;
-        if value.contains('\0') {
-            return Err((key, "contains a NUL byte".into()));
+        let checked = check_name(&name).and_then(|()| match value.contains('\0') {
+            true => Err("contains a NUL byte".to_owned()),
+            false => Ok(()),
+        });
+        if p.check(&key, checked).is_some() {
+            env.secrets.remove(&name);
+            env.vars.insert(name, value);
         }
-        env.secrets.remove(&name);
-        env.vars.insert(name, value);
     }
     for (name, path) in secrets.unwrap_or_default() {
         let key = format!("{at}.secrets.{name}");
-        check_name(&key, &name)?;
         let text = path.to_string_lossy();
-        if !path.is_absolute() || text.contains('\n') {
-            return Err((key, format!("{text:?} must be an absolute path to the file that holds the value (one line, no newline in the path)")));
+        let checked = check_name(&name).and_then(|()| match !path.is_absolute() || text.contains('\n') {
+            true => Err(format!("{text:?} must be an absolute path to the file that holds the value (one line, no newline in the path)")),
+            false => Ok(()),
+        });
+        if p.check(&key, checked).is_some() {
+            env.vars.remove(&name);
+            env.secrets.insert(name, path);
         }
-        env.vars.remove(&name);
-        env.secrets.insert(name, path);
     }
-    Ok(env)
+    env
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `layer` over `base`, and the problems it found.
+    fn layered(
+        base: &AgentEnv,
+        at: &str,
+        vars: Option<BTreeMap<String, String>>,
+        secrets: Option<BTreeMap<String, PathBuf>>,
+    ) -> (AgentEnv, Vec<super::super::Problem>) {
+        let mut p = Problems::default();
+        let env = layer(&mut p, base, at, vars, secrets);
+        let problems = p.finish("t", ()).err().map(|e| e.problems);
+        (env, problems.unwrap_or_default())
+    }
+
     #[test]
     fn layers_override_by_name_and_names_are_checked() {
-        let base = layer(
+        let (base, none) = layered(
             &AgentEnv::default(),
             "agent",
             Some([("MODEL".into(), "a".into())].into()),
             Some([("API_KEY".into(), PathBuf::from("/etc/k"))].into()),
-        )
-        .unwrap();
-        let user = layer(
+        );
+        assert!(none.is_empty(), "{none:?}");
+        let (user, none) = layered(
             &base,
             "users[0]",
             Some([("API_KEY".into(), "plain".into())].into()),
             None,
-        )
-        .unwrap();
+        );
+        assert!(none.is_empty(), "{none:?}");
         assert_eq!(user.vars.get("API_KEY").map(String::as_str), Some("plain"));
         assert!(user.secrets.is_empty());
         assert_eq!(user.vars.get("MODEL").map(String::as_str), Some("a"));
-        for (name, why) in [
+        // Every bad name is named at once, and left out.
+        let bad = [
             ("1X", "not a variable name"),
             ("A-B", "not a variable name"),
-            ("TMUXD_X", "set by tmuxd"),
             ("HOME", "set by tmuxd"),
-        ] {
-            let e = layer(
-                &base,
-                "agent",
-                Some([(name.into(), "v".into())].into()),
-                None,
-            )
-            .unwrap_err();
-            assert_eq!(e.0, format!("agent.env.{name}"));
-            assert!(e.1.contains(why), "{e:?}");
+            ("TMUXD_X", "set by tmuxd"),
+        ];
+        let vars = bad.iter().map(|(n, _)| (n.to_string(), "v".into()));
+        let (env, problems) = layered(&base, "agent", Some(vars.collect()), None);
+        assert_eq!(env, base);
+        assert_eq!(problems.len(), bad.len(), "{problems:?}");
+        for (name, why) in bad {
+            let p = problems
+                .iter()
+                .find(|p| p.key == format!("agent.env.{name}"));
+            assert!(
+                p.is_some_and(|p| p.reason.contains(why)),
+                "{name}: {problems:?}"
+            );
         }
-        let e = layer(
+        let (_, problems) = layered(
             &base,
             "agent",
             None,
             Some([("K".into(), PathBuf::from("rel"))].into()),
-        )
-        .unwrap_err();
-        assert_eq!(e.0, "agent.secrets.K");
+        );
+        assert_eq!(problems[0].key, "agent.secrets.K");
     }
 }

@@ -3,8 +3,9 @@
 //! Parsing is split from the file system so tests feed it a `&str`:
 //! [`Config::parse`] checks syntax, types, unknown keys and every rule that
 //! needs only the text; [`Config::check_host`] checks what needs the machine
-//! (directories exist, Unix users exist). Every error names the exact key
-//! (`users[1].command`) and the reason.
+//! (directories exist, Unix users exist, agent programs exist). Both go
+//! on past a problem, so one run names every problem, each with its exact
+//! key (`users[1].command`) and reason.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,15 +20,21 @@ mod agent_env;
 mod host;
 mod mail;
 mod parse;
+mod problems;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod users;
 mod workspace;
 
 pub use agent_env::AgentEnv;
-pub use host::{find_in_path, io_reason, HostDefaults};
+pub use host::{check_program, find_in_path, io_reason, on_tmpfs, tmpfs_spool, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
+use problems::Problems;
+pub use problems::{
+    fix as problems_fix, init_target, user_config_file, ConfigError, Problem, EMBEDDED,
+};
 use raw::*;
 pub use workspace::{check_path, SnapshotPolicy, WorkspaceConfig};
 use workspace::{parse_workspace, RawWorkspace};
@@ -35,19 +42,11 @@ use workspace::{parse_workspace, RawWorkspace};
 /// The documented example, printed by `tmuxd default-config`.
 pub const EXAMPLE: &str = include_str!("../../config.example.toml");
 
+/// A line only the example has: a file holding it is still the example.
+const EXAMPLE_MARK: &str = "the example printed by `tmuxd default-config`";
+
 /// Longest Unix socket path the kernel accepts (`sun_path` minus the NUL).
 const MAX_SOCKET_PATH: usize = 107;
-
-/// A configuration error: which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {key}: {reason}")]
-pub struct ConfigError {
-    /// The file, or "embedded default config".
-    pub origin: String,
-    /// The key path, e.g. `users[1].command`; `(file)` for whole-file problems.
-    pub key: String,
-    pub reason: String,
-}
 
 /// The running config as the parts that read it hold it: each read sees
 /// the latest whole config, and a reload is one send on the daemon's
@@ -83,6 +82,13 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// A root daemon may run agents of users without `unix_user` as root.
     pub allow_root_agents: bool,
+    /// The users are the embedded default's one (no `[[users]]`): it runs
+    /// as the daemon's own account.
+    pub default_user: bool,
+    /// `[agent] command`, which users without their own run.
+    pub agent_command: Vec<String>,
+    /// The file is still the printed example (its users are examples).
+    pub example: bool,
     /// Sessions one user may have at once (`main` included).
     pub max_sessions_per_user: usize,
     pub restart: RestartPolicy,

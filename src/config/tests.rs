@@ -8,6 +8,7 @@ fn host() -> HostDefaults {
         agent: vec!["/bin/sh".into()],
         home: "/home/test".into(),
         login: "test".into(),
+        spool_dir: None,
     }
 }
 
@@ -18,7 +19,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn key_of(text: &str) -> String {
     let e = parse(text).unwrap_err();
     assert!(e.to_string().starts_with("t.toml: "), "{e}");
-    e.key
+    e.key().to_owned()
 }
 
 #[test]
@@ -101,7 +102,6 @@ fn errors_name_the_key() {
             "workspace.max_download_files",
         ),
         ("users = 3\n", "users"),
-        ("", "users"),
         ("[[users]\n", "(syntax)"),
     ];
     for (text, key) in cases {
@@ -112,7 +112,7 @@ fn errors_name_the_key() {
 #[test]
 fn duplicate_user_names_the_first() {
     let e = parse("[[users]]\nname = \"a\"\n[[users]]\nname = \"a\"\n").unwrap_err();
-    assert!(e.reason.contains("users[0]"), "{e}");
+    assert!(e.problems[0].reason.contains("users[0]"), "{e}");
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn bounds_default_and_refuse_zero() {
         ),
     ] {
         let e = parse(&format!("{text}[[users]]\nname = \"a\"\n")).unwrap_err();
-        assert_eq!(e.key, key, "{e}");
+        assert_eq!(e.key(), key, "{e}");
     }
 }
 
@@ -155,7 +155,7 @@ fn public_listen_needs_a_tls_proxy() {
     assert!(c.web.tls_proxy);
     assert_eq!(c.web.origins, ["https://t.example.com"]);
     let e = parse("[web]\nlisten = \"0.0.0.0:80\"\n[[users]]\nname = \"a\"\n").unwrap_err();
-    assert!(e.reason.contains("tls_proxy"), "{e}");
+    assert!(e.problems[0].reason.contains("tls_proxy"), "{e}");
 }
 
 #[test]
@@ -221,4 +221,89 @@ fn embedded_default_sanitizes_login() {
     let c = Config::embedded(&h);
     assert_eq!(c.users[0].name.as_str(), "john-doe");
     assert_eq!(c.web.listen.ip().to_string(), "127.0.0.1");
+}
+
+#[test]
+fn every_problem_is_named_at_once() {
+    let text = "[daemon]\nstate_dir = \"x\"\n[agent]\nidle_after_s = 0\n[web]\nlisten = \"nope\"\n\
+        [workspace]\nmax_snapshots = 0\n[mail]\naddress = \"bad\"\nauthserv_id = \"mx.example.org\"\n\
+        [mail.smtp]\nhost = \"smtp.example.org\"\nsecurity = \"plain\"\n\
+        [[users]]\nname = \"Alice\"\nemails = [\"nope\"]\n\
+        [[users]]\nname = \"bob\"\nblock = [\"nosuch\"]\nenv = { HOME = \"/x\" }\n";
+    let e = parse(text).unwrap_err();
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "daemon.state_dir",
+            "agent.idle_after_s",
+            "web.listen",
+            "users[0].name",
+            "users[0].emails[0]",
+            "users[1].block[0]",
+            "users[1].env.HOME",
+            "mail.address",
+            "mail.smtp.security",
+            "workspace.max_snapshots",
+        ]
+    );
+    // A head line, then one line per problem with its key and reason.
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("t.toml: 10 problems\n  daemon.state_dir: must be an absolute path\n"),
+        "{shown}"
+    );
+    assert_eq!(shown.lines().count(), 11, "{shown}");
+    // The fix names the file in use; with no file, where `init` writes.
+    assert_eq!(e.fix(&e.problems[2]), "edit web.listen in t.toml");
+    let embedded = crate::config::problems_fix(EMBEDDED, "users[0].workdir");
+    assert!(
+        embedded.contains("`tmuxd init` writes one") && embedded.contains("users[0].workdir"),
+        "{embedded}"
+    );
+}
+
+#[test]
+fn a_file_without_users_runs_the_embedded_default_user() {
+    for text in ["", "# only a comment\n", "[agent]\ncommand = [\"aider\"]\n"] {
+        let c = parse(text).unwrap();
+        let embedded = Config::embedded(&host());
+        assert_eq!(c.users.len(), 1, "{text:?}");
+        assert_eq!(c.users[0].name, embedded.users[0].name);
+        assert_eq!(c.users[0].workdir, embedded.users[0].workdir);
+        assert!(c.default_user && c.allow_root_agents, "{text:?}");
+    }
+    let c = parse("[agent]\ncommand = [\"aider\"]\n").unwrap();
+    assert_eq!(c.users[0].command, ["aider"]);
+    assert_eq!(c.users[0].profile, "aider");
+    // Users of one's own: allow_root_agents as written.
+    assert!(
+        !parse("[[users]]\nname = \"a\"\n")
+            .unwrap()
+            .allow_root_agents
+    );
+}
+
+#[test]
+fn spools_go_to_the_hosts_tmpfs_only_with_default_directories() {
+    let mut h = host();
+    h.spool_dir = Some("/dev/shm/tmuxd-0/spool".into());
+    let spool = |text: &str| Config::parse(text, "t", &h).unwrap().transcript.spool_dir;
+    assert_eq!(spool(""), PathBuf::from("/dev/shm/tmuxd-0/spool"));
+    assert_eq!(
+        Config::embedded(&h).transcript.spool_dir,
+        PathBuf::from("/dev/shm/tmuxd-0/spool")
+    );
+    assert_eq!(
+        spool("[daemon]\nruntime_dir = \"/run/x\"\n"),
+        PathBuf::from("/run/x/spool")
+    );
+    assert_eq!(
+        spool("[daemon]\nstate_dir = \"/s\"\n"),
+        PathBuf::from("/s/run/spool")
+    );
+    assert_eq!(
+        Config::embedded(&host()).transcript.spool_dir,
+        PathBuf::from("/var/lib/tmuxd/run/spool")
+    );
 }

@@ -60,16 +60,16 @@ pub(super) struct RawWorkspace {
     max_snapshots: Option<usize>,
 }
 
-/// Checks `[workspace]`; an error is the key and the reason.
-pub(super) fn parse_workspace(raw: RawWorkspace) -> Result<WorkspaceConfig, (String, String)> {
+/// Checks `[workspace]`, recording each problem at its key.
+pub(super) fn parse_workspace(p: &mut Problems, raw: RawWorkspace) -> WorkspaceConfig {
     let mut w = WorkspaceConfig::default();
     if let Some(u) = raw.uploads {
-        w.uploads = check_path(&u).map_err(|why| {
-            (
-                "workspace.uploads".to_owned(),
-                format!("{why}; write a directory inside the workdir such as \"uploads\", or \"\" for the workdir itself"),
-            )
-        })?;
+        let checked = check_path(&u).map_err(|why| {
+            format!("{why}; write a directory inside the workdir such as \"uploads\", or \"\" for the workdir itself")
+        });
+        if let Some(u) = p.check("workspace.uploads", checked) {
+            w.uploads = u;
+        }
     }
     let caps = [
         (
@@ -94,26 +94,18 @@ pub(super) fn parse_workspace(raw: RawWorkspace) -> Result<WorkspaceConfig, (Str
         ),
     ];
     for (value, field, key) in caps {
-        match value {
-            Some(0) => return Err((format!("workspace.{key}"), "must be at least 1".into())),
-            Some(n) => *field = n,
-            None => {}
-        }
+        *field = parse::at_least_one(p, &format!("workspace.{key}"), value, *field);
     }
-    if let Some(p) = raw.snapshot_before_input {
-        w.snapshot_before_input = p;
+    if let Some(policy) = raw.snapshot_before_input {
+        w.snapshot_before_input = policy;
     }
-    match raw.max_snapshots {
-        Some(0) => {
-            return Err((
-                "workspace.max_snapshots".into(),
-                "must be at least 1".into(),
-            ))
-        }
-        Some(n) => w.max_snapshots = n,
-        None => {}
-    }
-    Ok(w)
+    w.max_snapshots = parse::at_least_one(
+        p,
+        "workspace.max_snapshots",
+        raw.max_snapshots,
+        w.max_snapshots,
+    );
+    w
 }
 
 /// Checks a relative path in a workspace and returns it normalized

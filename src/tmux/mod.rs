@@ -95,10 +95,14 @@ impl Tmux {
         &self.socket
     }
 
-    /// The whole argv: `tmux -S SOCKET ARGS`.
+    /// The whole argv: `tmux -u -S SOCKET ARGS`. `-u`: without a UTF-8
+    /// locale (a daemon started by `env -i`, cron or a bare container)
+    /// tmux turns the tabs of `-F` output into `_`, and viewers (xterm.js)
+    /// are UTF-8 terminals anyway.
     pub fn argv(&self, commands: &[Command]) -> Vec<OsString> {
         let mut argv = vec![
             OsString::from("tmux"),
+            "-u".into(),
             "-S".into(),
             self.socket.clone().into(),
         ];

@@ -184,14 +184,22 @@ fn restart_never_leaves_the_pane_dead_with_its_status() {
 
 #[test]
 fn missing_agent_binary_shows_in_pane_and_sessions_and_others_keep_working() {
+    // check-config refuses a missing program; this one goes away once it
+    // ran (uninstalled under a running daemon).
     let mut env = Env::new(
-        "[agent]\ncommand = [\"sh\", \"-c\", \"exec cat\"]\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\ncommand = [\"tmuxd-no-such-agent\"]\n",
+        "[agent]\ncommand = [\"sh\", \"-c\", \"exec cat\"]\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\ncommand = [\"{dir}/vanishing-agent\"]\n",
     );
+    let agent = env.path().join("vanishing-agent");
+    std::fs::write(&agent, "#!/bin/sh\nrm -f \"$0\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let _d = env.serve();
     env.wait_pane(
         "bob",
         "main",
-        "tmuxd: cannot start the agent: tmuxd-no-such-agent: command not found",
+        &format!(
+            "tmuxd: cannot start the agent: {}: command not found",
+            agent.display()
+        ),
     );
     let bob = wait_for(10, "bob's exit recorded", || {
         let s = env.session("bob/main")?;
@@ -359,8 +367,16 @@ fn bad_configs_exit_2_naming_the_key() {
             "users[0].name: invalid name \"#{pid}\"",
         ),
         (
-            "[[users]]\nname = \"a\"\nworkdir = \"/nonexistent/dir\"\n",
+            "[daemon]\nallow_root_agents = true\n[[users]]\nname = \"a\"\nworkdir = \"/nonexistent/dir\"\n",
             "users[0].workdir: /nonexistent/dir: No such file or directory",
+        ),
+        (
+            "[daemon]\nallow_root_agents = true\n[agent]\ncommand = [\"tmuxd-no-such-agent\"]\n[[users]]\nname = \"a\"\n",
+            "agent.command: the agent program \"tmuxd-no-such-agent\" is not on PATH",
+        ),
+        (
+            "[daemon]\nallow_root_agents = true\n[[users]]\nname = \"a\"\ncommand = [\"/nonexistent/agent\"]\n",
+            "users[0].command: the agent program /nonexistent/agent: No such file or directory",
         ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
@@ -423,10 +439,25 @@ fn default_config_prints_a_valid_example() {
         .replace("unix_user = \"bob\"", &format!("unix_user = \"{me}\""));
     let path = dir.path().join("example.toml");
     std::fs::write(&path, &text).unwrap();
+    // The example's agents, claude and aider, on PATH.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for agent in ["claude", "aider"] {
+        let file = bin.join(agent);
+        std::fs::write(&file, "#!/bin/sh\nexec cat\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new(crate::common::BIN)
         .arg("--config")
         .arg(&path)
         .arg("check-config")
+        .env("PATH", &path_var)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -39,6 +39,7 @@ confirm = "always"
         agent: vec!["/bin/sh".into()],
         home: dir.to_path_buf(),
         login: "test".into(),
+        spool_dir: None,
     };
     let config = Arc::new(Config::parse(&text, "t.toml", &host).expect("config"));
     let (_, live) = Live::new(config.clone());

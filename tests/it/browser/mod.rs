@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 mod dashboard;
 mod files;
 mod page;
+mod quickstart;
 
 /// A chromedriver process, killed on drop.
 struct Driver {

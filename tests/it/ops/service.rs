@@ -144,7 +144,13 @@ fn doctor_names_each_problem_with_its_fix() {
     let out = env.run(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text.contains("fix: edit `users[0].name`"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "fix: edit users[0].name in {}",
+            env.config.display()
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -81,4 +81,4 @@ install -d -m 0700 "$state"
 if ((systemd)); then systemctl daemon-reload; fi
 
 echo "tmuxd installed: $binary"
-echo "next: edit $config, run '$prefix/bin/tmuxd --config /etc/tmuxd/config.toml doctor', then 'systemctl enable --now tmuxd'"
+echo "next: write the config for this machine with '$prefix/bin/tmuxd init --force --user ACCOUNT' (repeat --user; replaces the example at $config) or edit it, run '$prefix/bin/tmuxd --config /etc/tmuxd/config.toml doctor', then 'systemctl enable --now tmuxd'"

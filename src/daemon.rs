@@ -191,13 +191,14 @@ async fn reload(
     current: &Arc<Config>,
     supervisor: &Supervisor,
 ) -> Result<Arc<Config>, crate::config::ConfigError> {
-    let host = crate::config::HostDefaults::detect();
-    let mut new = if current.origin == crate::config::Config::embedded(&host).origin {
-        crate::config::Config::embedded(&host)
+    use crate::config::{Config, HostDefaults, EMBEDDED};
+    let host = HostDefaults::detect();
+    let inspected = if current.origin == EMBEDDED {
+        Config::embedded(&host).inspected()
     } else {
-        crate::config::Config::load(std::path::Path::new(&current.origin), &host)?
+        Config::inspect(std::path::Path::new(&current.origin), &host)?
     };
-    new.check_host()?;
+    let mut new = inspected.checked()?;
     let fixed = [
         ("daemon.state_dir", new.state_dir != current.state_dir),
         ("daemon.runtime_dir", new.runtime_dir != current.runtime_dir),

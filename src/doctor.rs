@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Inspected};
 
 /// One check's outcome.
 pub struct Finding {
@@ -45,7 +45,7 @@ fn problem(what: impl Into<String>, fix: impl Into<String>) -> Finding {
 }
 
 /// Runs every check.
-pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
+pub async fn check(config: Result<Inspected, ConfigError>) -> Vec<Finding> {
     let mut out = Vec::new();
     match crate::tmux::check_version() {
         Ok((a, b)) => out.push(ok(format!("tmux {a}.{b} is installed"))),
@@ -54,18 +54,19 @@ pub async fn check(config: Result<Config, ConfigError>) -> Vec<Finding> {
             "install tmux 3.2 or newer (Debian/Ubuntu: apt install tmux)",
         )),
     }
-    let config = match config {
-        Ok(c) => c,
+    let inspected = match config {
+        Ok(i) => i,
         Err(e) => {
             config_problems(&mut out, &e);
             return out;
         }
     };
-    out.push(ok(format!("config {} parses", config.origin)));
-    match config.check_host() {
-        Ok(()) => out.push(ok(
-            "workdirs, agent programs, Unix accounts and shared directories check out",
-        )),
+    let config = inspected.config.clone();
+    match inspected.checked() {
+        Ok(_) => out.push(ok(format!(
+            "config {}: every key, workdir, agent program, Unix account and shared directory checks out",
+            config.origin
+        ))),
         Err(e) => config_problems(&mut out, &e),
     }
     if let Some(note) = config.root_agents_note() {
@@ -262,7 +263,14 @@ fn secret_files(out: &mut Vec<Finding>, user: &crate::config::UserConfig, accoun
     let owner = account
         .and_then(|a| nix::unistd::User::from_name(a).ok().flatten())
         .map(|u| u.uid.as_raw());
-    for (name, path) in &user.env.secrets {
+    // The user's, and each session's own (a file named twice is checked once).
+    let mut files: Vec<(&String, &std::path::PathBuf)> = std::iter::once(&user.env)
+        .chain(user.session_env.values())
+        .flat_map(|env| env.secrets.iter())
+        .collect();
+    files.sort_by(|a, b| a.1.cmp(b.1));
+    files.dedup_by(|a, b| a.1 == b.1);
+    for (name, path) in files {
         let what = format!("{}'s secret {name} ({})", user.name, path.display());
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_file() => m,

@@ -210,3 +210,35 @@ fn write_config(path: &Path, text: &str, root: bool) -> std::io::Result<()> {
     }
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_config_names_each_account_and_directories_users_reach() {
+        let users = [Account {
+            name: Name::new("alice").unwrap(),
+            account: "alice".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+        }];
+        let host = HostDefaults {
+            state_dir: "/home/me/.local/state/tmuxd".into(),
+            agent: vec!["/bin/sh".into()],
+            home: "/home/me".into(),
+            login: "me".into(),
+            spool_dir: None,
+        };
+        let root = Config::parse(&render(&users, true), "t", &host).unwrap();
+        assert_eq!(root.state_dir, Path::new("/var/lib/tmuxd"));
+        assert_eq!(root.runtime_dir, Path::new("/run/tmuxd"));
+        assert_eq!(root.users[0].unix_user.as_deref(), Some("alice"));
+        assert_eq!(root.users[0].workdir, Path::new("/home/alice"));
+        assert!(!root.allow_root_agents && !root.default_user);
+        // Not root: the caller's own agent, in the default directories.
+        let own = Config::parse(&render(&users, false), "t", &host).unwrap();
+        assert_eq!(own.users[0].unix_user, None);
+        assert_eq!(own.state_dir, host.state_dir);
+    }
+}

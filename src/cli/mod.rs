@@ -302,21 +302,36 @@ fn unreachable(config: &Config) -> impl Fn(std::io::Error) -> CliError + '_ {
     }
 }
 
-/// Finds and loads the config (see the module docs for the order).
-pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
-    let host = HostDefaults::detect();
+/// The config file the CLI reads: `--config`, else the user's, else
+/// `/etc/tmuxd/config.toml`; `None`: the embedded default.
+fn config_path(explicit: Option<&PathBuf>) -> Option<PathBuf> {
     if let Some(path) = explicit {
-        return Config::load(path, &host);
+        return Some(path.clone());
     }
-    for path in [
+    [
         crate::config::user_config_file(),
         PathBuf::from("/etc/tmuxd/config.toml"),
-    ] {
-        if path.exists() {
-            return Config::load(&path, &host);
-        }
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+/// Finds and loads the config, checking its text (not the machine).
+pub fn load_config(explicit: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    let host = HostDefaults::detect();
+    match config_path(explicit) {
+        Some(path) => Config::load(&path, &host),
+        None => Ok(Config::embedded(&host)),
     }
-    Ok(Config::embedded(&host))
+}
+
+/// Finds the config and checks its text and the machine: every problem.
+fn inspect_config(explicit: Option<&PathBuf>) -> Result<crate::config::Inspected, ConfigError> {
+    let host = HostDefaults::detect();
+    match config_path(explicit) {
+        Some(path) => Config::inspect(&path, &host),
+        None => Ok(Config::embedded(&host).inspected()),
+    }
 }
 
 /// Runs one verb.
@@ -339,7 +354,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     if let Verb::Doctor = cli.verb {
         let findings =
-            runtime(false)?.block_on(crate::doctor::check(load_config(cli.config.as_ref())));
+            runtime(false)?.block_on(crate::doctor::check(inspect_config(cli.config.as_ref())));
         return if crate::doctor::print(&findings) {
             Ok(())
         } else {
@@ -348,14 +363,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             )))
         };
     }
-    let config = load_config(cli.config.as_ref())?;
+    let config = match cli.verb {
+        Verb::CheckConfig | Verb::Serve => inspect_config(cli.config.as_ref())?.checked()?,
+        _ => load_config(cli.config.as_ref())?,
+    };
     match cli.verb {
         Verb::Doctor => unreachable!("handled above"),
         Verb::DefaultConfig | Verb::Hook | Verb::WorkspaceHelper { .. } | Verb::Init { .. } => {
             unreachable!("handled above")
         }
         Verb::CheckConfig => {
-            config.check_host()?;
             println!(
                 "{}: OK ({} user{})",
                 config.origin,
@@ -368,7 +385,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Verb::Serve => {
-            config.check_host()?;
             crate::tmux::check_version().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
             runtime(true)?
                 .block_on(crate::daemon::serve(config))

@@ -84,7 +84,10 @@ pub(super) async fn transcript(
                 (_, _, true) => return Err(CliError::BadInput(format!(
                     "{id} has no transcript yet: it was created while the daemon was down; what it prints waits in its spool and is stored once `tmuxd serve` adopts it"
                 ))),
-                _ => return Err(SessionError::NoSuchSession(id.clone()).into()),
+                _ => {
+                    let missing = SessionError::NoSuchSession(id.clone());
+                    return Err(super::verbs::missing_without_daemon(missing));
+                }
             };
             let log = store.session(id).map_err(|e| CliError::Failed(e.into()))?;
             let options = ExportOptions {

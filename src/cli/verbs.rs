@@ -28,7 +28,7 @@ fn user_names(config: &Config) -> String {
 
 /// A session that is missing while the daemon is down: maybe it is only
 /// not created yet.
-fn missing_without_daemon(e: SessionError) -> CliError {
+pub(super) fn missing_without_daemon(e: SessionError) -> CliError {
     match e {
         SessionError::NoSuchSession(id) => CliError::BadInput(format!(
             "no such session {id}, and the daemon is not running: start it with `tmuxd serve` (it creates each user's main session), or `tmuxd new {id}`"

@@ -119,10 +119,17 @@ impl Config {
     /// to, and the daemon's directories are safe and reachable.
     pub fn check_host(&self) -> Result<(), ConfigError> {
         let mut p = Problems::default();
+        self.host_problems(&mut p);
+        p.finish(&self.origin, ())
+    }
+
+    /// Records what [`Config::check_host`] finds (and, when the file is
+    /// still the printed example, says so once there is any problem).
+    pub(super) fn host_problems(&self, p: &mut Problems) {
         let me = nix::unistd::geteuid();
         let mut agent_checked = false;
-        for (i, u) in self.users.iter().enumerate() {
-            let key = |k: &str| format!("users[{i}].{k}");
+        for u in &self.users {
+            let key = |k: &str| format!("users[{}].{k}", u.index);
             match std::fs::metadata(&u.workdir) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => p.add(
@@ -167,11 +174,10 @@ impl Config {
                 crate::roots::check_parents(dir).and_then(|()| crate::roots::check_existing(dir));
             p.check(key, checked);
         }
-        self.check_shared_dirs(&mut p);
+        self.check_shared_dirs(p);
         if self.example && !p.is_empty() {
             p.add("(example)", "this file is still the example from `tmuxd default-config`: its users (alice, bob), accounts and directories are examples; replace them with this machine's, or write a config for it with `tmuxd init`");
         }
-        p.finish(&self.origin, ())
     }
 
     /// The users whose agents a root daemon runs as root without naming

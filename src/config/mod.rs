@@ -33,7 +33,7 @@ use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
 use problems::Problems;
 pub use problems::{
-    fix as problems_fix, init_target, user_config_file, ConfigError, Problem, EMBEDDED,
+    fix as problems_fix, init_target, user_config_file, ConfigError, Inspected, Problem, EMBEDDED,
 };
 use raw::*;
 pub use workspace::{check_path, SnapshotPolicy, WorkspaceConfig};
@@ -229,10 +229,16 @@ impl Default for WebBounds {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserConfig {
     pub name: Name,
+    /// Its place in the file's `[[users]]`, for keys in messages
+    /// (`users[2].workdir`).
+    pub index: usize,
     /// The agent's argv (the user's own, else `[agent] command`).
     pub command: Vec<String>,
     /// Variables and secrets for the agent (`[agent]`, then the user's).
     pub env: AgentEnv,
+    /// A session's own, where `[users.sessions.NAME]` gives them (laid
+    /// over `env`).
+    pub session_env: std::collections::BTreeMap<Name, AgentEnv>,
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,
@@ -323,6 +329,11 @@ impl RestartPolicy {
 pub const ANSWER_CHANNELS: [&str; 4] = ["page", "api", "cli", "mail"];
 
 impl UserConfig {
+    /// What session `name`'s agent gets: its own settings, else the user's.
+    pub fn env_of(&self, session: &Name) -> &AgentEnv {
+        self.session_env.get(session).unwrap_or(&self.env)
+    }
+
     /// Whether this user's agents' questions may be answered from
     /// `channel` (one of [`ANSWER_CHANNELS`]).
     pub fn answers_from(&self, channel: &str) -> bool {

@@ -32,8 +32,10 @@ impl Config {
             },
             users: vec![UserConfig {
                 name: Name::sanitize(&host.login),
+                index: 0,
                 command: host.agent.clone(),
                 env: AgentEnv::default(),
+                session_env: Default::default(),
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
@@ -62,15 +64,54 @@ impl Config {
     /// (only comments, or only sections without users) gets the embedded
     /// default's user.
     pub fn load(path: &Path, host: &HostDefaults) -> Result<Config, ConfigError> {
+        let (config, p) = Config::load_partial(path, host)?;
+        p.finish(&config.origin.clone(), config)
+    }
+
+    /// Reads `path` and checks its text and this machine: the config (with
+    /// defaults in place of bad values) and every problem found, none when
+    /// it is good. An error: the file cannot be read or parsed at all.
+    pub fn inspect(path: &Path, host: &HostDefaults) -> Result<Inspected, ConfigError> {
+        let (config, mut p) = Config::load_partial(path, host)?;
+        config.host_problems(&mut p);
+        Ok(Inspected {
+            problems: p.into_vec(),
+            config,
+        })
+    }
+
+    /// This config and what the machine checks find wrong with it.
+    pub fn inspected(self) -> Inspected {
+        let mut p = Problems::default();
+        self.host_problems(&mut p);
+        Inspected {
+            problems: p.into_vec(),
+            config: self,
+        }
+    }
+
+    fn load_partial(path: &Path, host: &HostDefaults) -> Result<(Config, Problems), ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::one(&origin, "(file)", format!("cannot read: {}", io_reason(&e)))
         })?;
-        Config::parse(&text, &origin, host)
+        Config::parse_partial(&text, &origin, host)
     }
 
     /// Parses and validates config text, naming every problem found.
     pub fn parse(text: &str, origin: &str, host: &HostDefaults) -> Result<Config, ConfigError> {
+        let (config, p) = Config::parse_partial(text, origin, host)?;
+        p.finish(origin, config)
+    }
+
+    /// The config from `text`, with defaults in place of bad values, and
+    /// the problems found; an error only when the text is not TOML of the
+    /// right shape.
+    fn parse_partial(
+        text: &str,
+        origin: &str,
+        host: &HostDefaults,
+    ) -> Result<(Config, Problems), ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| {
             let line = line_of(text, e.span());
             ConfigError::one(origin, "(syntax)", format!("{} {line}", e.message()))
@@ -167,7 +208,7 @@ impl Config {
                 ),
             );
         }
-        p.finish(origin, config)
+        Ok((config, p))
     }
 }
 

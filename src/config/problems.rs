@@ -98,6 +98,26 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// A config read as far as it goes: defaults in place of bad values, and
+/// every problem found in its text and on this machine.
+pub struct Inspected {
+    pub config: super::Config,
+    pub problems: Vec<Problem>,
+}
+
+impl Inspected {
+    /// The config, if nothing is wrong with it.
+    pub fn checked(self) -> Result<super::Config, ConfigError> {
+        if self.problems.is_empty() {
+            return Ok(self.config);
+        }
+        Err(ConfigError {
+            origin: self.config.origin,
+            problems: self.problems,
+        })
+    }
+}
+
 /// The problems found so far while reading one config.
 #[derive(Default)]
 pub(super) struct Problems(Vec<Problem>);
@@ -117,6 +137,10 @@ impl Problems {
     /// `r`'s value, or `None` with its error recorded at `key`.
     pub(super) fn check<T>(&mut self, key: &str, r: Result<T, String>) -> Option<T> {
         r.map_err(|reason| self.add(key, reason)).ok()
+    }
+
+    pub(super) fn into_vec(self) -> Vec<Problem> {
+        self.0
     }
 
     /// `value` when nothing was found wrong.

@@ -136,4 +136,15 @@ pub(super) struct RawUser {
     pub(super) risky_answers_need_page: Option<bool>,
     pub(super) env: Option<std::collections::BTreeMap<String, String>>,
     pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// Per-session settings, by session name.
+    pub(super) sessions: Option<std::collections::BTreeMap<String, RawSessionSettings>>,
+}
+
+/// `[users.sessions.NAME]`: what one session's agent gets besides the
+/// user's settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSessionSettings {
+    pub(super) env: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
 }

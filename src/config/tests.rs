@@ -102,6 +102,14 @@ fn errors_name_the_key() {
             "workspace.max_download_files",
         ),
         ("users = 3\n", "users"),
+        (
+            "[[users]]\nname = \"a\"\n[users.sessions.Bad]\nenv = { X = \"1\" }\n",
+            "users[0].sessions.Bad",
+        ),
+        (
+            "[[users]]\nname = \"a\"\n[users.sessions.review]\nsecrets = { K = \"rel\" }\n",
+            "users[0].sessions.review.secrets.K",
+        ),
         ("[[users]\n", "(syntax)"),
     ];
     for (text, key) in cases {

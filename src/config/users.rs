@@ -92,11 +92,21 @@ pub(super) fn parse_users(
             None => ANSWER_CHANNELS.map(String::from).to_vec(),
         };
         let env = agent_env::layer(p, &agent.env, &format!("users[{i}]"), u.env, u.secrets);
+        let mut session_env = std::collections::BTreeMap::new();
+        for (session, s) in u.sessions.unwrap_or_default() {
+            let at = format!("users[{i}].sessions.{session}");
+            let Some(session) = p.check(&at, Name::new(&session).map_err(|e| e.to_string())) else {
+                continue;
+            };
+            session_env.insert(session, agent_env::layer(p, &env, &at, s.env, s.secrets));
+        }
         let Some(name) = name else { continue };
         users.push(UserConfig {
             name,
+            index: i,
             command,
             env,
+            session_env,
             workdir,
             unix_user: u.unix_user,
             emails,

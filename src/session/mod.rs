@@ -252,7 +252,7 @@ impl UserServer {
         // Every viewer's terminal (xterm.js) shows 24-bit colour, and tmux
         // passes it on (terminal-features RGB, set on the server).
         let mut env = vec!["COLORTERM=truecolor".to_owned()];
-        let user_env = &self.user.env;
+        let user_env = self.user.env_of(name);
         env.extend(user_env.vars.iter().map(|(k, v)| format!("{k}={v}")));
         if !user_env.secrets.is_empty() {
             let files: Vec<String> = user_env

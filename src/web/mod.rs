@@ -450,25 +450,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Binds `[web] listen`.
 /// Binds `[web] listen`; a failure names the key, the config and the fix.
 pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
     let addr = config.web.listen;
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let set = |value: String| {
+            format!(
+                "{}: web.listen = \"{value}\"",
+                crate::config::problems_fix(&config.origin, "web.listen")
+            )
+        };
         let fix = match e.kind() {
             std::io::ErrorKind::AddrInUse => format!(
-                "another program (another tmuxd?) listens there: stop it, or set [web] listen in {} to a free address such as {}:{}",
-                config.origin,
-                addr.ip(),
-                addr.port().wrapping_add(1)
+                "another program (another tmuxd?) listens there: stop it, or {}",
+                set(format!("{}:{}", addr.ip(), addr.port().wrapping_add(1)))
             ),
             std::io::ErrorKind::PermissionDenied => format!(
-                "ports under 1024 need root: set [web] listen in {} to a port such as 7681",
-                config.origin
+                "ports under 1024 need root: {}",
+                set(format!("{}:7681", addr.ip()))
             ),
-            _ => format!("check [web] listen in {}", config.origin),
+            _ => crate::config::problems_fix(&config.origin, "web.listen"),
         };
-        anyhow::anyhow!("cannot listen on {addr} ([web] listen): {}; {fix}", crate::config::io_reason(&e))
+        anyhow::anyhow!(
+            "cannot listen on {addr} ([web] listen): {}; {fix}",
+            crate::config::io_reason(&e)
+        )
     })
 }
 

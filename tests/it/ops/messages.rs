@@ -49,6 +49,11 @@ fn cli_errors_name_the_problem_and_the_next_step() {
         &["no such session alice/main", "tmuxd serve"],
     );
     says(&env, &["attach", "alice/main"], &["tmuxd serve"]);
+    says(
+        &env,
+        &["attach"],
+        &["tmuxd attach USER[/SESSION]", "alice, bob"],
+    );
     // A bad pattern: one line.
     says(
         &env,
@@ -85,8 +90,11 @@ fn a_port_in_use_names_web_listen_and_leaves_no_control_socket() {
     assert!(!out.status.success());
     assert!(
         err.contains(&format!("cannot listen on 127.0.0.1:{port} ([web] listen)"))
-            && err.contains("set [web] listen in")
-            && err.contains(&format!("127.0.0.1:{}", port + 1)),
+            && err.contains(&format!(
+                "edit web.listen in {}: web.listen = \"127.0.0.1:{}\"",
+                env.config.display(),
+                port + 1
+            )),
         "{err}"
     );
     assert!(

@@ -1,5 +1,5 @@
-//! Per-user agent settings (issue 16): a secret read from a 0600 file
-//! reaches the agent's environment and nowhere else: not the daemon's log,
+//! Per-user and per-session agent settings (issue 16): a secret read from
+//! a 0600 file reaches the agent's environment and nowhere else: not the daemon's log,
 //! the transcript, any process's argv, tmux's environment or an API answer.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,14 +21,23 @@ fn a_secret_from_a_private_file_is_in_the_agents_environment_only() {
     nix::unistd::chown(key_file.as_str(), Some(uid.into()), None).unwrap();
     assert_eq!(std::fs::metadata(&key_file).unwrap().uid(), uid);
 
+    // A session of its own settings: another key and model.
+    let review_secret = format!("sk-review-{}", marker());
+    let review_key = format!("{home}/review.key");
+    std::fs::write(&review_key, format!("{review_secret}\n")).unwrap();
+    std::fs::set_permissions(&review_key, PermissionsExt::from_mode(0o600)).unwrap();
+    nix::unistd::chown(review_key.as_str(), Some(uid.into()), None).unwrap();
+
     // The agent proves what it got without printing it: a digest and the
-    // plain variable, in a file of its own.
-    let seen = format!("{home}/seen");
+    // plain variable, in a file named after the model.
+    let seen = format!("{home}/seen-claude-test");
     let mut env = Env::new(&format!(
-        "[agent]\ncommand = [\"sh\", \"-c\", \"printf %s \\\"$ANTHROPIC_API_KEY\\\" | sha256sum > {seen}; echo model=$MODEL >> {seen}; exec sh\"]\n\
+        "[agent]\ncommand = [\"sh\", \"-c\", \"printf %s \\\"$ANTHROPIC_API_KEY\\\" | sha256sum > {home}/seen-$MODEL; echo model=$MODEL >> {home}/seen-$MODEL; exec sh\"]\n\
          env = {{ MODEL = \"claude-test\" }}\n\
          [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"{home}\"\n\
-         secrets = {{ ANTHROPIC_API_KEY = \"{key_file}\" }}\n"
+         secrets = {{ ANTHROPIC_API_KEY = \"{key_file}\" }}\n\
+         [users.sessions.review]\nenv = {{ MODEL = \"claude-review\" }}\n\
+         secrets = {{ ANTHROPIC_API_KEY = \"{review_key}\" }}\n"
     ));
     std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
     let token = env.token("alice", "user");
@@ -37,26 +46,39 @@ fn a_secret_from_a_private_file_is_in_the_agents_environment_only() {
         let s = std::fs::read_to_string(&seen).ok()?;
         s.contains("model=").then_some(s)
     });
-    let digest = {
+    let digest = |secret: &str| {
         use sha2::Digest as _;
         let d = sha2::Sha256::digest(secret.as_bytes());
         d.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     assert!(
-        got.starts_with(&digest),
+        got.starts_with(&digest(&secret)),
         "the agent did not get the secret: {got}"
     );
     assert!(got.contains("model=claude-test"), "{got}");
+    // The review session gets its own, main keeps the user's.
+    env.ok(&["new", "alice/review"]);
+    let review = wait_for(20, "the review agent's report", || {
+        let s = std::fs::read_to_string(format!("{home}/seen-claude-review")).ok()?;
+        s.contains("model=").then_some(s)
+    });
+    assert!(review.starts_with(&digest(&review_secret)), "{review}");
+    assert!(std::fs::read_to_string(&seen)
+        .unwrap()
+        .starts_with(&digest(&secret)));
 
     // Nowhere else.
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
         .output()
         .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&ps.stdout).contains(&secret),
-        "the secret is in a process's argv"
-    );
+    for secret in [&secret, &review_secret] {
+        assert!(
+            !String::from_utf8_lossy(&ps.stdout).contains(secret.as_str()),
+            "the secret is in a process's argv"
+        );
+        assert!(!d.log().contains(secret.as_str()), "in the daemon's log");
+    }
     let tmux_env = env.tmux("alice", &["show-environment", "-t", "=main"]);
     assert!(
         !String::from_utf8_lossy(&tmux_env.stdout).contains(&secret),

@@ -10,6 +10,8 @@
 # Any user@example.test is a mailbox (plus-addresses keep their tag in To:);
 # every mailbox logs in to IMAP as its address with the password below.
 # bounce@example.test always bounces (a real DSN with `Return-Path: <>`).
+# MAIL_TESTBED_PIPE_TO/_USER/_ARGV (all three) add a pipe(8) transport for
+# one address, as the README's MTA delivery sets it up.
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 
@@ -157,6 +159,15 @@ anvil     unix - - n - 1 anvil
 scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
+# Optionally, the README's pipe delivery to tmuxd: mail for
+# $MAIL_TESTBED_PIPE_TO (and its +tags) goes to `$MAIL_TESTBED_PIPE_ARGV`,
+# run by pipe(8) as the unprivileged $MAIL_TESTBED_PIPE_USER.
+if [ -n "${MAIL_TESTBED_PIPE_TO:-}" ]; then
+  echo "$MAIL_TESTBED_PIPE_TO tmuxd:" >> "$etc/transport"
+  echo "tmuxd_destination_recipient_limit = 1" >> "$etc/main.cf"
+  printf 'tmuxd     unix - n n - - pipe\n  flags=DR user=%s argv=%s\n' \
+    "$MAIL_TESTBED_PIPE_USER" "$MAIL_TESTBED_PIPE_ARGV" >> "$etc/master.cf"
+fi
 # Postfix prints fatal start-up errors only to a tty.
 if ! out=$(script -qec "postfix -c $etc start" /dev/null 2>&1); then
   echo "mail-testbed: postfix did not start: $out" >&2

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::control::ControlServer;
+use crate::control::{ControlServer, IngestServer};
 use crate::supervisor::Supervisor;
 
 /// How long shutdown waits for tasks to finish.
@@ -36,11 +36,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let control = ControlServer::bind(&config.control_socket()).await?;
+    // Ours, just bound: no stale sockets left for the next start.
+    let unbind = || {
+        let _ = std::fs::remove_file(config.control_socket());
+        let _ = std::fs::remove_file(config.mail_socket());
+    };
+    let ingest = match config.mail.as_ref().and_then(|m| m.ingest_group.as_deref()) {
+        Some(group) => match IngestServer::bind(&config.mail_socket(), group) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                unbind();
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
     let listener = match crate::web::bind(&config).await {
         Ok(l) => l,
         Err(e) => {
-            // Ours, just bound: no stale socket left for the next start.
-            let _ = std::fs::remove_file(config.control_socket());
+            unbind();
             return Err(e);
         }
     };
@@ -92,6 +106,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     imap.clone(),
                     cancel.clone(),
                 ));
+            }
+            if let Some(ingest) = ingest {
+                tracker.spawn(ingest.run(bridge.clone(), cancel.clone(), tracker.clone()));
             }
             tracing::info!(address = %mail.address, imap = mail.imap.is_some(), "email bridge running");
             Some(bridge)

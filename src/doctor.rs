@@ -118,7 +118,7 @@ pub async fn check(config: Result<Inspected, ConfigError>) -> Vec<Finding> {
         }
         spool_on_tmpfs(&mut out, &config);
     }
-    mail(&mut out, &config);
+    mail(&mut out, &config, daemon);
     out
 }
 
@@ -133,7 +133,7 @@ fn config_problems(out: &mut Vec<Finding>, e: &ConfigError) {
 }
 
 /// The email bridge: password files readable, the mail state directory.
-fn mail(out: &mut Vec<Finding>, config: &Config) {
+fn mail(out: &mut Vec<Finding>, config: &Config, daemon: bool) {
     let Some(mail) = &config.mail else {
         out.push(ok("email bridge: off (no [mail] section)"));
         return;
@@ -158,6 +158,54 @@ fn mail(out: &mut Vec<Finding>, config: &Config) {
         None,
         "mail state directory",
     );
+    mta_path(out, config, daemon);
+}
+
+/// How the MTA hands mail over: the mail socket and its group, or (a root
+/// daemon without IMAP) a note that an MTA's pipe cannot reach the daemon.
+fn mta_path(out: &mut Vec<Finding>, config: &Config, daemon: bool) {
+    use std::os::unix::fs::FileTypeExt;
+    let Some(mail) = &config.mail else { return };
+    let socket = config.mail_socket();
+    let Some(group) = &mail.ingest_group else {
+        if mail.imap.is_none() && nix::unistd::geteuid().is_root() {
+            out.push(note_finding(format!(
+                "mail arrives only by `tmuxd mail-ingest` as root or the daemon's account, and an MTA's pipe runs unprivileged: set [mail] ingest_group in {} (README: Email, delivery from the MTA)",
+                config.origin
+            )));
+        }
+        return;
+    };
+    // A missing group is a config problem, reported above.
+    let Ok(Some(g)) = nix::unistd::Group::from_name(group) else {
+        return;
+    };
+    if !daemon {
+        return out.push(ok(format!(
+            "group {group} (gid {}) may deliver mail to {} once the daemon runs",
+            g.gid,
+            socket.display()
+        )));
+    }
+    match std::fs::symlink_metadata(&socket) {
+        Ok(m)
+            if m.file_type().is_socket()
+                && m.gid() == g.gid.as_raw()
+                && m.mode() & 0o777 == 0o660 =>
+        {
+            out.push(ok(format!(
+                "mail socket {} is the daemon's, for group {group}",
+                socket.display()
+            )))
+        }
+        _ => out.push(problem(
+            format!(
+                "the daemon serves no mail socket at {} for group {group}",
+                socket.display()
+            ),
+            "restart the daemon (`systemctl restart tmuxd`): it binds the socket on start",
+        )),
+    }
 }
 
 /// A directory that must be 0700 and owned by `account` (or us).

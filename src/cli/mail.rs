@@ -2,6 +2,7 @@
 //! daemon), `mail-log`, `mail-address`.
 
 use super::*;
+use std::path::Path;
 
 pub(super) fn mail_config(config: &Config) -> Result<&crate::config::MailConfig, CliError> {
     config.mail.as_ref().ok_or_else(|| {
@@ -12,15 +13,32 @@ pub(super) fn mail_config(config: &Config) -> Result<&crate::config::MailConfig,
     })
 }
 
+/// The largest message the bridge takes (`[mail] max_message_bytes` may
+/// only be smaller): without the config, read up to this.
+pub(super) const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+
+/// `mail-ingest` with the config: the mail socket when `[mail]
+/// ingest_group` is set, else the control socket (root and the daemon's
+/// account only).
 pub(super) async fn mail_ingest(config: &Config) -> Result<(), CliError> {
+    let mail = mail_config(config)?;
+    match mail.ingest_group {
+        Some(_) => ingest_to(&config.mail_socket(), mail.max_message_bytes, false).await,
+        None => ingest_to(&config.control_socket(), mail.max_message_bytes, true).await,
+    }
+}
+
+/// Reads one message from stdin (up to `cap` bytes, one more to let the
+/// bridge refuse it by size) and hands it to the daemon at `socket`. The
+/// exit status is what an MTA needs: 0 taken, 75 try later (no daemon), 77
+/// never (this account may not deliver: bounce).
+pub(super) async fn ingest_to(socket: &Path, cap: usize, control: bool) -> Result<(), CliError> {
     use base64::Engine;
     use std::io::Read;
-    let mail = mail_config(config)?;
-    // One byte over the cap is enough for the bridge to refuse it by size.
     let mut raw = Vec::new();
     std::io::stdin()
         .lock()
-        .take(mail.max_message_bytes as u64 + 1)
+        .take(cap as u64 + 1)
         .read_to_end(&mut raw)
         .map_err(|e| CliError::TempFail(format!("reading the message from stdin: {e}")))?;
     // Drain the rest so the MTA's pipe does not fail.
@@ -31,19 +49,52 @@ pub(super) async fn mail_ingest(config: &Config) -> Result<(), CliError> {
     let request = Request::MailIngest {
         message: base64::engine::general_purpose::STANDARD.encode(&raw),
     };
-    match control::request(&config.control_socket(), &request).await {
+    match control::request(socket, &request).await {
         Ok(Some(r)) if r.ok => {
             println!("{}", r.message);
             Ok(())
         }
         Ok(Some(r)) if r.bad_input => Err(CliError::BadInput(r.message)),
         Ok(Some(r)) => Err(CliError::TempFail(r.message)),
-        Ok(None) => Err(CliError::TempFail(
-            "the tmuxd daemon is not running; try again later (the message stays with the MTA)"
-                .into(),
-        )),
-        Err(e) => Err(CliError::TempFail(format!("talking to the daemon: {e}"))),
+        Ok(None) => Err(CliError::TempFail(format!(
+            "the tmuxd daemon is not running (nothing answers on {}); try again later (the message stays with the MTA)",
+            socket.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(CliError::NoPermission(not_allowed(socket, control)))
+        }
+        // The control socket closes on callers other than root and the
+        // daemon's account without a word.
+        Err(e) if control && e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(CliError::NoPermission(not_allowed(socket, control)))
+        }
+        Err(e) => Err(CliError::TempFail(format!("talking to the daemon at {}: {e}", socket.display()))),
     }
+}
+
+/// Why this account may not hand mail to `socket`, and the fix.
+fn not_allowed(socket: &Path, control: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+    if control {
+        return format!(
+            "{me} may not deliver mail to {}: the control socket answers root and the daemon's account only; set [mail] ingest_group to a group of {me}'s and deliver with `tmuxd mail-ingest --socket RUNTIME_DIR/mail.sock` (README: Email, delivery from the MTA)",
+            socket.display()
+        );
+    }
+    let group = std::fs::metadata(socket)
+        .ok()
+        .and_then(|m| nix::unistd::Group::from_gid(m.gid().into()).ok().flatten())
+        .map(|g| g.name)
+        .unwrap_or_else(|| "[mail] ingest_group".into());
+    format!(
+        "{me} may not deliver mail to {}, which is for group {group}: add {me} to it (`usermod -aG {group} {me}`), or run the MTA's pipe as a member",
+        socket.display()
+    )
 }
 
 pub(super) fn mail_log(

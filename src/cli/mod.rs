@@ -166,8 +166,15 @@ pub enum Verb {
     },
     /// Hand one RFC 5322 message on stdin to the email bridge (for MTA
     /// pipe delivery). Exits 75 (try again later) when the daemon is not
-    /// running, so the MTA keeps the message queued.
-    MailIngest,
+    /// running, so the MTA keeps the message queued; 77 when this account
+    /// may not deliver (a permanent error: the MTA bounces).
+    MailIngest {
+        /// The daemon's mail socket (RUNTIME_DIR/mail.sock, with [mail]
+        /// ingest_group), read without the config: for an MTA's pipe
+        /// account, which need not read the config.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Show the email bridge's audit log: every inbound message and its
     /// decision.
     MailLog {
@@ -239,6 +246,8 @@ pub enum CliError {
     Failed(anyhow::Error),
     /// Try again later (EX_TEMPFAIL, 75): an MTA keeps the message queued.
     TempFail(String),
+    /// Not allowed (EX_NOPERM, 77): permanent, an MTA bounces.
+    NoPermission(String),
 }
 
 impl CliError {
@@ -247,6 +256,7 @@ impl CliError {
             CliError::BadInput(_) => 2,
             CliError::Failed(_) => 1,
             CliError::TempFail(_) => 75,
+            CliError::NoPermission(_) => 77,
         }
     }
 }
@@ -254,7 +264,9 @@ impl CliError {
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CliError::BadInput(m) | CliError::TempFail(m) => f.write_str(m),
+            CliError::BadInput(m) | CliError::TempFail(m) | CliError::NoPermission(m) => {
+                f.write_str(m)
+            }
             CliError::Failed(e) => write!(f, "{e:#}"),
         }
     }
@@ -348,6 +360,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
+    }
+    if let Verb::MailIngest {
+        socket: Some(socket),
+    } = &cli.verb
+    {
+        // An MTA's pipe account, which need not read the config.
+        return runtime(false)?.block_on(mail::ingest_to(socket, mail::MAX_MESSAGE, false));
     }
     if let Verb::Init { users, force } = &cli.verb {
         return init::init(cli.config.as_ref(), users, *force);

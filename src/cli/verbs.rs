@@ -149,7 +149,7 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
             since,
             grep,
         } => transcript(config, &id, format, since, grep).await,
-        Verb::MailIngest => mail_ingest(config).await,
+        Verb::MailIngest { .. } => mail_ingest(config).await,
         Verb::Serve
         | Verb::Doctor
         | Verb::CheckConfig

@@ -175,6 +175,9 @@ impl Config {
             p.check(key, checked);
         }
         self.check_shared_dirs(p);
+        if let Some(group) = self.mail.as_ref().and_then(|m| m.ingest_group.as_deref()) {
+            check_ingest_group(p, group);
+        }
         if self.example && !p.is_empty() {
             p.add("(example)", "this file is still the example from `tmuxd default-config`: its users (alice, bob), accounts and directories are examples; replace them with this machine's, or write a config for it with `tmuxd init`");
         }
@@ -270,6 +273,24 @@ impl Config {
                 ));
             }
         }
+    }
+}
+
+/// `[mail] ingest_group` exists, and the daemon can give the mail socket
+/// to it (root can; another account only to a group of its own).
+fn check_ingest_group(p: &mut Problems, group: &str) {
+    let key = "mail.ingest_group";
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => {
+            let mine = nix::unistd::getgroups().is_ok_and(|gs| gs.contains(&g.gid))
+                || nix::unistd::getegid() == g.gid;
+            if !nix::unistd::geteuid().is_root() && !mine {
+                p.add(key, format!("the daemon's account is not in group {group}, so it cannot give the mail socket to it: run the daemon as root, or as a member"));
+            }
+        }
+        _ => p.add(key, format!(
+            "no such group {group:?}: create it (`groupadd --system {group}`) and add the MTA's pipe account to it (`usermod -aG {group} ACCOUNT`)"
+        )),
     }
 }
 

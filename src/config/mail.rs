@@ -61,6 +61,14 @@ pub(super) fn parse_mail(p: &mut Problems, m: RawMail) -> MailConfig {
             );
         }
     }
+    if let Some(g) = &m.ingest_group {
+        if g.is_empty() || g.contains(['\0', ':', '/', '\n']) {
+            p.add(
+                "mail.ingest_group",
+                format!("{g:?} is not a Unix group name"),
+            );
+        }
+    }
     let smtp = server(p, "mail.smtp", m.smtp, [465, 587, 25]);
     let imap = m.imap.map(|i| {
         if i.server.username.is_none() {
@@ -88,6 +96,7 @@ pub(super) fn parse_mail(p: &mut Problems, m: RawMail) -> MailConfig {
         sender_per_hour,
         user_per_hour,
         web_url: m.web_url.map(|u| u.trim_end_matches('/').to_owned()),
+        ingest_group: m.ingest_group,
         imap,
         smtp,
     }

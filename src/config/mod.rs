@@ -128,6 +128,9 @@ pub struct MailConfig {
     pub web_url: Option<String>,
     /// Inbound by IMAP IDLE; without it only `tmuxd mail-ingest` delivers.
     pub imap: Option<ImapConfig>,
+    /// The group whose members may hand mail to `RUNTIME_DIR/mail.sock`
+    /// (an MTA's unprivileged pipe account); `None`: no mail socket.
+    pub ingest_group: Option<String>,
     pub smtp: MailServer,
 }
 
@@ -376,6 +379,12 @@ impl Config {
     /// The transcript database.
     pub fn transcript_db(&self) -> PathBuf {
         self.state_dir.join("transcripts")
+    }
+
+    /// The mail socket, for `tmuxd mail-ingest` run by an MTA (with
+    /// `[mail] ingest_group`).
+    pub fn mail_socket(&self) -> PathBuf {
+        self.runtime_dir.join("mail.sock")
     }
 
     /// The daemon's control socket, used by the CLI.

@@ -35,6 +35,7 @@ pub(super) struct RawMail {
     pub(super) sender_per_hour: Option<u32>,
     pub(super) user_per_hour: Option<u32>,
     pub(super) web_url: Option<String>,
+    pub(super) ingest_group: Option<String>,
     pub(super) imap: Option<RawImap>,
     pub(super) smtp: RawServer,
 }

@@ -200,6 +200,12 @@ fn mail_errors_name_the_key() {
         "mail.enabled"
     );
     assert_eq!(
+        key_of(&mail(&format!("ingest_group = \"a:b\"\n{ok}"))),
+        "mail.ingest_group"
+    );
+    let c = parse(&mail(&format!("ingest_group = \"tmuxd-mail\"\n{ok}"))).unwrap();
+    assert_eq!(c.mail.unwrap().ingest_group.as_deref(), Some("tmuxd-mail"));
+    assert_eq!(
         key_of(&mail(ok).replace("agent@example.org", "agent+x@example.org")),
         "mail.address"
     );

@@ -23,7 +23,9 @@ use crate::supervisor::Supervisor;
 
 mod client;
 mod files;
+mod ingest;
 pub use client::{request, request_stream, request_with_body};
+pub use ingest::IngestServer;
 
 /// Longest request line accepted (typed text included).
 const MAX_REQUEST: u64 = 4 * 1024 * 1024;

@@ -479,6 +479,12 @@ impl Mail {
 
 impl Testbed {
     pub fn start() -> Testbed {
+        Testbed::start_with(&[])
+    }
+
+    /// Like [`Testbed::start`], with `MAIL_TESTBED_*` settings (see
+    /// scripts/mail-testbed.sh).
+    pub fn start_with(vars: &[(&str, &str)]) -> Testbed {
         for tool in ["dovecot", "postfix", "python3", "script"] {
             require(tool);
         }
@@ -489,6 +495,7 @@ impl Testbed {
         let out = Command::new(TESTBED)
             .arg("start")
             .arg(dir.path())
+            .envs(vars.iter().copied())
             .output()
             .unwrap();
         let bed = |vars: &std::collections::HashMap<String, String>, k: &str| -> String {
@@ -560,6 +567,22 @@ impl Testbed {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `postqueue ARGS` on this Postfix; stdout.
+    pub fn postqueue(&self, args: &[&str]) -> String {
+        let out = Command::new("postqueue")
+            .arg("-c")
+            .arg(self.dir.path().join("postfix/etc"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Postfix's log so far.
+    pub fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postfix/maillog")).unwrap_or_default()
     }
 
     pub fn list(&self, user: &str) -> Vec<Mail> {

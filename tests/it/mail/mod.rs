@@ -3,6 +3,7 @@
 
 mod claude;
 mod confirm;
+mod mta;
 mod recovery;
 
 use crate::common::anthropic::claude;

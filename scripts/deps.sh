@@ -7,7 +7,7 @@
 set -euo pipefail
 case "${1:-}" in
   -h | --help)
-    sed -n '2,6s/^# \{0,1\}//p' "$0"
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     echo "usage: scripts/deps.sh"
     exit 0
     ;;

@@ -3,14 +3,15 @@
 # running needs (scripts/deps.sh): util-linux's `script` (gives `tmuxd
 # attach` a terminal), Chromium and ChromeDriver (the browser tests),
 # systemd-analyze (the unit test), useradd (tests run agents as throwaway
-# accounts), Postfix and Dovecot (scripts/mail-testbed.sh), asciinema from
+# accounts), Postfix and Dovecot (scripts/mail-testbed.sh), nginx (an
+# authenticating proxy in front of tmuxd), asciinema from
 # PyPI (an export is played), and the Claude Code and Codex CLIs from npm,
 # pinned, each in its own prefix under /opt/tmuxd-test (the agent tests).
 # Idempotent.
 set -euo pipefail
 case "${1:-}" in
   -h | --help)
-    sed -n '2,9s/^# \{0,1\}//p' "$0"
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     echo "usage: scripts/test-deps.sh"
     exit 0
     ;;
@@ -30,6 +31,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v useradd >/dev/null 2>&1 || missing+=(passwd)
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd dovecot-lmtpd)
 command -v postfix >/dev/null 2>&1 || missing+=(postfix)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 
 sudo=()

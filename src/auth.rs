@@ -9,9 +9,7 @@
 //! after verification (see [`LoginLimiter`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -324,23 +322,13 @@ impl LoginLimiter {
     }
 }
 
-/// Writes `bytes` to `path` atomically (tmp, fsync, rename), mode 0600.
+/// Writes `bytes` to `path` whole (see [`crate::roots::write_whole`]),
+/// mode 0600, making its directory if needed.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::roots::write_whole(path, bytes, 0o600, None)
 }
 
 /// Where the token file lives.

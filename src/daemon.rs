@@ -122,13 +122,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.clone(),
     ));
     let web = crate::web::AppState::new(
-        live,
+        live.clone(),
         supervisor.clone(),
         bridge.clone(),
         cancel.clone(),
         tracker.clone(),
     );
     tracker.spawn(crate::web::serve(listener, web.clone()));
+    if let Some(rec) = supervisor.recorder().cloned() {
+        let page = web.clone();
+        let on_screen: crate::webhooks::Visible = Arc::new(move |id| page.on_screen(id));
+        tracker.spawn(crate::webhooks::run(
+            live.clone(),
+            rec,
+            on_screen,
+            cancel.clone(),
+        ));
+    }
     tracing::info!(
         url = %format!("http://{web_addr}/"),
         "web terminal listening"

@@ -119,6 +119,7 @@ pub async fn check(config: Result<Inspected, ConfigError>) -> Vec<Finding> {
         spool_on_tmpfs(&mut out, &config);
     }
     mail(&mut out, &config, daemon);
+    shared_secrets(&mut out, &config);
     out
 }
 
@@ -129,6 +130,38 @@ fn config_problems(out: &mut Vec<Finding>, e: &ConfigError) {
             format!("{}: {}: {}", e.origin, p.key, p.reason),
             e.fix(p),
         ));
+    }
+}
+
+/// The shared secrets of proxy sign-in and webhooks: there, not empty,
+/// and private.
+fn shared_secrets(out: &mut Vec<Finding>, config: &Config) {
+    let proxy = config
+        .web
+        .proxy_auth
+        .iter()
+        .map(|a| ("web.proxy_auth.secret_file".to_owned(), &a.secret_file));
+    let hooks = config.webhooks.iter().enumerate().filter_map(|(i, w)| {
+        let file = w.secret_file.as_ref()?;
+        Some((format!("webhooks[{i}].secret_file"), file))
+    });
+    for (key, path) in proxy.chain(hooks) {
+        let file = path.display();
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 || !m.is_file() => out.push(problem(
+                format!("{key} {file} is empty or not a file"),
+                format!("put the shared secret in {file} (e.g. `head -c 32 /dev/urandom | base64 > {file}`), chmod 600"),
+            )),
+            Ok(m) if m.mode() & 0o077 != 0 => out.push(problem(
+                format!("{key} {file} can be read by others (mode {:o})", m.mode() & 0o777),
+                format!("chmod 600 {file}"),
+            )),
+            Ok(_) => out.push(ok(format!("{key} {file} is private"))),
+            Err(e) => out.push(problem(
+                format!("{key} {file}: {}", crate::config::io_reason(&e)),
+                format!("write the shared secret to {file}, chmod 600"),
+            )),
+        }
     }
 }
 
@@ -319,6 +352,13 @@ fn secret_files(out: &mut Vec<Finding>, user: &crate::config::UserConfig, accoun
     files.sort_by(|a, b| a.1.cmp(b.1));
     files.dedup_by(|a, b| a.1 == b.1);
     for (name, path) in files {
+        if let Some(credential) = crate::credentials::name_of(path) {
+            out.push(ok(format!(
+                "{}'s secret {name} is the systemd credential {credential} (LoadCredential={credential}:PATH in tmuxd.service), copied for the agent when its sessions are set up",
+                user.name
+            )));
+            continue;
+        }
         let what = format!("{}'s secret {name} ({})", user.name, path.display());
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_file() => m,

@@ -7,6 +7,9 @@
 //! - [`exit`]: how an agent ended;
 //! - [`config`]: the TOML file, its validation, the embedded default, and
 //!   the live config web and mail read (a reload is one send);
+//! - [`credentials`]: systemd credentials copied where an agent's user can
+//!   read them, as secrets;
+//! - [`tls`]: TLS for connections out (IMAP, webhooks);
 //! - [`tmux`]: a typed layer over the `tmux` command line (exact targets,
 //!   argv only, no shell strings);
 //! - [`session`]: what a managed session is: creating, adopting, listing,
@@ -24,6 +27,7 @@
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
 //! - [`attach`]: `tmuxd attach` into another account's server, relayed;
 //! - [`web`]: the browser terminal and HTTP API (axum);
+//! - [`webhooks`]: agents' notifications POSTed to ntfy, Slack and the like;
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
 //! - [`mail`]: the email bridge (IMAP in, confirmations, SMTP out);
 //! - [`metrics`]: counters for `/metrics` and readiness for `/healthz`;
@@ -63,6 +67,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod daemon;
 pub mod doctor;
 pub mod exit;
@@ -82,8 +87,10 @@ pub mod screen;
 pub mod session;
 pub mod spool;
 pub mod supervisor;
+pub mod tls;
 pub mod tmux;
 pub mod transcript;
 pub mod userfs;
 pub mod web;
+pub mod webhooks;
 pub mod workspace;

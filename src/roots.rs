@@ -10,7 +10,8 @@
 //! or remove ours). [`ensure`] creates a root, or checks an existing one
 //! through a descriptor opened without following links: owned by the
 //! daemon's account (a directory another user made first is refused), its
-//! mode narrowed to what it should be (logged).
+//! mode narrowed to what it should be (logged). [`write_whole`] replaces a
+//! file in such a directory so readers see the old or the new one.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -78,6 +79,42 @@ pub fn ensure(root: &Path, mode: u32) -> Result<(), String> {
             root.display()
         ),
     })
+}
+
+/// Writes `bytes` to `path` whole: to `PATH.tmp` (created anew, never
+/// through a link, with `mode` and, if given, `owner`), synced, then
+/// renamed over `path`. Readers see the old file or the new one, never
+/// part. `path`'s directory must be one no one else can write.
+pub fn write_whole(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| match owner {
+            Some((uid, gid)) => std::os::unix::fs::fchown(&f, Some(uid), Some(gid)),
+            None => Ok(()),
+        })
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@
 //! file as `check-config` would; issues one login token per user; and
 //! prints the next command.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::CliError;
@@ -190,25 +188,12 @@ fn render(users: &[Account], root: bool) -> String {
     t
 }
 
-/// Creates `path` (and its directory) with the config, never over a file
-/// that appeared meanwhile unless forced: written beside it, then renamed.
+/// Creates `path` (and its directory) with the config: written beside,
+/// then renamed.
 fn write_config(path: &Path, text: &str, root: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmuxd-init.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if root { 0o644 } else { 0o600 })
-        .open(&tmp)?;
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
+    let mode = if root { 0o644 } else { 0o600 };
+    crate::roots::write_whole(path, text.as_bytes(), mode, None)
 }
 
 #[cfg(test)]

@@ -18,6 +18,25 @@ pub struct AgentEnv {
     pub secrets: BTreeMap<String, PathBuf>,
 }
 
+/// How a secret names a systemd credential instead of a file.
+const CREDENTIAL: &str = "credential:";
+
+/// The systemd credential `path` names (`credential:NAME`), if it names one.
+pub fn credential_name(path: &std::path::Path) -> Option<&str> {
+    path.to_str()?.strip_prefix(CREDENTIAL)
+}
+
+/// A name systemd accepts for a credential (and a safe file name).
+pub fn valid_credential_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 /// Names tmuxd sets itself, or tmux does: never from the config.
 fn reserved(name: &str) -> bool {
     name.starts_with("TMUXD_")
@@ -69,9 +88,11 @@ pub(super) fn layer(
     for (name, path) in secrets.unwrap_or_default() {
         let key = format!("{at}.secrets.{name}");
         let text = path.to_string_lossy();
-        let checked = check_name(&name).and_then(|()| match !path.is_absolute() || text.contains('\n') {
-            true => Err(format!("{text:?} must be an absolute path to the file that holds the value (one line, no newline in the path)")),
-            false => Ok(()),
+        let checked = check_name(&name).and_then(|()| match credential_name(&path) {
+            Some(c) if valid_credential_name(c) => Ok(()),
+            Some(c) => Err(format!("{c:?} is not a systemd credential name (letters, digits, _ . -)")),
+            None if !path.is_absolute() || text.contains('\n') => Err(format!("{text:?} must be an absolute path to the file that holds the value (one line, no newline in the path), or credential:NAME for a systemd credential")),
+            None => Ok(()),
         });
         if p.check(&key, checked).is_some() {
             env.vars.remove(&name);

@@ -25,9 +25,10 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod users;
+mod webhooks;
 mod workspace;
 
-pub use agent_env::AgentEnv;
+pub use agent_env::{credential_name, valid_credential_name, AgentEnv};
 pub use host::{check_program, find_in_path, io_reason, on_tmpfs, tmpfs_spool, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
@@ -36,6 +37,7 @@ pub use problems::{
     fix as problems_fix, init_target, user_config_file, ConfigError, Inspected, Problem, EMBEDDED,
 };
 use raw::*;
+pub use webhooks::{WebhookConfig, WebhookContent, WebhookFormat, WebhookTarget, WEBHOOK_EVENTS};
 pub use workspace::{check_path, SnapshotPolicy, WorkspaceConfig};
 use workspace::{parse_workspace, RawWorkspace};
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub idle_after: Duration,
     /// The email bridge; `None` when `[mail]` is absent or disabled.
     pub mail: Option<MailConfig>,
+    /// Where notifications are POSTed (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
     pub users: Vec<UserConfig>,
 }
 
@@ -199,7 +203,21 @@ pub struct WebConfig {
     pub origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (with `tls_proxy`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The identity an authenticating reverse proxy sets, if one does.
+    pub proxy_auth: Option<ProxyAuthConfig>,
     pub bounds: WebBounds,
+}
+
+/// `[web.proxy_auth]`: a reverse proxy that authenticates people (nginx
+/// basic auth, oauth2-proxy, Authelia, Tailscale) names them in `header`,
+/// honoured only from `from` and only with the shared secret (read from
+/// `secret_file`) in `secret_header`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyAuthConfig {
+    pub header: String,
+    pub secret_header: String,
+    pub secret_file: PathBuf,
+    pub from: Vec<std::net::IpAddr>,
 }
 
 /// Timeouts and caps of the web side: what one client may hold.
@@ -379,6 +397,12 @@ impl Config {
     /// The transcript database.
     pub fn transcript_db(&self) -> PathBuf {
         self.state_dir.join("transcripts")
+    }
+
+    /// Users' copies of the systemd credentials their agents name (see
+    /// `credentials`).
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.runtime_dir.join("credentials")
     }
 
     /// The mail socket, for `tmuxd mail-ingest` run by an MTA (with

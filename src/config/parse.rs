@@ -28,6 +28,7 @@ impl Config {
                 tls_proxy: false,
                 origins: Vec::new(),
                 trusted_proxies: Vec::new(),
+                proxy_auth: None,
                 bounds: WebBounds::default(),
             },
             users: vec![UserConfig {
@@ -57,6 +58,7 @@ impl Config {
             workspace: WorkspaceConfig::default(),
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
             mail: None,
+            webhooks: Vec::new(),
         }
     }
 
@@ -177,6 +179,7 @@ impl Config {
             _ => None,
         };
         let workspace = parse_workspace(&mut p, raw.workspace);
+        let webhooks = webhooks::parse_webhooks(&mut p, raw.webhooks);
         let config = Config {
             origin: origin.to_owned(),
             state_dir,
@@ -192,6 +195,7 @@ impl Config {
             workspace,
             idle_after: agent.idle_after,
             mail,
+            webhooks,
             users,
         };
         if let Some(sock) = config
@@ -377,7 +381,47 @@ fn parse_web(p: &mut Problems, raw: RawWeb) -> WebConfig {
         tls_proxy: raw.tls_proxy,
         origins: raw.origins,
         trusted_proxies,
+        proxy_auth: raw.proxy_auth.map(|a| parse_proxy_auth(p, a)),
         bounds,
+    }
+}
+
+fn parse_proxy_auth(p: &mut Problems, raw: RawProxyAuth) -> ProxyAuthConfig {
+    let mut header_name = |key: &str, name: &str| {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            p.add(
+                key,
+                format!("{name:?} is not a header name like X-Remote-User"),
+            );
+        }
+    };
+    header_name("web.proxy_auth.header", &raw.header);
+    let secret_header = raw
+        .secret_header
+        .unwrap_or_else(|| "X-Tmuxd-Proxy-Secret".into());
+    header_name("web.proxy_auth.secret_header", &secret_header);
+    absolute(p, "web.proxy_auth.secret_file", &raw.secret_file);
+    let mut from = Vec::new();
+    for (i, text) in raw.from.iter().enumerate() {
+        match text.parse() {
+            Ok(ip) => from.push(ip),
+            Err(_) => p.add(
+                format!("web.proxy_auth.from[{i}]"),
+                format!("{text:?} is not an IP address like 127.0.0.1"),
+            ),
+        }
+    }
+    if raw.from.is_empty() {
+        p.add(
+            "web.proxy_auth.from",
+            "name the proxy's address (e.g. [\"127.0.0.1\"]): the header is honoured from it only",
+        );
+    }
+    ProxyAuthConfig {
+        header: raw.header,
+        secret_header,
+        secret_file: raw.secret_file,
+        from,
     }
 }
 

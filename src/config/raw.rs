@@ -19,6 +19,8 @@ pub(super) struct RawConfig {
     pub(super) mail: Option<RawMail>,
     #[serde(default)]
     pub(super) users: Vec<RawUser>,
+    #[serde(default)]
+    pub(super) webhooks: Vec<super::webhooks::RawWebhook>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +111,17 @@ pub(super) struct RawWeb {
     pub(super) max_connections_per_address: Option<usize>,
     pub(super) max_viewers_per_session: Option<usize>,
     pub(super) max_viewers_per_user: Option<usize>,
+    pub(super) proxy_auth: Option<RawProxyAuth>,
+}
+
+/// `[web.proxy_auth]`: the identity an authenticating reverse proxy sets.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxyAuth {
+    pub(super) header: String,
+    pub(super) secret_header: Option<String>,
+    pub(super) secret_file: PathBuf,
+    pub(super) from: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -383,7 +383,7 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         let (body, reply_to) = match bridge.question_mail(&id, to) {
             Some((text, reply_to)) => (text, reply_to),
             None => (
-                format!("{id} is waiting for your input. Its screen:\n\n{}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n", screen_tail(&rec, &id)),
+                format!("{id} is waiting for your input. Its screen:\n\n{}\n\nReply to this mail with what to type (the first line is the command; it will ask for confirmation as usual).\n", rec.screen_tail(&id, 20)),
                 bridge.user_address(id.user.as_str()),
             ),
         };
@@ -396,17 +396,6 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
         }
         bridge.outbox_wake().notify_one();
     }
-}
-
-/// The last 20 non-blank lines of `id`'s screen.
-fn screen_tail(rec: &crate::recorder::Recorder, id: &SessionId) -> String {
-    let text = rec.screen_text(id).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Whether the transcript holds the input of job `job_id`.

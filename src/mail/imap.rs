@@ -11,7 +11,6 @@
 //! harmless: the Message-ID is already marked handled. Errors reconnect
 //! with backoff (1 s doubling to 60 s).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,24 +37,10 @@ pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ImapStream for T {}
 type Stream = Box<dyn ImapStream>;
 
-fn tls_connector() -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
 async fn tls(server: &MailServer, tcp: TcpStream) -> anyhow::Result<Stream> {
     let name = rustls::pki_types::ServerName::try_from(server.host.clone())
         .with_context(|| format!("{:?} is not a TLS server name", server.host))?;
-    let stream = tls_connector()?
+    let stream = crate::tls::connector()?
         .connect(name, tcp)
         .await
         .context("TLS handshake")?;

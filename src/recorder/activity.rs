@@ -72,6 +72,17 @@ impl Recorder {
             .map(|t| t.screen.text())
     }
 
+    /// The last `n` lines of `id`'s screen that are not blank.
+    pub fn screen_tail(&self, id: &SessionId, n: usize) -> String {
+        let text = self.screen_text(id).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
         self.0.states.subscribe()
     }

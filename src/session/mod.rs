@@ -205,6 +205,8 @@ pub struct UserServer {
     max_sessions: usize,
     /// The hook socket, when the agent's hooks report to the daemon.
     hook_socket: Option<PathBuf>,
+    /// Where the user's copies of systemd credentials go.
+    credentials_dir: PathBuf,
 }
 
 impl UserServer {
@@ -231,6 +233,7 @@ impl UserServer {
                 && crate::hooks::PROFILES.contains(&user.profile.as_str())
                 && config.transcript.enabled)
                 .then(|| crate::hooks::socket(config, &user.name)),
+            credentials_dir: config.credentials_dir(),
         }
     }
 
@@ -258,7 +261,17 @@ impl UserServer {
             let files: Vec<String> = user_env
                 .secrets
                 .iter()
-                .map(|(k, f)| format!("{k} {}", f.display()))
+                .map(|(k, f)| match crate::credentials::name_of(f) {
+                    Some(c) => {
+                        let copy = crate::credentials::copy_path(
+                            &self.credentials_dir,
+                            &self.user.name,
+                            c,
+                        );
+                        format!("{k} {}", copy.display())
+                    }
+                    None => format!("{k} {}", f.display()),
+                })
                 .collect();
             env.push(format!("TMUXD_SECRET_FILES={}", files.join("\n")));
         }
@@ -278,7 +291,26 @@ impl UserServer {
     /// Creates the user's socket directory (0700, owned by the user's
     /// account), or checks an existing one.
     pub fn ensure_socket_dir(&self) -> Result<(), SessionError> {
-        ensure_private_dir(&self.socket_dir, self.owner, "socket directory")
+        ensure_private_dir(&self.socket_dir, self.owner, "socket directory")?;
+        self.copy_credentials();
+        Ok(())
+    }
+
+    /// Copies the systemd credentials this user's agents name where they
+    /// can read them; a failure is logged (the agent's pane says which
+    /// secret it could not read).
+    fn copy_credentials(&self) {
+        let mut names: Vec<&str> = std::iter::once(&self.user.env)
+            .chain(self.user.session_env.values())
+            .flat_map(|env| env.secrets.values())
+            .filter_map(|p| crate::credentials::name_of(p))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let (dir, user) = (&self.credentials_dir, &self.user.name);
+        if let Err(e) = crate::credentials::copy_for(dir, user, self.owner, &names) {
+            tracing::error!(user = %user, error = %e, "cannot give the agent its credentials");
+        }
     }
 
     fn launcher_argv(&self, gate: &str, agent: &[String]) -> Vec<String> {

@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod listener;
+mod proxy;
 mod sizing;
 pub(crate) mod terminal;
 
@@ -51,6 +52,8 @@ pub struct Inner {
     pub tracker: TaskTracker,
     /// The email bridge, when `[mail]` is configured.
     pub bridge: Option<crate::mail::Bridge>,
+    /// `[web.proxy_auth]`'s shared secret.
+    proxy_secret: proxy::ProxySecret,
 }
 
 impl std::ops::Deref for AppState {
@@ -69,7 +72,9 @@ impl AppState {
         tracker: TaskTracker,
     ) -> AppState {
         let state_dir = config.get().state_dir.clone();
+        let proxy_secret = proxy::ProxySecret::load(&config.get());
         AppState(Arc::new(Inner {
+            proxy_secret,
             tokens: TokenStore::new(token_path(&state_dir)),
             logins: Logins::load(state_dir.join("logins.json")),
             // 20 failures per address per minute.
@@ -96,6 +101,22 @@ impl AppState {
             .get(id)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Counts a terminal of `id` whose page is on screen.
+    pub(crate) fn shown(&self, id: &SessionId) -> Shown {
+        let mut counts = self.viewers.lock().expect("viewers lock");
+        *counts.visible.entry(id.clone()).or_default() += 1;
+        Shown {
+            state: self.clone(),
+            id: id.clone(),
+        }
+    }
+
+    /// Whether someone looks at `id` in a page on screen.
+    pub fn on_screen(&self, id: &SessionId) -> bool {
+        let counts = self.viewers.lock().expect("viewers lock");
+        counts.visible.get(id).is_some_and(|n| *n > 0)
     }
 
     /// Counts a viewer of `id` opened by `user` until the guard is dropped,
@@ -142,8 +163,21 @@ impl AppState {
         self.refuse(addr)
     }
 
-    /// The caller of a request: a bearer token, or a login cookie.
-    pub fn identify(&self, headers: &HeaderMap, addr: IpAddr) -> Result<Identity, ApiError> {
+    /// The caller of a request: the authenticating proxy's header (from
+    /// `peer`), a bearer token, or a login cookie; failures count against
+    /// the client's `addr`.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        addr: IpAddr,
+    ) -> Result<Identity, ApiError> {
+        if let Some(named) = proxy::identify(&self.config(), &self.proxy_secret, headers, peer) {
+            return named.or_else(|e| match e.status {
+                StatusCode::UNAUTHORIZED => self.refuse(addr),
+                _ => Err(e),
+            });
+        }
         match presented_token(headers) {
             Some((token, AuthVia::Bearer)) => self.authenticate(&token, addr).map(|(i, _)| i),
             Some((cookie, AuthVia::Cookie)) => match self.logins.identity(&cookie, &self.tokens) {
@@ -168,6 +202,14 @@ impl AppState {
         }
     }
 
+    /// Whether the request authenticates by what a browser sends on its
+    /// own (the login cookie, or the proxy's identity header): our page,
+    /// as far as answering goes, and only with our Origin for changes.
+    pub fn ambient(&self, headers: &HeaderMap) -> bool {
+        presented_token(headers).is_some_and(|(_, via)| via == AuthVia::Cookie)
+            || proxy::names_someone(&self.config(), headers)
+    }
+
     /// Whether `origin` may make state-changing requests and open terminals:
     /// the server's own origin (scheme + Host) or a configured one.
     fn origin_allowed(&self, origin: &str, headers: &HeaderMap) -> bool {
@@ -187,11 +229,26 @@ impl AppState {
     }
 }
 
-/// Open terminals per session id and per user who opened them.
+/// Open terminals per session id and per user who opened them, and
+/// those whose page is on screen.
 #[derive(Default)]
 struct ViewerCounts {
     by_session: HashMap<SessionId, usize>,
     by_user: HashMap<Name, usize>,
+    visible: HashMap<SessionId, usize>,
+}
+
+/// A terminal whose page is on screen, counted until dropped.
+pub(crate) struct Shown {
+    state: AppState,
+    id: SessionId,
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        let mut counts = self.state.viewers.lock().expect("viewers lock");
+        decrement(&mut counts.visible, &self.id);
+    }
 }
 
 struct ViewerGuard {
@@ -292,7 +349,9 @@ impl FromRequestParts<AppState> for Auth {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
         let addr = client_addr(&parts.headers, peer, state);
-        state.identify(&parts.headers, addr).map(Auth)
+        state
+            .identify(&parts.headers, peer.map(|p| p.ip()), addr)
+            .map(Auth)
     }
 }
 
@@ -361,9 +420,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             Some(_) => {}
             // Browsers always send Origin on these; a cookie without one
             // is not a request our page made.
-            None if changes_state
-                && presented_token(headers).is_some_and(|(_, via)| via == AuthVia::Cookie) =>
-            {
+            None if changes_state && state.ambient(headers) => {
                 return ApiError::new(StatusCode::FORBIDDEN, "origin required").into_response();
             }
             None => {}

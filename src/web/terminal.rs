@@ -54,7 +54,7 @@ pub async fn upgrade(
     };
     let id = SessionId::new(user, session);
     let addr = super::client_addr(&headers, Some(peer), &state);
-    let auth = state.identify(&headers, addr).ok();
+    let auth = state.identify(&headers, Some(peer.ip()), addr).ok();
     ws.max_frame_size(MAX_FRAME)
         .max_message_size(MAX_FRAME)
         // tungstenite zeroes this much of its read buffer on every read
@@ -194,6 +194,8 @@ async fn relay(
 ) -> &'static str {
     let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
+    // Counted as on screen while the page says so (until the relay ends).
+    let mut _shown: Option<super::Shown> = None;
     // Attached or resized: once the pane has been quiet for a moment (the
     // agent's redraw is complete and in the spool), its screen is taken
     // from tmux again. Armed only after a resize: no timer otherwise.
@@ -293,6 +295,7 @@ async fn relay(
                         sizes = true;
                         super::sizing::take(viewer.tmux, id, pty.tty());
                     }
+                    Ok(Control::Visible(v)) => _shown = v.then(|| state.shown(id)),
                     Err(reason) => {
                         close(socket, 1008, reason).await;
                         return "bad control message";
@@ -352,6 +355,9 @@ pub(crate) enum Control {
     Resize(u32, u32),
     /// The window takes this viewer's size (see `web::sizing`).
     Fit,
+    /// The page is on screen (or hidden): no push notifications about a
+    /// session someone looks at.
+    Visible(bool),
 }
 
 /// Parses a control message; `Err` holds the close reason.
@@ -372,6 +378,10 @@ pub(crate) fn control(text: &str) -> Result<Control, &'static str> {
             }
         }
         Some("fit") => Ok(Control::Fit),
+        Some("visible") => match value.get("visible").and_then(|v| v.as_bool()) {
+            Some(v) => Ok(Control::Visible(v)),
+            None => Err("malformed control message"),
+        },
         Some(_) => Err("unknown control message type"),
         None => Err("malformed control message"),
     }

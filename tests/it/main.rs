@@ -16,5 +16,6 @@ mod sessions;
 mod snapshots;
 mod transcript;
 mod web;
+mod webhooks;
 mod workspace;
 mod worktrees;

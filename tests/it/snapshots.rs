@@ -69,7 +69,7 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
     let m = marker();
     // The command deletes files; it is typed only once confirmed.
     let raw = format!(
-        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: main\r\nMessage-ID: <s1@example.test>\r\n\r\nrm a.txt b.bin u.txt; echo done-{m}\r\n"
+        "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\nFrom: alice@example.test\r\nTo: {to}\r\nSubject: main\r\nMessage-ID: <s1@example.test>\r\n\r\nrm a.txt b.bin u.txt; echo done-$((40+2))-{m}\r\n"
     );
     let out = env.run_with_stdin(&["mail-ingest"], raw.as_bytes());
     assert!(
@@ -77,7 +77,8 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
         "{out:?}"
     );
     confirm_pending(&d.url(), &token);
-    env.wait_pane("alice", "main", &format!("done-{m}"));
+    // The command's output, not its echo: the files are gone by then.
+    env.wait_pane("alice", "main", &format!("done-42-{m}"));
     assert!(!repo.join("a.txt").exists() && !repo.join("b.bin").exists());
 
     // The snapshot taken before the command, and what the command changed.
@@ -87,7 +88,12 @@ fn a_confirmed_mailed_command_is_undone_by_rollback_and_the_rollback_too() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["why"].as_str().unwrap().contains(&format!("done-{m}")))
+        .find(|s| {
+            s["why"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("done-$((40+2))-{m}"))
+        })
         .unwrap_or_else(|| panic!("no snapshot before the command: {list}"));
     let mut changed: Vec<&str> = snap["changed"]
         .as_array()

@@ -262,6 +262,7 @@ export function terminalView(id: string): () => void {
       term.reset();
       setConn("connected", "connected");
       sendControl({ type: "resize", cols: term.cols, rows: term.rows });
+      sendVisible();
     };
     sock.onmessage = (ev) => {
       if (typeof ev.data === "string") {
@@ -348,7 +349,13 @@ export function terminalView(id: string): () => void {
     true,
   );
   const onResize = () => fit.fit();
+  // Whether this page is on screen: the daemon sends no push notification
+  // about a session someone is looking at.
+  function sendVisible(): void {
+    sendControl({ type: "visible", visible: document.visibilityState === "visible" });
+  }
   const onShow = () => {
+    sendVisible();
     if (document.visibilityState === "visible") {
       retry = 0;
       connect();

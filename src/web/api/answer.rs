@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{authorize, json_body, path_id, session_error};
 use crate::answer::{AnswerFailed, Channel};
 use crate::recorder::AnswerError;
-use crate::web::{ApiError, AppState, Auth, AuthVia};
+use crate::web::{ApiError, AppState, Auth};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,9 +32,9 @@ pub async fn answer(
     authorize(&identity, &id, true)?;
     let body = json_body(body)?;
     // The page logs in with a cookie; scripts present a bearer token.
-    let channel = match crate::web::presented_token(&headers) {
-        Some((_, AuthVia::Cookie)) => Channel::Page,
-        _ => Channel::Api,
+    let channel = match state.ambient(&headers) {
+        true => Channel::Page,
+        false => Channel::Api,
     };
     let answered = crate::answer::answer(
         &state.supervisor,

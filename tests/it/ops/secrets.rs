@@ -37,11 +37,20 @@ fn a_secret_from_a_private_file_is_in_the_agents_environment_only() {
          [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"{home}\"\n\
          secrets = {{ ANTHROPIC_API_KEY = \"{key_file}\" }}\n\
          [users.sessions.review]\nenv = {{ MODEL = \"claude-review\" }}\n\
-         secrets = {{ ANTHROPIC_API_KEY = \"{review_key}\" }}\n"
+         secrets = {{ ANTHROPIC_API_KEY = \"{review_key}\" }}\n\
+         [users.sessions.cred]\nenv = {{ MODEL = \"claude-cred\" }}\n\
+         secrets = {{ ANTHROPIC_API_KEY = \"credential:anthropic\" }}\n"
     ));
+    // A systemd credential, as the service manager hands it over: a
+    // directory only the daemon (root) can read.
+    let cred_secret = format!("sk-cred-{}", marker());
+    let creds = env.path().join("credentials-from-systemd");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::set_permissions(&creds, PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(creds.join("anthropic"), &cred_secret).unwrap();
     std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
     let token = env.token("alice", "user");
-    let d = env.serve();
+    let d = env.serve_with(&[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]);
     let got = wait_for(20, "the agent's report", || {
         let s = std::fs::read_to_string(&seen).ok()?;
         s.contains("model=").then_some(s)
@@ -66,13 +75,26 @@ fn a_secret_from_a_private_file_is_in_the_agents_environment_only() {
     assert!(std::fs::read_to_string(&seen)
         .unwrap()
         .starts_with(&digest(&secret)));
+    // The credential's session gets its value, from a copy only alice's
+    // account can read.
+    env.ok(&["new", "alice/cred"]);
+    let cred = wait_for(20, "the credential agent's report", || {
+        let s = std::fs::read_to_string(format!("{home}/seen-claude-cred")).ok()?;
+        s.contains("model=").then_some(s)
+    });
+    assert!(cred.starts_with(&digest(&cred_secret)), "{cred}");
+    let copies = env.path().join("run/credentials");
+    let copy = std::fs::metadata(copies.join("alice.anthropic")).unwrap();
+    assert_eq!((copy.uid(), copy.mode() & 0o777), (uid, 0o400));
+    let dir = std::fs::metadata(&copies).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o711));
 
     // Nowhere else.
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
         .output()
         .unwrap();
-    for secret in [&secret, &review_secret] {
+    for secret in [&secret, &review_secret, &cred_secret] {
         assert!(
             !String::from_utf8_lossy(&ps.stdout).contains(secret.as_str()),
             "the secret is in a process's argv"

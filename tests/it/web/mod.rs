@@ -3,6 +3,7 @@
 
 mod api;
 mod page;
+mod proxy;
 
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,9 @@
 # systemd-analyze (the unit test), useradd (tests run agents as throwaway
 # accounts), Postfix and Dovecot (scripts/mail-testbed.sh), nginx (an
 # authenticating proxy in front of tmuxd), asciinema from
-# PyPI (an export is played), and the Claude Code and Codex CLIs from npm,
-# pinned, each in its own prefix under /opt/tmuxd-test (the agent tests).
+# PyPI (an export is played), and from npm, pinned, each in its own prefix
+# under /opt/tmuxd-test: the Claude Code and Codex CLIs (the agent tests)
+# and oidc-provider (an OpenID Connect provider for the sign-in tests).
 # Idempotent.
 set -euo pipefail
 case "${1:-}" in
@@ -63,4 +64,11 @@ if [ ! -x "$codex/node_modules/.bin/codex" ]; then
   echo "scripts/test-deps.sh: installing @openai/codex@0.171.0 from npm" >&2
   "${sudo[@]}" mkdir -p "$codex"
   "${sudo[@]}" npm install --prefix "$codex" --no-audit --no-fund @openai/codex@0.171.0 >/dev/null
+fi
+# A real OpenID Connect provider (the sign-in tests), the same way.
+oidc=/opt/tmuxd-test/oidc-provider-9.13.3
+if [ ! -d "$oidc/node_modules/oidc-provider" ]; then
+  echo "scripts/test-deps.sh: installing oidc-provider@9.13.3 from npm" >&2
+  "${sudo[@]}" mkdir -p "$oidc"
+  "${sudo[@]}" npm install --prefix "$oidc" --no-audit --no-fund oidc-provider@9.13.3 >/dev/null
 fi

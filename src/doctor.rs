@@ -133,8 +133,8 @@ fn config_problems(out: &mut Vec<Finding>, e: &ConfigError) {
     }
 }
 
-/// The shared secrets of proxy sign-in and webhooks: there, not empty,
-/// and private.
+/// The shared secrets of proxy sign-in, webhooks and the OIDC client:
+/// there, not empty, and private.
 fn shared_secrets(out: &mut Vec<Finding>, config: &Config) {
     let proxy = config
         .web
@@ -145,7 +145,13 @@ fn shared_secrets(out: &mut Vec<Finding>, config: &Config) {
         let file = w.secret_file.as_ref()?;
         Some((format!("webhooks[{i}].secret_file"), file))
     });
-    for (key, path) in proxy.chain(hooks) {
+    let oidc = config
+        .web
+        .oidc
+        .iter()
+        .filter_map(|o| o.client_secret_file.as_ref())
+        .map(|f| ("web.oidc.client_secret_file".to_owned(), f));
+    for (key, path) in proxy.chain(hooks).chain(oidc) {
         let file = path.display();
         match std::fs::metadata(path) {
             Ok(m) if m.len() == 0 || !m.is_file() => out.push(problem(

@@ -10,6 +10,7 @@
 //! - [`credentials`]: systemd credentials copied where an agent's user can
 //!   read them, as secrets;
 //! - [`tls`]: TLS for connections out (IMAP, webhooks);
+//! - [`httpc`]: the HTTP client of webhooks and OpenID Connect;
 //! - [`tmux`]: a typed layer over the `tmux` command line (exact targets,
 //!   argv only, no shell strings);
 //! - [`session`]: what a managed session is: creating, adopting, listing,
@@ -26,6 +27,8 @@
 //! - [`logins`]: browser logins, the login cookie's server side;
 //! - [`relay`]: one viewer's PTY running `tmux attach`;
 //! - [`attach`]: `tmuxd attach` into another account's server, relayed;
+//! - [`oidc`]: sign-in at an OpenID Connect provider (code flow, PKCE, ID
+//!   tokens verified);
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`webhooks`]: agents' notifications POSTed to ntfy, Slack and the like;
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
@@ -73,11 +76,13 @@ pub mod doctor;
 pub mod exit;
 pub mod fuzz;
 pub mod hooks;
+pub mod httpc;
 pub mod logins;
 pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod notify;
+pub mod oidc;
 pub mod pidfd;
 pub mod recorder;
 pub mod relay;

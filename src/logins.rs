@@ -5,7 +5,8 @@
 //! it was made from and an expiry. The cookie is never the token itself, so
 //! logging out revokes exactly what it logs out (the token keeps working for
 //! the CLI and the API), and revoking the token ends its logins at once.
-//! Logins are kept in `STATE_DIR/logins.json` (0600, written atomically off
+//! A sign-in at an OpenID Connect provider makes a login for its user, with
+//! no token behind it. Logins are kept in `STATE_DIR/logins.json` (0600, written atomically off
 //! the async workers), so they survive daemon restarts.
 
 use std::collections::HashMap;
@@ -25,8 +26,12 @@ const MAX_LOGINS: usize = 10_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Login {
-    /// The public id of the token it was made from.
+    /// The public id of the token it was made from ("" for a sign-in at
+    /// an OpenID Connect provider).
     token_id: String,
+    /// Who signed in at the provider (with an empty `token_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
     expires: u64,
 }
 
@@ -65,6 +70,16 @@ impl Logins {
 
     /// A new login for the token `token_id`; returns the cookie value.
     pub async fn create(&self, token_id: String) -> std::io::Result<String> {
+        self.add(token_id, None).await
+    }
+
+    /// A new login for `user`, signed in at the OpenID Connect provider
+    /// (role `user`); returns the cookie value.
+    pub async fn create_for_user(&self, user: &crate::names::Name) -> std::io::Result<String> {
+        self.add(String::new(), Some(user.to_string())).await
+    }
+
+    async fn add(&self, token_id: String, user: Option<String>) -> std::io::Result<String> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
         let cookie = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
@@ -85,6 +100,7 @@ impl Logins {
                 digest(&cookie),
                 Login {
                     token_id,
+                    user,
                     expires: now + LOGIN_TTL_S,
                 },
             );
@@ -120,7 +136,13 @@ impl Logins {
         if login.expires <= crate::clock::unix_now() {
             return None;
         }
-        tokens.by_id(&login.token_id)
+        match &login.user {
+            Some(user) if login.token_id.is_empty() => Some(Identity {
+                user: crate::names::Name::new(user).ok()?,
+                role: crate::auth::Role::User,
+            }),
+            _ => tokens.by_id(&login.token_id),
+        }
     }
 
     /// Writes the logins atomically (tmp, fsync, rename) on a blocking thread.

@@ -25,6 +25,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod users;
+mod web;
 mod webhooks;
 mod workspace;
 
@@ -37,12 +38,15 @@ pub use problems::{
     fix as problems_fix, init_target, user_config_file, ConfigError, Inspected, Problem, EMBEDDED,
 };
 use raw::*;
-pub use webhooks::{WebhookConfig, WebhookContent, WebhookFormat, WebhookTarget, WEBHOOK_EVENTS};
+pub use webhooks::{HttpUrl, WebhookConfig, WebhookContent, WebhookFormat, WEBHOOK_EVENTS};
 pub use workspace::{check_path, SnapshotPolicy, WorkspaceConfig};
 use workspace::{parse_workspace, RawWorkspace};
 
 /// The documented example, printed by `tmuxd default-config`.
 pub const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+/// The path the OpenID Connect provider sends the browser back to.
+pub const OIDC_CALLBACK: &str = "/auth/oidc/callback";
 
 /// A line only the example has: a file holding it is still the example.
 const EXAMPLE_MARK: &str = "the example printed by `tmuxd default-config`";
@@ -205,6 +209,8 @@ pub struct WebConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The identity an authenticating reverse proxy sets, if one does.
     pub proxy_auth: Option<ProxyAuthConfig>,
+    /// Sign-in with an OpenID Connect provider, if configured.
+    pub oidc: Option<OidcConfig>,
     pub bounds: WebBounds,
 }
 
@@ -218,6 +224,25 @@ pub struct ProxyAuthConfig {
     pub secret_header: String,
     pub secret_file: PathBuf,
     pub from: Vec<std::net::IpAddr>,
+}
+
+/// `[web.oidc]`: the page signs people in at an OpenID Connect provider
+/// (authorization code with PKCE) and maps `claim` of the ID token to a
+/// tmuxd user (by name; `email` by a user's `emails`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (discovery at
+    /// `ISSUER/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub issuer_url: HttpUrl,
+    pub client_id: String,
+    /// A confidential client's secret, read when a code is exchanged.
+    pub client_secret_file: Option<PathBuf>,
+    /// Where the provider sends the browser back:
+    /// `https://tmuxd.example.com/auth/oidc/callback`.
+    pub redirect_url: String,
+    pub claim: String,
+    pub scopes: Vec<String>,
 }
 
 /// Timeouts and caps of the web side: what one client may hold.

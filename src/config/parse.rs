@@ -29,6 +29,7 @@ impl Config {
                 origins: Vec::new(),
                 trusted_proxies: Vec::new(),
                 proxy_auth: None,
+                oidc: None,
                 bounds: WebBounds::default(),
             },
             users: vec![UserConfig {
@@ -141,7 +142,7 @@ impl Config {
             _ => runtime_dir.join("spool"),
         };
         let transcript = parse_transcript(&mut p, raw.transcript, default_spool);
-        let web = parse_web(&mut p, raw.web);
+        let web = super::web::parse_web(&mut p, raw.web);
         let max_sessions_per_user = at_least_one(
             &mut p,
             "daemon.max_sessions_per_user",
@@ -301,128 +302,6 @@ fn parse_transcript(
         transcript.max_age = Duration::from_secs(d.saturating_mul(86_400));
     }
     transcript
-}
-
-fn parse_web(p: &mut Problems, raw: RawWeb) -> WebConfig {
-    let text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let default: SocketAddr = DEFAULT_LISTEN.parse().expect("valid default address");
-    let listen = match text.parse::<SocketAddr>() {
-        Ok(a) if !a.ip().is_loopback() && !raw.tls_proxy => {
-            p.add("web.listen", format!(
-                "{a} is not a loopback address, and tmuxd serves plain HTTP: put a TLS-terminating proxy in front and set web.tls_proxy = true, or listen on 127.0.0.1"
-            ));
-            a
-        }
-        Ok(a) => a,
-        Err(_) => {
-            p.add(
-                "web.listen",
-                format!("{text:?} is not an address like 127.0.0.1:7681"),
-            );
-            default
-        }
-    };
-    for (i, origin) in raw.origins.iter().enumerate() {
-        if !is_origin(origin) {
-            p.add(
-                format!("web.origins[{i}]"),
-                format!("{origin:?} is not an origin like https://tmuxd.example.com"),
-            );
-        }
-    }
-    let mut trusted_proxies = Vec::new();
-    for (i, text) in raw.trusted_proxies.iter().enumerate() {
-        match text.parse() {
-            Ok(ip) => trusted_proxies.push(ip),
-            Err(_) => p.add(
-                format!("web.trusted_proxies[{i}]"),
-                format!("{text:?} is not an IP address like 192.0.2.10"),
-            ),
-        }
-    }
-    let d = WebBounds::default();
-    let mut secs = |key: &str, v: Option<u64>, default: Duration| {
-        Duration::from_secs(at_least_one(p, key, v, default.as_secs()))
-    };
-    let header_timeout = secs(
-        "web.header_timeout_s",
-        raw.header_timeout_s,
-        d.header_timeout,
-    );
-    let request_timeout = secs(
-        "web.request_timeout_s",
-        raw.request_timeout_s,
-        d.request_timeout,
-    );
-    let bounds = WebBounds {
-        header_timeout,
-        request_timeout,
-        max_connections_per_address: at_least_one(
-            p,
-            "web.max_connections_per_address",
-            raw.max_connections_per_address,
-            d.max_connections_per_address,
-        ),
-        max_viewers_per_session: at_least_one(
-            p,
-            "web.max_viewers_per_session",
-            raw.max_viewers_per_session,
-            d.max_viewers_per_session,
-        ),
-        max_viewers_per_user: at_least_one(
-            p,
-            "web.max_viewers_per_user",
-            raw.max_viewers_per_user,
-            d.max_viewers_per_user,
-        ),
-    };
-    WebConfig {
-        listen,
-        tls_proxy: raw.tls_proxy,
-        origins: raw.origins,
-        trusted_proxies,
-        proxy_auth: raw.proxy_auth.map(|a| parse_proxy_auth(p, a)),
-        bounds,
-    }
-}
-
-fn parse_proxy_auth(p: &mut Problems, raw: RawProxyAuth) -> ProxyAuthConfig {
-    let mut header_name = |key: &str, name: &str| {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            p.add(
-                key,
-                format!("{name:?} is not a header name like X-Remote-User"),
-            );
-        }
-    };
-    header_name("web.proxy_auth.header", &raw.header);
-    let secret_header = raw
-        .secret_header
-        .unwrap_or_else(|| "X-Tmuxd-Proxy-Secret".into());
-    header_name("web.proxy_auth.secret_header", &secret_header);
-    absolute(p, "web.proxy_auth.secret_file", &raw.secret_file);
-    let mut from = Vec::new();
-    for (i, text) in raw.from.iter().enumerate() {
-        match text.parse() {
-            Ok(ip) => from.push(ip),
-            Err(_) => p.add(
-                format!("web.proxy_auth.from[{i}]"),
-                format!("{text:?} is not an IP address like 127.0.0.1"),
-            ),
-        }
-    }
-    if raw.from.is_empty() {
-        p.add(
-            "web.proxy_auth.from",
-            "name the proxy's address (e.g. [\"127.0.0.1\"]): the header is honoured from it only",
-        );
-    }
-    ProxyAuthConfig {
-        header: raw.header,
-        secret_header,
-        secret_file: raw.secret_file,
-        from,
-    }
 }
 
 /// `v`, or `default` when absent; 0 is a problem at `key`.

@@ -112,6 +112,19 @@ pub(super) struct RawWeb {
     pub(super) max_viewers_per_session: Option<usize>,
     pub(super) max_viewers_per_user: Option<usize>,
     pub(super) proxy_auth: Option<RawProxyAuth>,
+    pub(super) oidc: Option<RawOidc>,
+}
+
+/// `[web.oidc]`: sign-in with an OpenID Connect provider.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOidc {
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) redirect_url: String,
+    pub(super) claim: Option<String>,
+    pub(super) scopes: Option<Vec<String>>,
 }
 
 /// `[web.proxy_auth]`: the identity an authenticating reverse proxy sets.

@@ -321,3 +321,39 @@ fn spools_go_to_the_hosts_tmpfs_only_with_default_directories() {
         PathBuf::from("/var/lib/tmuxd/run/spool")
     );
 }
+
+#[test]
+fn sign_in_settings_name_their_keys() {
+    let oidc = |extra: &str| {
+        format!("[web.oidc]\nissuer = \"https://id.example.com\"\nclient_id = \"tmuxd\"\nredirect_url = \"https://t.example.com/auth/oidc/callback\"\n{extra}[[users]]\nname = \"a\"\n")
+    };
+    let c = parse(&oidc("")).unwrap();
+    assert_eq!(c.web.oidc.as_ref().unwrap().claim, "preferred_username");
+    let bad = |text: &str| parse(text).unwrap_err().key().to_owned();
+    assert_eq!(
+        bad(&oidc("").replace("https://id.example.com", "http://id.example.com")),
+        "web.oidc.issuer"
+    );
+    assert_eq!(
+        bad(&oidc("").replace("/auth/oidc/callback", "/cb")),
+        "web.oidc.redirect_url"
+    );
+    assert_eq!(bad(&oidc("scopes = [\"email\"]\n")), "web.oidc.scopes");
+    let proxy = "[web.proxy_auth]\nheader = \"X Remote\"\nsecret_file = \"/s\"\nfrom = [\"127.0.0.1\"]\n[[users]]\nname = \"a\"\n";
+    assert_eq!(bad(proxy), "web.proxy_auth.header");
+    assert_eq!(
+        bad(&proxy
+            .replace("X Remote", "X-Remote")
+            .replace("[\"127.0.0.1\"]", "[]")),
+        "web.proxy_auth.from"
+    );
+    let hook = "[[webhooks]]\nurl = \"http://hooks.example.com/x\"\n[[users]]\nname = \"a\"\n";
+    assert_eq!(bad(hook), "webhooks[0].url");
+    assert_eq!(
+        bad(&hook.replace(
+            "http://hooks.example.com/x\"",
+            "https://h/x\"\nevents = [\"sometimes\"]"
+        )),
+        "webhooks[0].events"
+    );
+}

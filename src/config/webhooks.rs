@@ -8,7 +8,7 @@ use super::*;
 pub struct WebhookConfig {
     /// `https://...` (or `http://` to a loopback host).
     pub url: String,
-    pub target: WebhookTarget,
+    pub target: HttpUrl,
     pub format: WebhookFormat,
     /// `full`: the question, its options and the screen's last lines;
     /// `minimal`: "alice/main needs you" and the page's link only.
@@ -70,7 +70,7 @@ pub(super) fn parse_webhooks(p: &mut Problems, raw: Vec<RawWebhook>) -> Vec<Webh
         if let Err(why) = check_url(&w.url) {
             p.add(key("url"), why);
         }
-        let target = WebhookTarget::parse(&w.url).unwrap_or(WebhookTarget {
+        let target = HttpUrl::parse(&w.url).unwrap_or(HttpUrl {
             tls: true,
             host: "invalid".into(),
             port: 443,
@@ -127,7 +127,7 @@ pub(super) fn parse_webhooks(p: &mut Problems, raw: Vec<RawWebhook>) -> Vec<Webh
 /// HTTP elsewhere would carry the notification and its signature in the
 /// clear).
 fn check_url(url: &str) -> Result<(), String> {
-    let parsed = WebhookTarget::parse(url)
+    let parsed = HttpUrl::parse(url)
         .ok_or_else(|| format!("{url:?} is not a URL like https://ntfy.example.com/topic"))?;
     if !parsed.tls && !parsed.is_loopback() {
         return Err(format!(
@@ -137,9 +137,9 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A webhook URL taken apart.
+/// An `http(s)://` URL taken apart (webhooks, OpenID Connect).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookTarget {
+pub struct HttpUrl {
     pub tls: bool,
     pub host: String,
     pub port: u16,
@@ -147,8 +147,8 @@ pub struct WebhookTarget {
     pub path: String,
 }
 
-impl WebhookTarget {
-    pub fn parse(url: &str) -> Option<WebhookTarget> {
+impl HttpUrl {
+    pub fn parse(url: &str) -> Option<HttpUrl> {
         let (tls, rest) = match url.split_once("://")? {
             ("https", rest) => (true, rest),
             ("http", rest) => (false, rest),
@@ -170,7 +170,7 @@ impl WebhookTarget {
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.:".contains(c));
-        valid.then(|| WebhookTarget {
+        valid.then(|| HttpUrl {
             tls,
             host: host.to_owned(),
             port,
@@ -193,17 +193,15 @@ mod tests {
 
     #[test]
     fn urls_are_taken_apart_and_plain_http_stays_local() {
-        let t = WebhookTarget::parse("https://ntfy.sh/my-topic?x=1").unwrap();
+        let t = HttpUrl::parse("https://ntfy.sh/my-topic?x=1").unwrap();
         assert_eq!(
             (t.tls, t.host.as_str(), t.port, t.path.as_str()),
             (true, "ntfy.sh", 443, "/my-topic?x=1")
         );
-        let t = WebhookTarget::parse("http://127.0.0.1:8080").unwrap();
+        let t = HttpUrl::parse("http://127.0.0.1:8080").unwrap();
         assert_eq!((t.port, t.path.as_str()), (8080, "/"));
         assert!(t.is_loopback());
-        assert!(WebhookTarget::parse("http://[::1]:9/h")
-            .unwrap()
-            .is_loopback());
+        assert!(HttpUrl::parse("http://[::1]:9/h").unwrap().is_loopback());
         for bad in [
             "ftp://x/",
             "https://",
@@ -211,7 +209,7 @@ mod tests {
             "https://h/a b",
             "h/x",
         ] {
-            assert!(WebhookTarget::parse(bad).is_none(), "{bad}");
+            assert!(HttpUrl::parse(bad).is_none(), "{bad}");
         }
         assert!(check_url("http://hooks.example.com/x")
             .unwrap_err()

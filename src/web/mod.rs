@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod listener;
+mod oidc;
 mod proxy;
 mod sizing;
 pub(crate) mod terminal;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub bridge: Option<crate::mail::Bridge>,
     /// `[web.proxy_auth]`'s shared secret.
     proxy_secret: proxy::ProxySecret,
+    /// OpenID Connect sign-ins in progress.
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl std::ops::Deref for AppState {
@@ -75,6 +78,7 @@ impl AppState {
         let proxy_secret = proxy::ProxySecret::load(&config.get());
         AppState(Arc::new(Inner {
             proxy_secret,
+            oidc: crate::oidc::Oidc::default(),
             tokens: TokenStore::new(token_path(&state_dir)),
             logins: Logins::load(state_dir.join("logins.json")),
             // 20 failures per address per minute.
@@ -368,7 +372,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(String, AuthVia)> {
     cookie(headers, COOKIE).map(|t| (t, AuthVia::Cookie))
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -463,6 +467,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
+        .route("/api/auth", get(api::auth_ways))
+        .route("/auth/oidc/login", get(oidc::login))
+        .route(crate::config::OIDC_CALLBACK, get(oidc::callback))
         .route("/api/sessions", get(api::list).post(api::create))
         .route(
             "/api/sessions/{user}/{session}",

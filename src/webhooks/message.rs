@@ -106,7 +106,7 @@ impl Note {
 
 /// A formatted, possibly signed, request.
 pub struct Request {
-    pub content_type: &'static str,
+    /// Content-Type first.
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
@@ -115,7 +115,10 @@ pub struct Request {
 pub fn request(hook: &WebhookConfig, note: &Note, secret: Option<&str>) -> Request {
     let page = hook.page_url.as_deref();
     let (content_type, body) = super::body_of(hook.format, hook.content, note, page);
-    let mut headers = vec![("X-Tmuxd-Event", note.event.to_owned())];
+    let mut headers = vec![
+        ("Content-Type", content_type.to_owned()),
+        ("X-Tmuxd-Event", note.event.to_owned()),
+    ];
     if hook.format == crate::config::WebhookFormat::Ntfy {
         headers.push(("Title", "tmuxd".to_owned()));
     }
@@ -123,11 +126,7 @@ pub fn request(hook: &WebhookConfig, note: &Note, secret: Option<&str>) -> Reque
         headers.push(("X-Tmuxd-Timestamp", note.time.to_string()));
         headers.push(("X-Tmuxd-Signature", sign(secret, note.time, &body)));
     }
-    Request {
-        content_type,
-        headers,
-        body,
-    }
+    Request { headers, body }
 }
 
 /// `sha256=HEX` of HMAC-SHA256(secret, "TIMESTAMP.BODY").

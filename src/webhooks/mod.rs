@@ -21,7 +21,6 @@ use crate::config::{Live, WebhookConfig, WebhookContent, WebhookFormat};
 use crate::names::SessionId;
 use crate::recorder::{AgentState, Recorder};
 
-mod http;
 mod message;
 
 pub use message::{sign, Note};
@@ -127,7 +126,14 @@ async fn deliver(mut rx: mpsc::Receiver<(WebhookConfig, Note)>, cancel: Cancella
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            match http::post(&hook.target, &request).await {
+            let post = crate::httpc::Request {
+                method: hyper::Method::POST,
+                url: &hook.target,
+                headers: request.headers.clone(),
+                body: request.body.clone(),
+                max_answer: 64 * 1024,
+            };
+            match crate::httpc::send(post).await.map(|a| a.status) {
                 Ok(status) if (200..300).contains(&status) => break,
                 Ok(status) => {
                     tracing::warn!(host = %hook.target.host, status, event = note.event, "webhook refused the notification")

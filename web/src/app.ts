@@ -23,6 +23,12 @@ function loginView(message = ""): void {
     "aria-label": "Login token",
   });
   const err = h("div", { class: "error", id: "login-error" }, message);
+  // Single sign-on, when the server has it.
+  const sso = h("p", { id: "sso" }, h("a", { href: "/auth/oidc/login", class: "button-link" }, "Sign in with your organisation"));
+  sso.hidden = true;
+  void api("GET", "/api/auth").then(async (r) => {
+    if (r.ok && (await r.json()).oidc) sso.hidden = false;
+  });
   const submit = h("button", { class: "primary", type: "submit", id: "login-submit" }, "Sign in");
   const form = h(
     "form",
@@ -56,6 +62,7 @@ function loginView(message = ""): void {
         h("h1", {}, "Sign in to your sessions"),
         h("p", {}, "Paste the login token you got from ", h("code", {}, "tmuxd token USER"), "."),
         form,
+        sso,
       ),
     ),
   );

@@ -8,7 +8,7 @@ pub struct LoginBody {
     token: String,
 }
 
-pub(super) fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+pub fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.config().web.tls_proxy {
         "; Secure"
     } else {
@@ -81,4 +81,10 @@ pub async fn me(State(state): State<AppState>, Auth(identity): Auth) -> Json<Me>
         role: identity.role,
         mail: state.bridge.is_some(),
     })
+}
+
+/// How the page can sign in besides a token (public: the login screen
+/// offers what there is).
+pub async fn auth_ways(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "oidc": state.config().web.oidc.is_some() }))
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 mod dashboard;
 mod files;
+mod oidc;
 mod page;
 mod quickstart;
 
@@ -123,6 +124,14 @@ fn post(url: &str, body: Value) -> Value {
 impl Browser {
     fn go(&self, url: &str) {
         post(&format!("{}/url", self.url), json!({ "url": url }));
+    }
+
+    /// Sets a cookie of the page's origin (HttpOnly, as the server would).
+    fn add_cookie(&self, name: &str, value: &str, path: &str) {
+        post(
+            &format!("{}/cookie", self.url),
+            json!({"cookie": {"name": name, "value": value, "path": path, "httpOnly": true}}),
+        );
     }
 
     fn refresh(&self) {

@@ -29,6 +29,7 @@
 //! - [`attach`]: `tmuxd attach` into another account's server, relayed;
 //! - [`oidc`]: sign-in at an OpenID Connect provider (code flow, PKCE, ID
 //!   tokens verified);
+//! - [`passkeys`]: sign-in with passkeys (WebAuthn, ES256);
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`webhooks`]: agents' notifications POSTed to ntfy, Slack and the like;
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
@@ -83,6 +84,7 @@ pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod oidc;
+pub mod passkeys;
 pub mod pidfd;
 pub mod recorder;
 pub mod relay;

@@ -211,6 +211,8 @@ pub struct WebConfig {
     pub proxy_auth: Option<ProxyAuthConfig>,
     /// Sign-in with an OpenID Connect provider, if configured.
     pub oidc: Option<OidcConfig>,
+    /// Sign-in with passkeys, if configured.
+    pub passkeys: Option<PasskeyConfig>,
     pub bounds: WebBounds,
 }
 
@@ -243,6 +245,14 @@ pub struct OidcConfig {
     pub redirect_url: String,
     pub claim: String,
     pub scopes: Vec<String>,
+}
+
+/// `[web.passkeys]`: passkeys for the page, for the relying party `rp_id`
+/// (the page's host name, or a parent domain of it) at `origin`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasskeyConfig {
+    pub rp_id: String,
+    pub origin: String,
 }
 
 /// Timeouts and caps of the web side: what one client may hold.

@@ -30,6 +30,7 @@ impl Config {
                 trusted_proxies: Vec::new(),
                 proxy_auth: None,
                 oidc: None,
+                passkeys: None,
                 bounds: WebBounds::default(),
             },
             users: vec![UserConfig {

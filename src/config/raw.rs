@@ -113,6 +113,15 @@ pub(super) struct RawWeb {
     pub(super) max_viewers_per_user: Option<usize>,
     pub(super) proxy_auth: Option<RawProxyAuth>,
     pub(super) oidc: Option<RawOidc>,
+    pub(super) passkeys: Option<RawPasskeys>,
+}
+
+/// `[web.passkeys]`: sign-in with passkeys (WebAuthn).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPasskeys {
+    pub(super) rp_id: String,
+    pub(super) origin: String,
 }
 
 /// `[web.oidc]`: sign-in with an OpenID Connect provider.

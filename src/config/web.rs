@@ -84,6 +84,7 @@ pub(super) fn parse_web(p: &mut Problems, raw: RawWeb) -> WebConfig {
         trusted_proxies,
         proxy_auth: raw.proxy_auth.map(|a| parse_proxy_auth(p, a)),
         oidc: raw.oidc.map(|o| parse_oidc(p, o)),
+        passkeys: raw.passkeys.map(|k| parse_passkeys(p, k)),
         bounds,
     }
 }
@@ -174,5 +175,38 @@ fn parse_proxy_auth(p: &mut Problems, raw: RawProxyAuth) -> ProxyAuthConfig {
         secret_header,
         secret_file: raw.secret_file,
         from,
+    }
+}
+
+fn parse_passkeys(p: &mut Problems, raw: RawPasskeys) -> PasskeyConfig {
+    let domain = !raw.rp_id.is_empty()
+        && raw.rp_id.parse::<std::net::IpAddr>().is_err()
+        && raw
+            .rp_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !domain {
+        p.add(
+            "web.passkeys.rp_id",
+            format!(
+                "{:?} is not a host name like tmuxd.example.com (browsers refuse IP addresses)",
+                raw.rp_id
+            ),
+        );
+    }
+    let host = raw
+        .origin
+        .split_once("://")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(""));
+    let within = host.is_some_and(|h| h == raw.rp_id || h.ends_with(&format!(".{}", raw.rp_id)));
+    if !is_origin(&raw.origin) || !within {
+        p.add(
+            "web.passkeys.origin",
+            format!("{:?} must be the page's origin (https://HOST[:PORT]) on rp_id {:?} or a name under it", raw.origin, raw.rp_id),
+        );
+    }
+    PasskeyConfig {
+        rp_id: raw.rp_id,
+        origin: raw.origin,
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod assets;
 mod listener;
 mod oidc;
+mod passkeys;
 mod proxy;
 mod sizing;
 pub(crate) mod terminal;
@@ -57,6 +58,8 @@ pub struct Inner {
     proxy_secret: proxy::ProxySecret,
     /// OpenID Connect sign-ins in progress.
     pub oidc: crate::oidc::Oidc,
+    /// Registered passkeys and open challenges.
+    pub passkeys: crate::passkeys::Passkeys,
 }
 
 impl std::ops::Deref for AppState {
@@ -79,6 +82,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             proxy_secret,
             oidc: crate::oidc::Oidc::default(),
+            passkeys: crate::passkeys::Passkeys::load(state_dir.join("passkeys.json")),
             tokens: TokenStore::new(token_path(&state_dir)),
             logins: Logins::load(state_dir.join("logins.json")),
             // 20 failures per address per minute.
@@ -196,7 +200,7 @@ impl AppState {
     }
 
     /// A failed authentication from `addr`: 401, or 429 past the limit.
-    fn refuse<T>(&self, addr: IpAddr) -> Result<T, ApiError> {
+    pub(crate) fn refuse<T>(&self, addr: IpAddr) -> Result<T, ApiError> {
         match self.limiter.failed(addr) {
             Ok(()) => Err(ApiError::unauthorized()),
             Err(wait) => {
@@ -468,6 +472,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
         .route("/api/auth", get(api::auth_ways))
+        .route(
+            "/api/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/api/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/api/passkeys/login/start", post(passkeys::login_start))
+        .route("/api/passkeys/login/finish", post(passkeys::login_finish))
         .route("/auth/oidc/login", get(oidc::login))
         .route(crate::config::OIDC_CALLBACK, get(oidc::callback))
         .route("/api/sessions", get(api::list).post(api::create))

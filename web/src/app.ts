@@ -4,6 +4,7 @@ import "./style.css";
 import { mailView } from "./mail";
 import { ago, api, app, brand, errorText, h, questionCard, who, type Me, type Session } from "./ui";
 import { terminalView } from "./terminal";
+import { addPasskey, signInWithPasskey } from "./passkeys";
 // The terminal's font, shipped with the page (inlined into app.css): the
 // same glyphs and metrics on every client, underscores included.
 import "@fontsource/jetbrains-mono/400.css";
@@ -26,8 +27,26 @@ function loginView(message = ""): void {
   // Single sign-on, when the server has it.
   const sso = h("p", { id: "sso" }, h("a", { href: "/auth/oidc/login", class: "button-link" }, "Sign in with your organisation"));
   sso.hidden = true;
+  const passkey = h(
+    "button",
+    {
+      id: "passkey-login",
+      type: "button",
+      onclick: async () => {
+        err.textContent = "";
+        const why = await signInWithPasskey().catch((e: Error) => e.message);
+        if (why) err.textContent = why;
+        else location.hash = "#/";
+      },
+    },
+    "Sign in with a passkey",
+  );
+  passkey.hidden = true;
   void api("GET", "/api/auth").then(async (r) => {
-    if (r.ok && (await r.json()).oidc) sso.hidden = false;
+    if (!r.ok) return;
+    const ways = await r.json();
+    sso.hidden = !ways.oidc;
+    passkey.hidden = !ways.passkeys;
   });
   const submit = h("button", { class: "primary", type: "submit", id: "login-submit" }, "Sign in");
   const form = h(
@@ -62,6 +81,7 @@ function loginView(message = ""): void {
         h("h1", {}, "Sign in to your sessions"),
         h("p", {}, "Paste the login token you got from ", h("code", {}, "tmuxd token USER"), "."),
         form,
+        passkey,
         sso,
       ),
     ),
@@ -108,7 +128,23 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
         "header",
         { class: "topbar" },
         brand(),
-        who(me, me.mail ? h("a", { href: "#/m", class: "button-link", id: "mail-link" }, "Email") : null),
+        who(
+          me,
+          me.mail ? h("a", { href: "#/m", class: "button-link", id: "mail-link" }, "Email") : null,
+          me.passkeys
+            ? h(
+                "button",
+                {
+                  id: "passkey-add",
+                  onclick: async () => {
+                    const why = await addPasskey().catch((e: Error) => e.message);
+                    err.textContent = why ? `Passkey not added: ${why}` : "Passkey added: you can sign in with it.";
+                  },
+                },
+                "Add a passkey",
+              )
+            : null,
+        ),
       ),
       h(
         "main",

@@ -1,6 +1,6 @@
 // Shared by the page's views: the API, element building, and the pieces
 // more than one view shows (question cards, times, the brand).
-export type Me = { user: string; role: "user" | "admin" | "read-only"; mail: boolean };
+export type Me = { user: string; role: "user" | "admin" | "read-only"; mail: boolean; passkeys: boolean };
 export type Question = {
   id: string;
   text: string;

@@ -73,6 +73,8 @@ pub struct Me {
     role: Role,
     /// Whether the email bridge is on (the page offers its view).
     mail: bool,
+    /// Whether passkeys are on (the page offers to add one).
+    passkeys: bool,
 }
 
 pub async fn me(State(state): State<AppState>, Auth(identity): Auth) -> Json<Me> {
@@ -80,11 +82,16 @@ pub async fn me(State(state): State<AppState>, Auth(identity): Auth) -> Json<Me>
         user: identity.user.to_string(),
         role: identity.role,
         mail: state.bridge.is_some(),
+        passkeys: state.config().web.passkeys.is_some(),
     })
 }
 
 /// How the page can sign in besides a token (public: the login screen
 /// offers what there is).
 pub async fn auth_ways(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "oidc": state.config().web.oidc.is_some() }))
+    let config = state.config();
+    Json(serde_json::json!({
+        "oidc": config.web.oidc.is_some(),
+        "passkeys": config.web.passkeys.is_some(),
+    }))
 }

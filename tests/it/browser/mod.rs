@@ -13,6 +13,7 @@ mod dashboard;
 mod files;
 mod oidc;
 mod page;
+mod passkeys;
 mod quickstart;
 
 /// A chromedriver process, killed on drop.

@@ -31,7 +31,7 @@ async fn http_api_sessions_auth_and_isolation() {
     assert_eq!(all.len(), 2);
     assert_eq!(
         call("GET", &api("/api/me"), Some(&admin), None).1,
-        r#"{"user":"bob","role":"admin","mail":false}"#
+        r#"{"user":"bob","role":"admin","mail":false,"passkeys":false}"#
     );
 
     // Create, type into, and delete a session.
@@ -204,7 +204,7 @@ async fn login_cookie() {
         .unwrap();
     assert_eq!(
         me.body_mut().read_to_string().unwrap(),
-        r#"{"user":"alice","role":"user","mail":false}"#
+        r#"{"user":"alice","role":"user","mail":false,"passkeys":false}"#
     );
     // ...and state changes only with our Origin (CSRF).
     let input = serde_json::json!({"text": "echo c"});

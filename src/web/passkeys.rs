@@ -1,0 +1,108 @@
+//! The page's passkey endpoints (`[web.passkeys]`, see `passkeys`): a
+//! signed-in user gets registration options and sends the new passkey
+//! back; anyone gets sign-in options, and a passkey's signature makes a
+//! login like a token's. A refused sign-in counts as a failed login.
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::net::SocketAddr;
+
+use super::{client_addr, ApiError, AppState, Auth};
+use crate::config::PasskeyConfig;
+use crate::passkeys::{Assertion, Registration};
+
+fn config(state: &AppState) -> Result<PasskeyConfig, ApiError> {
+    state.config().web.passkeys.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "passkeys are not enabled on this server",
+        )
+    })
+}
+
+/// Options for `navigator.credentials.create` (the page turns the
+/// base64url fields into bytes).
+pub async fn register_start(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cfg = config(&state)?;
+    let user = &identity.user;
+    Ok(Json(serde_json::json!({
+        "challenge": state.passkeys.challenge(Some(user)),
+        "rp": { "id": cfg.rp_id, "name": "tmuxd" },
+        "user": { "id": user.as_str(), "name": user.as_str(), "displayName": user.as_str() },
+        "pubKeyCredParams": [{ "type": "public-key", "alg": -7 }],
+        "authenticatorSelection": { "residentKey": "required", "userVerification": "required" },
+        "excludeCredentials": state.passkeys.ids_of(user),
+        "attestation": "none",
+    })))
+}
+
+pub async fn register_finish(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    Json(body): Json<Registration>,
+) -> Result<StatusCode, ApiError> {
+    let cfg = config(&state)?;
+    state
+        .passkeys
+        .register(&cfg, &identity.user, &body)
+        .await
+        .map_err(|why| {
+            tracing::warn!(user = %identity.user, why, "passkey registration refused");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the passkey was not added: {why}"),
+            )
+        })?;
+    tracing::info!(user = %identity.user, "passkey added");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Options for `navigator.credentials.get` (any of the server's passkeys).
+pub async fn login_start(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cfg = config(&state)?;
+    Ok(Json(serde_json::json!({
+        "challenge": state.passkeys.challenge(None),
+        "rpId": cfg.rp_id,
+        "userVerification": "required",
+    })))
+}
+
+pub async fn login_finish(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<Assertion>,
+) -> Result<Response, ApiError> {
+    let cfg = config(&state)?;
+    let addr = client_addr(&headers, Some(peer), &state);
+    let user = match state.passkeys.sign_in(&cfg, &body).await {
+        Ok(user) if state.config().user(&user).is_some() => user,
+        Ok(user) => {
+            tracing::warn!(user = %user, "a passkey of a user no longer configured refused");
+            return state.refuse(addr);
+        }
+        Err(why) => {
+            tracing::warn!(%addr, why, "passkey sign-in refused");
+            return state.refuse(addr);
+        }
+    };
+    let cookie = state
+        .logins
+        .create_for_user(&user)
+        .await
+        .map_err(|e| ApiError::internal(format_args!("cannot store the login: {e}")))?;
+    tracing::info!(user = %user, %addr, "signed in with a passkey");
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        super::api::login_cookie(&state, &cookie, crate::logins::LOGIN_TTL_S),
+    );
+    Ok(r)
+}

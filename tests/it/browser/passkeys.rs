@@ -1,0 +1,94 @@
+//! Passkeys (issue 17): in a real browser with ChromeDriver's virtual
+//! authenticator (CTAP2, user verification), alice signs in with a token,
+//! adds a passkey, signs out, and signs in again with the passkey alone.
+//! A sign-in answer for a challenge never issued is refused.
+
+use super::*;
+
+impl Browser {
+    /// ChromeDriver's virtual authenticator: a platform passkey store that
+    /// verifies the user at once.
+    fn virtual_authenticator(&self) {
+        let v = post(
+            &format!("{}/webauthn/authenticator", self.url),
+            json!({
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true,
+            }),
+        );
+        assert!(v["value"].is_string(), "no virtual authenticator: {v}");
+    }
+}
+
+#[test]
+fn a_passkey_added_in_the_page_signs_its_user_in_again() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Passkeys need a host name: the page is opened as localhost.
+    let base = format!("http://localhost:{port}");
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\"]\n[web]\nlisten = \"127.0.0.1:{port}\"\n\
+         [web.passkeys]\nrp_id = \"localhost\"\norigin = \"{base}\"\n\
+         [[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n"
+    ));
+    let token = env.token("alice", "user");
+    let _d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser();
+    b.virtual_authenticator();
+
+    // Signed in with the token, alice adds a passkey.
+    b.go(&format!("{base}/"));
+    b.type_into("#token", &token);
+    b.click("#login-submit");
+    b.click("#passkey-add");
+    wait_for(20, "the passkey added", || {
+        let said = b.text(".dash .error");
+        said.contains("Passkey").then_some(said)
+    });
+    assert_eq!(
+        b.text(".dash .error"),
+        "Passkey added: you can sign in with it."
+    );
+    let stored = std::fs::read_to_string(env.path().join("state/passkeys.json")).unwrap();
+    assert!(
+        stored.contains("\"user\":\"alice\"") && !stored.contains(&token),
+        "{stored}"
+    );
+
+    // Signed out, the passkey alone signs her in again.
+    b.click("#logout");
+    wait_for(20, "the sign-in screen", || {
+        b.visible("#passkey-login").then_some(())
+    });
+    b.click("#passkey-login");
+    wait_for(20, "alice's dashboard", || {
+        b.visible("[data-session=\"alice/main\"]").then_some(())
+    });
+    let me = b.script_async(
+        "const done = arguments[arguments.length - 1]; fetch('/api/me').then(r => r.json()).then(done)",
+        json!([]),
+    );
+    assert_eq!(me["user"], "alice", "{me}");
+
+    // An answer to a challenge this server never issued: refused.
+    let mut r = http()
+        .post(&format!("{base}/api/passkeys/login/finish"))
+        .header("Origin", &base)
+        .send_json(json!({
+            "id": "AAAA",
+            "clientDataJson": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0IiwiY2hhbGxlbmdlIjoiQUFBQSJ9",
+            "authenticatorData": "AAAA",
+            "signature": "AAAA",
+        }))
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+}

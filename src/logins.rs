@@ -29,9 +29,12 @@ struct Login {
     /// The public id of the token it was made from ("" for a sign-in at
     /// an OpenID Connect provider).
     token_id: String,
-    /// Who signed in at the provider (with an empty `token_id`).
+    /// Who signed in without a token (with an empty `token_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<String>,
+    /// How: "token", "oidc" or "passkey".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
     expires: u64,
 }
 
@@ -45,6 +48,66 @@ struct Inner {
     logins: Mutex<HashMap<String, Login>>,
     /// Serialises file writes (a blocking thread holds it while writing).
     write: Mutex<()>,
+    /// The file as last read or written (see [`Logins::refresh`]).
+    stamp: Mutex<Stamp>,
+}
+
+/// A file's modification time, size and inode.
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// One login as `tmuxd logins` lists it: its id (the start of its
+/// digest), who, how, when it expires.
+pub struct Listed {
+    pub id: String,
+    pub who: String,
+    pub via: String,
+    pub expires: u64,
+}
+
+/// The logins in `path`, soonest to expire last.
+pub fn list(path: &std::path::Path) -> std::io::Result<Vec<Listed>> {
+    let logins: HashMap<String, Login> = match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(std::io::Error::other)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+        Err(e) => return Err(e),
+    };
+    let now = crate::clock::unix_now();
+    let mut out: Vec<Listed> = logins
+        .into_iter()
+        .filter(|(_, l)| l.expires > now)
+        .map(|(digest, l)| Listed {
+            id: digest[..12.min(digest.len())].to_owned(),
+            who: l.user.unwrap_or_else(|| format!("token {}", l.token_id)),
+            via: l.via.unwrap_or_else(|| "token".into()),
+            expires: l.expires,
+        })
+        .collect();
+    out.sort_by_key(|l| std::cmp::Reverse(l.expires));
+    Ok(out)
+}
+
+/// Ends the login whose id is `id` in `path` (the running daemon reads
+/// the file again); false when there is none.
+pub fn revoke(path: &std::path::Path, id: &str) -> std::io::Result<bool> {
+    let mut logins: HashMap<String, Login> = match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(std::io::Error::other)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let before = logins.len();
+    logins.retain(|digest, _| id.len() < 12 || !digest.starts_with(id));
+    if logins.len() == before {
+        return Ok(false);
+    }
+    let text = serde_json::to_vec(&logins).map_err(std::io::Error::other)?;
+    crate::auth::write_private(path, &text)?;
+    Ok(true)
 }
 
 fn digest(cookie: &str) -> String {
@@ -62,6 +125,7 @@ impl Logins {
             Err(_) => HashMap::new(),
         };
         Logins(Arc::new(Inner {
+            stamp: Mutex::new(stamp(&path)),
             path,
             logins: Mutex::new(logins),
             write: Mutex::new(()),
@@ -70,16 +134,25 @@ impl Logins {
 
     /// A new login for the token `token_id`; returns the cookie value.
     pub async fn create(&self, token_id: String) -> std::io::Result<String> {
-        self.add(token_id, None).await
+        self.add(token_id, None, "token").await
     }
 
-    /// A new login for `user`, signed in at the OpenID Connect provider
-    /// (role `user`); returns the cookie value.
-    pub async fn create_for_user(&self, user: &crate::names::Name) -> std::io::Result<String> {
-        self.add(String::new(), Some(user.to_string())).await
+    /// A new login for `user`, signed in `via` an OpenID Connect provider
+    /// or a passkey (role `user`); returns the cookie value.
+    pub async fn create_for_user(
+        &self,
+        user: &crate::names::Name,
+        via: &str,
+    ) -> std::io::Result<String> {
+        self.add(String::new(), Some(user.to_string()), via).await
     }
 
-    async fn add(&self, token_id: String, user: Option<String>) -> std::io::Result<String> {
+    async fn add(
+        &self,
+        token_id: String,
+        user: Option<String>,
+        via: &str,
+    ) -> std::io::Result<String> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
         let cookie = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
@@ -101,6 +174,7 @@ impl Logins {
                 Login {
                     token_id,
                     user,
+                    via: Some(via.to_owned()),
                     expires: now + LOGIN_TTL_S,
                 },
             );
@@ -124,8 +198,11 @@ impl Logins {
         Ok(())
     }
 
-    /// Who the login `cookie` is: unexpired, and its token not revoked.
+    /// Who the login `cookie` is: unexpired, its token not revoked, and
+    /// not revoked itself (`tmuxd logins --revoke` rewrites the file: it
+    /// is read again when it changed).
     pub fn identity(&self, cookie: &str, tokens: &TokenStore) -> Option<Identity> {
+        self.refresh();
         let login = self
             .0
             .logins
@@ -145,6 +222,21 @@ impl Logins {
         }
     }
 
+    /// Reads the file again when it changed under us.
+    fn refresh(&self) {
+        let now = stamp(&self.0.path);
+        let mut seen = self.0.stamp.lock().expect("logins stamp lock");
+        if *seen == now {
+            return;
+        }
+        *seen = now;
+        let read: HashMap<String, Login> = std::fs::read(&self.0.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        *self.0.logins.lock().expect("logins lock") = read;
+    }
+
     /// Writes the logins atomically (tmp, fsync, rename) on a blocking thread.
     async fn save(&self) -> std::io::Result<()> {
         let inner = self.0.clone();
@@ -154,7 +246,9 @@ impl Logins {
                 let logins = inner.logins.lock().expect("logins lock");
                 serde_json::to_vec(&*logins).map_err(std::io::Error::other)?
             };
-            crate::auth::write_private(&inner.path, &text)
+            crate::auth::write_private(&inner.path, &text)?;
+            *inner.stamp.lock().expect("logins stamp lock") = stamp(&inner.path);
+            Ok(())
         })
         .await
         .map_err(std::io::Error::other)?

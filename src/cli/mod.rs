@@ -31,7 +31,7 @@ mod verbs;
 
 use mail::{mail_address, mail_ingest, mail_log};
 use transcript::{record_input_directly, transcript};
-use verbs::{attach, client_verb, server_for, token};
+use verbs::{attach, client_verb, logins, server_for, token};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -147,6 +147,13 @@ pub enum Verb {
         list: bool,
         /// Revoke the token with this id.
         #[arg(long, value_name = "ID", conflicts_with = "user")]
+        revoke: Option<String>,
+    },
+    /// List the page's logins (who, how: token, OIDC or passkey; when
+    /// they expire), or end one: the running daemon refuses it at once.
+    Logins {
+        /// End the login with this id (as listed).
+        #[arg(long, value_name = "ID")]
         revoke: Option<String>,
     },
     /// Print a session's transcript (works with the daemon down).
@@ -417,6 +424,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             revoke,
         } => token(&config, user, role, list, revoke),
         Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
+        Verb::Logins { revoke } => logins(&config, revoke),
         Verb::MailAddress { user } => mail_address(&config, &user),
         Verb::Put { id, file, name } => {
             runtime(false)?.block_on(files::put(&config, &id, &file, name))

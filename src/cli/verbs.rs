@@ -155,6 +155,7 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::CheckConfig
         | Verb::DefaultConfig
         | Verb::Init { .. }
+        | Verb::Logins { .. }
         | Verb::Attach { .. }
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }
@@ -363,4 +364,37 @@ pub(super) fn sessions_table(list: &[SessionInfo]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `tmuxd logins [--revoke ID]`.
+pub(super) fn logins(config: &Config, revoke: Option<String>) -> Result<(), CliError> {
+    let path = config.state_dir.join("logins.json");
+    let failed = |e: std::io::Error| CliError::Failed(anyhow::anyhow!("{}: {e}", path.display()));
+    if let Some(id) = revoke {
+        return match crate::logins::revoke(&path, &id).map_err(failed)? {
+            true => {
+                println!("revoked login {id}");
+                Ok(())
+            }
+            false => Err(CliError::BadInput(format!(
+                "no login {id:?}: `tmuxd logins` lists them (give the whole 12-character id)"
+            ))),
+        };
+    }
+    let listed = crate::logins::list(&path).map_err(failed)?;
+    if listed.is_empty() {
+        eprintln!("tmuxd: no logins; the page makes one when someone signs in");
+        return Ok(());
+    }
+    println!("{:<12}  {:<24} {:<8} EXPIRES", "ID", "WHO", "VIA");
+    for l in listed {
+        println!(
+            "{:<12}  {:<24} {:<8} {}",
+            l.id,
+            l.who,
+            l.via,
+            iso8601(l.expires)
+        );
+    }
+    Ok(())
 }

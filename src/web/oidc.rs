@@ -118,7 +118,7 @@ pub async fn callback(
         tracing::warn!(claim = %oidc.claim, "an OIDC sign-in of someone who is not a tmuxd user refused");
         return page(StatusCode::FORBIDDEN, "Not a tmuxd user", "You are signed in at your provider, but not a user of this server: ask its operator to add you.", "/");
     };
-    let cookie_value = match state.logins.create_for_user(&user.name).await {
+    let cookie_value = match state.logins.create_for_user(&user.name, "oidc").await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot store the login");

@@ -95,7 +95,7 @@ pub async fn login_finish(
     };
     let cookie = state
         .logins
-        .create_for_user(&user)
+        .create_for_user(&user, "passkey")
         .await
         .map_err(|e| ApiError::internal(format_args!("cannot store the login: {e}")))?;
     tracing::info!(user = %user, %addr, "signed in with a passkey");

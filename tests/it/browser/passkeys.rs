@@ -1,7 +1,8 @@
 //! Passkeys (issue 17): in a real browser with ChromeDriver's virtual
 //! authenticator (CTAP2, user verification), alice signs in with a token,
-//! adds a passkey, signs out, and signs in again with the passkey alone.
-//! A sign-in answer for a challenge never issued is refused.
+//! adds a passkey, signs out, and signs in again with the passkey alone;
+//! `tmuxd logins` lists that login and revokes it. A sign-in answer for a
+//! challenge never issued is refused.
 
 use super::*;
 
@@ -73,6 +74,28 @@ fn a_passkey_added_in_the_page_signs_its_user_in_again() {
         json!([]),
     );
     assert_eq!(me["user"], "alice", "{me}");
+
+    // The logins, listed and revocable: revoking the passkey's ends it at
+    // once in the running daemon.
+    let list = env.ok(&["logins"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("alice") && l.contains("passkey"))
+        .unwrap_or_else(|| panic!("no passkey login listed: {list}"));
+    // The token's login ended at sign-out.
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let id = line.split_whitespace().next().unwrap();
+    assert_eq!(
+        env.ok(&["logins", "--revoke", id]).trim(),
+        format!("revoked login {id}")
+    );
+    let status = b.script_async(
+        "const done = arguments[arguments.length - 1]; fetch('/api/me').then(r => done(r.status))",
+        json!([]),
+    );
+    assert_eq!(status, 401, "a revoked login still works");
+    let out = env.run(&["logins", "--revoke", id]);
+    assert_eq!(out.status.code(), Some(2));
 
     // An answer to a challenge this server never issued: refused.
     let mut r = http()

@@ -7,7 +7,8 @@
 # authenticating proxy in front of tmuxd), asciinema from
 # PyPI (an export is played), and from npm, pinned, each in its own prefix
 # under /opt/tmuxd-test: the Claude Code and Codex CLIs (the agent tests)
-# and oidc-provider (an OpenID Connect provider for the sign-in tests).
+# and oidc-provider (an OpenID Connect provider for the sign-in tests);
+# Synapse from PyPI (a Matrix homeserver), in a virtual environment there.
 # Idempotent.
 set -euo pipefail
 case "${1:-}" in
@@ -34,6 +35,7 @@ command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd dovecot-lmtpd)
 command -v postfix >/dev/null 2>&1 || missing+=(postfix)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 sudo=()
 if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
@@ -71,4 +73,12 @@ if [ ! -d "$oidc/node_modules/oidc-provider" ]; then
   echo "scripts/test-deps.sh: installing oidc-provider@9.13.3 from npm" >&2
   "${sudo[@]}" mkdir -p "$oidc"
   "${sudo[@]}" npm install --prefix "$oidc" --no-audit --no-fund oidc-provider@9.13.3 >/dev/null
+fi
+# A real Matrix homeserver (the Matrix channel's tests): Synapse from
+# PyPI, pinned, in a virtual environment of its own.
+synapse=/opt/tmuxd-test/synapse-venv
+if [ ! -x "$synapse/bin/register_new_matrix_user" ]; then
+  echo "scripts/test-deps.sh: installing matrix-synapse==1.163.2 from PyPI" >&2
+  "${sudo[@]}" python3 -m venv "$synapse"
+  "${sudo[@]}" "$synapse/bin/pip" install -q matrix-synapse==1.163.2
 fi

@@ -27,6 +27,8 @@ pub enum Channel {
     Cli,
     /// A reply to a question mail.
     Mail,
+    /// A message in the user's Matrix room.
+    Matrix,
 }
 
 impl Channel {
@@ -36,6 +38,7 @@ impl Channel {
             Channel::Api => "api",
             Channel::Cli => "cli",
             Channel::Mail => "mail",
+            Channel::Matrix => "matrix",
         }
     }
 }

@@ -129,6 +129,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.clone(),
     );
     tracker.spawn(crate::web::serve(listener, web.clone()));
+    tracker.spawn(crate::matrix::run(
+        live.clone(),
+        supervisor.clone(),
+        cancel.clone(),
+    ));
     if let Some(rec) = supervisor.recorder().cloned() {
         let page = web.clone();
         let on_screen: crate::webhooks::Visible = Arc::new(move |id| page.on_screen(id));

@@ -30,6 +30,8 @@
 //! - [`oidc`]: sign-in at an OpenID Connect provider (code flow, PKCE, ID
 //!   tokens verified);
 //! - [`passkeys`]: sign-in with passkeys (WebAuthn, ES256);
+//! - [`matrix`]: the Matrix channel: a room per user for questions,
+//!   answers and confirmed commands;
 //! - [`web`]: the browser terminal and HTTP API (axum);
 //! - [`webhooks`]: agents' notifications POSTed to ntfy, Slack and the like;
 //! - [`daemon`]: `tmuxd serve`: start-up, adoption, signals, shutdown;
@@ -80,6 +82,7 @@ pub mod hooks;
 pub mod httpc;
 pub mod logins;
 pub mod mail;
+pub mod matrix;
 pub mod metrics;
 pub mod names;
 pub mod notify;

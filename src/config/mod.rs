@@ -107,6 +107,8 @@ pub struct Config {
     pub mail: Option<MailConfig>,
     /// Where notifications are POSTed (`[[webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
+    /// The Matrix bot, if configured.
+    pub matrix: Option<MatrixConfig>,
     pub users: Vec<UserConfig>,
 }
 
@@ -255,6 +257,18 @@ pub struct PasskeyConfig {
     pub origin: String,
 }
 
+/// `[matrix]`: the daemon as a bot account on a homeserver; each user
+/// with `matrix_ids` gets a room where agents' questions are posted and
+/// answered, and commands are confirmed before they are typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixConfig {
+    pub homeserver: HttpUrl,
+    /// `@tmuxd:example.org`.
+    pub user_id: String,
+    /// The bot's access token, read when the daemon starts.
+    pub access_token_file: PathBuf,
+}
+
 /// Timeouts and caps of the web side: what one client may hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WebBounds {
@@ -298,6 +312,8 @@ pub struct UserConfig {
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,
+    /// Matrix accounts that speak for this user in their room.
+    pub matrix_ids: Vec<String>,
     /// Resource limits for the user's tmux server and agents.
     pub limits: Limits,
     /// The agent profile its screen is read with (a built-in name: given,
@@ -382,7 +398,7 @@ impl RestartPolicy {
 
 /// Claude Code's permission questions.
 /// Where an agent's questions can be answered from (`answer_from`).
-pub const ANSWER_CHANNELS: [&str; 4] = ["page", "api", "cli", "mail"];
+pub const ANSWER_CHANNELS: [&str; 5] = ["page", "api", "cli", "mail", "matrix"];
 
 impl UserConfig {
     /// What session `name`'s agent gets: its own settings, else the user's.

@@ -42,6 +42,7 @@ impl Config {
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
+                matrix_ids: Vec::new(),
                 limits: Limits::default(),
                 profile: crate::agent::Profile::for_command(&host.agent).to_owned(),
                 hooks: true,
@@ -61,6 +62,7 @@ impl Config {
             idle_after: Duration::from_secs(DEFAULT_IDLE_AFTER_S),
             mail: None,
             webhooks: Vec::new(),
+            matrix: None,
         }
     }
 
@@ -182,6 +184,7 @@ impl Config {
         };
         let workspace = parse_workspace(&mut p, raw.workspace);
         let webhooks = webhooks::parse_webhooks(&mut p, raw.webhooks);
+        let matrix = raw.matrix.map(|m| webhooks::parse_matrix(&mut p, m));
         let config = Config {
             origin: origin.to_owned(),
             state_dir,
@@ -198,6 +201,7 @@ impl Config {
             idle_after: agent.idle_after,
             mail,
             webhooks,
+            matrix,
             users,
         };
         if let Some(sock) = config

@@ -21,6 +21,16 @@ pub(super) struct RawConfig {
     pub(super) users: Vec<RawUser>,
     #[serde(default)]
     pub(super) webhooks: Vec<super::webhooks::RawWebhook>,
+    pub(super) matrix: Option<RawMatrix>,
+}
+
+/// `[matrix]`: the daemon as a bot on a Matrix homeserver.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMatrix {
+    pub(super) homeserver: String,
+    pub(super) user_id: String,
+    pub(super) access_token_file: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +182,8 @@ pub(super) struct RawUser {
     pub(super) risky_answers_need_page: Option<bool>,
     pub(super) env: Option<std::collections::BTreeMap<String, String>>,
     pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
+    #[serde(default)]
+    pub(super) matrix_ids: Vec<String>,
     /// Per-session settings, by session name.
     pub(super) sessions: Option<std::collections::BTreeMap<String, RawSessionSettings>>,
 }

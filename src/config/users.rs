@@ -47,6 +47,14 @@ pub(super) fn parse_users(
             }
         }
         let emails = u.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
+        for (j, m) in u.matrix_ids.iter().enumerate() {
+            if !is_matrix_id(m) {
+                p.add(
+                    format!("users[{i}].matrix_ids[{j}]"),
+                    format!("{m:?} is not a Matrix user id like @alice:example.org"),
+                );
+            }
+        }
         let waiting_pattern = match u.waiting_pattern {
             Some(w) => p
                 .check(&key("waiting_pattern"), check_pattern(&w))
@@ -110,6 +118,7 @@ pub(super) fn parse_users(
             workdir,
             unix_user: u.unix_user,
             emails,
+            matrix_ids: u.matrix_ids,
             limits: Limits {
                 max_processes: u.max_processes,
                 max_open_files: u.max_open_files,
@@ -127,4 +136,15 @@ pub(super) fn parse_users(
         });
     }
     users
+}
+
+/// `@localpart:server`.
+pub(super) fn is_matrix_id(s: &str) -> bool {
+    s.strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .is_some_and(|(local, server)| {
+            !local.is_empty()
+                && !server.is_empty()
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
 }

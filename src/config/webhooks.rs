@@ -1,5 +1,6 @@
-//! `[[webhooks]]`: where agents' notifications are POSTed (ntfy, Gotify,
-//! Slack, Discord, Apprise, or any receiver of our signed JSON).
+//! The channels beyond mail: `[[webhooks]]` (where agents' notifications
+//! are POSTed: ntfy, Gotify, Slack, Discord, Apprise, or any receiver of
+//! our signed JSON) and `[matrix]` (the bot's homeserver and account).
 
 use super::*;
 
@@ -184,6 +185,37 @@ impl HttpUrl {
                 .host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+pub(super) fn parse_matrix(p: &mut Problems, raw: RawMatrix) -> MatrixConfig {
+    let homeserver = match HttpUrl::parse(raw.homeserver.trim_end_matches('/')) {
+        Some(u) if u.tls || u.is_loopback() => u,
+        _ => {
+            p.add(
+                "matrix.homeserver",
+                format!(
+                    "{:?} is not an https:// URL (http:// only to a loopback host)",
+                    raw.homeserver
+                ),
+            );
+            HttpUrl::parse("https://invalid").expect("a valid URL")
+        }
+    };
+    if !super::users::is_matrix_id(&raw.user_id) {
+        p.add(
+            "matrix.user_id",
+            format!(
+                "{:?} is not a Matrix user id like @tmuxd:example.org",
+                raw.user_id
+            ),
+        );
+    }
+    parse::absolute(p, "matrix.access_token_file", &raw.access_token_file);
+    MatrixConfig {
+        homeserver,
+        user_id: raw.user_id,
+        access_token_file: raw.access_token_file,
     }
 }
 

@@ -10,6 +10,7 @@ mod codex;
 mod fuzz;
 mod mail;
 mod mail_testbed;
+mod matrix;
 mod ops;
 mod security;
 mod sessions;

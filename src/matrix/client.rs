@@ -12,18 +12,6 @@ pub struct Client {
     token: String,
 }
 
-/// Percent-encodes a path segment (room ids hold `!` and `:`).
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl Client {
     pub fn new(homeserver: HttpUrl, token: String) -> Client {
         Client { homeserver, token }
@@ -88,7 +76,7 @@ impl Client {
             hyper::Method::PUT,
             &format!(
                 "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
-                seg(room)
+                crate::httpc::encode(room)
             ),
             Some(serde_json::json!({ "msgtype": "m.text", "body": text })),
         )
@@ -104,7 +92,7 @@ impl Client {
     ) -> Result<serde_json::Value, String> {
         let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
         if let Some(s) = since {
-            path.push_str(&format!("&since={}", seg(s)));
+            path.push_str(&format!("&since={}", crate::httpc::encode(s)));
         }
         self.call(hyper::Method::GET, &path, None).await
     }

@@ -67,18 +67,6 @@ fn random(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// `application/x-www-form-urlencoded` / query encoding.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl Oidc {
     /// Starts a sign-in: the provider's URL to send the browser to, and
     /// the state to keep in its cookie.
@@ -112,9 +100,9 @@ impl Oidc {
             "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
             provider.authorization_endpoint,
             if provider.authorization_endpoint.contains('?') { "&" } else { "?" },
-            enc(&config.client_id),
-            enc(&config.redirect_url),
-            enc(&config.scopes.join(" ")),
+            crate::httpc::encode(&config.client_id),
+            crate::httpc::encode(&config.redirect_url),
+            crate::httpc::encode(&config.scopes.join(" ")),
         );
         Ok((url, state))
     }
@@ -137,17 +125,20 @@ impl Oidc {
         let provider = self.provider(config, false).await?;
         let mut form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&code_verifier={}",
-            enc(code),
-            enc(&config.redirect_url),
-            enc(&config.client_id),
-            enc(&pending.verifier)
+            crate::httpc::encode(code),
+            crate::httpc::encode(&config.redirect_url),
+            crate::httpc::encode(&config.client_id),
+            crate::httpc::encode(&pending.verifier)
         );
         if let Some(file) = &config.client_secret_file {
             let secret = tokio::fs::read_to_string(file).await.map_err(|e| {
                 tracing::error!(file = %file.display(), error = %crate::config::io_reason(&e), "cannot read web.oidc.client_secret_file");
                 Refused::Unreachable
             })?;
-            form.push_str(&format!("&client_secret={}", enc(secret.trim())));
+            form.push_str(&format!(
+                "&client_secret={}",
+                crate::httpc::encode(secret.trim())
+            ));
         }
         let answer = crate::httpc::send(crate::httpc::Request {
             method: hyper::Method::POST,

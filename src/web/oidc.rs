@@ -30,15 +30,20 @@ fn page(status: StatusCode, title: &str, text: &str, next: &str) -> Response {
         .into_response()
 }
 
+/// The answer when `[web.oidc]` is off.
+fn off() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "No single sign-on",
+        "This server signs in with tokens only.",
+        "/",
+    )
+}
+
 pub async fn login(State(state): State<AppState>) -> Response {
     let config = state.config();
     let Some(oidc) = &config.web.oidc else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "No single sign-on",
-            "This server signs in with tokens only.",
-            "/",
-        );
+        return off();
     };
     match state.oidc.start(oidc).await {
         Ok((url, st)) => {
@@ -76,12 +81,7 @@ pub async fn callback(
 ) -> Response {
     let config = state.config();
     let Some(oidc) = &config.web.oidc else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "No single sign-on",
-            "This server signs in with tokens only.",
-            "/",
-        );
+        return off();
     };
     let again = "/auth/oidc/login";
     let (Some(code), Some(st)) = (q.code, q.state) else {

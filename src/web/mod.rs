@@ -12,8 +12,8 @@ mod passkeys;
 mod proxy;
 mod sizing;
 pub(crate) mod terminal;
+mod viewers;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,6 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{token_path, Identity, LoginLimiter, TokenStore};
 use crate::config::{Config, Live};
 use crate::logins::Logins;
-use crate::names::{Name, SessionId};
 use crate::supervisor::Supervisor;
 
 /// The login cookie's name.
@@ -49,7 +48,7 @@ pub struct Inner {
     pub logins: Logins,
     pub limiter: LoginLimiter,
     /// Open terminals per session id. std mutex: never held across `.await`.
-    viewers: Mutex<ViewerCounts>,
+    viewers: Mutex<viewers::ViewerCounts>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     /// The email bridge, when `[mail]` is configured.
@@ -89,7 +88,7 @@ impl AppState {
             limiter: LoginLimiter::new(Duration::from_secs(60), 20),
             config,
             supervisor,
-            viewers: Mutex::new(ViewerCounts::default()),
+            viewers: Mutex::new(viewers::ViewerCounts::default()),
             cancel,
             tracker,
             bridge,
@@ -99,64 +98,6 @@ impl AppState {
     /// The current config.
     pub fn config(&self) -> Arc<Config> {
         self.config.get()
-    }
-
-    pub fn viewer_count(&self, id: &SessionId) -> usize {
-        self.viewers
-            .lock()
-            .expect("viewers lock")
-            .by_session
-            .get(id)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Counts a terminal of `id` whose page is on screen.
-    pub(crate) fn shown(&self, id: &SessionId) -> Shown {
-        let mut counts = self.viewers.lock().expect("viewers lock");
-        *counts.visible.entry(id.clone()).or_default() += 1;
-        Shown {
-            state: self.clone(),
-            id: id.clone(),
-        }
-    }
-
-    /// Whether someone looks at `id` in a page on screen.
-    pub fn on_screen(&self, id: &SessionId) -> bool {
-        let counts = self.viewers.lock().expect("viewers lock");
-        counts.visible.get(id).is_some_and(|n| *n > 0)
-    }
-
-    /// Counts a viewer of `id` opened by `user` until the guard is dropped,
-    /// or says which cap (`[web] max_viewers_per_*`) refuses it.
-    fn add_viewer(&self, id: &SessionId, user: &Name) -> Result<ViewerGuard, String> {
-        let bounds = self.config().web.bounds;
-        let mut counts = self.viewers.lock().expect("viewers lock");
-        let (on_session, by_user) = (
-            counts.by_session.get(id).copied().unwrap_or(0),
-            counts.by_user.get(user).copied().unwrap_or(0),
-        );
-        if on_session >= bounds.max_viewers_per_session {
-            crate::metrics::limit_refused("viewers_per_session");
-            return Err(format!(
-                "{id} has {on_session} viewers, the most max_viewers_per_session allows"
-            ));
-        }
-        if by_user >= bounds.max_viewers_per_user {
-            crate::metrics::limit_refused("viewers_per_user");
-            return Err(format!(
-                "{user} has {by_user} terminals open, the most max_viewers_per_user allows"
-            ));
-        }
-        *counts.by_session.entry(id.clone()).or_default() += 1;
-        *counts.by_user.entry(user.clone()).or_default() += 1;
-        drop(counts);
-        self.supervisor.changed();
-        Ok(ViewerGuard {
-            state: self.clone(),
-            id: id.clone(),
-            user: user.clone(),
-        })
     }
 
     /// Checks `token` from `addr`; failures count against `addr` (a valid
@@ -234,54 +175,6 @@ impl AppState {
         own.iter()
             .chain(config.web.origins.iter())
             .any(|allowed| allowed.eq_ignore_ascii_case(origin))
-    }
-}
-
-/// Open terminals per session id and per user who opened them, and
-/// those whose page is on screen.
-#[derive(Default)]
-struct ViewerCounts {
-    by_session: HashMap<SessionId, usize>,
-    by_user: HashMap<Name, usize>,
-    visible: HashMap<SessionId, usize>,
-}
-
-/// A terminal whose page is on screen, counted until dropped.
-pub(crate) struct Shown {
-    state: AppState,
-    id: SessionId,
-}
-
-impl Drop for Shown {
-    fn drop(&mut self) {
-        let mut counts = self.state.viewers.lock().expect("viewers lock");
-        decrement(&mut counts.visible, &self.id);
-    }
-}
-
-struct ViewerGuard {
-    state: AppState,
-    id: SessionId,
-    user: Name,
-}
-
-fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
-    if let Some(n) = map.get_mut(key) {
-        *n -= 1;
-        if *n == 0 {
-            map.remove(key);
-        }
-    }
-}
-
-impl Drop for ViewerGuard {
-    fn drop(&mut self) {
-        {
-            let mut counts = self.state.viewers.lock().expect("viewers lock");
-            decrement(&mut counts.by_session, &self.id);
-            decrement(&mut counts.by_user, &self.user);
-        }
-        self.state.supervisor.changed();
     }
 }
 

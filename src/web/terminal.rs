@@ -195,7 +195,7 @@ async fn relay(
     let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
     // Counted as on screen while the page says so (until the relay ends).
-    let mut _shown: Option<super::Shown> = None;
+    let mut _shown: Option<super::viewers::Shown> = None;
     // Attached or resized: once the pane has been quiet for a moment (the
     // agent's redraw is complete and in the spool), its screen is taken
     // from tmux again. Armed only after a resize: no timer otherwise.

@@ -46,6 +46,7 @@ mod activity;
 mod ingest;
 mod questions;
 mod replies;
+pub use replies::typed_part;
 mod run;
 mod spool;
 #[cfg(test)]

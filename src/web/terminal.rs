@@ -267,7 +267,9 @@ async fn relay(
                     if pty.write_all(&bytes).await.is_err() {
                         return "write failed";
                     }
-                    if !sizes {
+                    // Typing sizes the window; the terminal's own replies
+                    // (a focus change, a colour query's answer) do not.
+                    if !sizes && !crate::recorder::typed_part(&bytes).is_empty() {
                         sizes = true;
                         super::sizing::take(viewer.tmux, id, pty.tty());
                     }

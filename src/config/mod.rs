@@ -255,6 +255,9 @@ pub struct OidcConfig {
 pub struct PasskeyConfig {
     pub rp_id: String,
     pub origin: String,
+    /// On the page, answering a risky question or confirming a risky
+    /// mailed command needs the user's passkey again (within 5 minutes).
+    pub reauth_risky: bool,
 }
 
 /// `[matrix]`: the daemon as a bot account on a homeserver; each user

@@ -132,6 +132,8 @@ pub(super) struct RawWeb {
 pub(super) struct RawPasskeys {
     pub(super) rp_id: String,
     pub(super) origin: String,
+    #[serde(default)]
+    pub(super) reauth_risky: bool,
 }
 
 /// `[web.oidc]`: sign-in with an OpenID Connect provider.

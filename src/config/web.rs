@@ -208,5 +208,6 @@ fn parse_passkeys(p: &mut Problems, raw: RawPasskeys) -> PasskeyConfig {
     PasskeyConfig {
         rp_id: raw.rp_id,
         origin: raw.origin,
+        reauth_risky: raw.reauth_risky,
     }
 }

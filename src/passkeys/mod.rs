@@ -21,6 +21,8 @@ pub mod webauthn;
 
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 const MAX_CHALLENGES: usize = 1000;
+/// How long a passkey shown again vouches for risky answers.
+const FRESH_FOR: Duration = Duration::from_secs(300);
 /// Passkeys kept at most (all users).
 const MAX_PASSKEYS: usize = 10_000;
 
@@ -60,8 +62,16 @@ pub struct Passkeys {
     path: PathBuf,
     stored: Arc<Mutex<Vec<Stored>>>,
     challenges: Mutex<HashMap<Vec<u8>, Open>>,
+    /// Logins (by their cookie's digest) whose user showed their passkey
+    /// lately, and when.
+    fresh: Mutex<HashMap<String, Instant>>,
     /// Serialises file writes (a blocking thread holds it while writing).
     write: Arc<Mutex<()>>,
+}
+
+fn digest(login: &str) -> String {
+    use sha2::Digest;
+    crate::auth::hex(&sha2::Sha256::digest(login.as_bytes()))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -82,6 +92,7 @@ impl Passkeys {
             path,
             stored: Arc::new(Mutex::new(stored)),
             challenges: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashMap::new()),
             write: Arc::new(Mutex::new(())),
         }
     }
@@ -200,6 +211,57 @@ impl Passkeys {
         }
         self.save().await.map_err(|e| format!("storing it: {e}"))?;
         Name::new(&found.user).map_err(|e| e.to_string())
+    }
+
+    /// Checks that `user` shows one of their own passkeys again (for the
+    /// login `login`, which then counts as fresh for five minutes).
+    pub async fn reauthenticate(
+        &self,
+        config: &PasskeyConfig,
+        user: &Name,
+        login: &str,
+        a: &Assertion,
+    ) -> Result<(), String> {
+        let challenge = self.take(&a.client_data_json, Some(user))?;
+        let found = {
+            let stored = self.stored.lock().expect("passkeys lock");
+            stored
+                .iter()
+                .find(|s| s.id == a.id && s.user == user.as_str())
+                .cloned()
+        };
+        let found = found.ok_or("not one of your passkeys")?;
+        let expect = webauthn::Expect {
+            rp_id: &config.rp_id,
+            origin: &config.origin,
+            challenge: &challenge,
+        };
+        let count = webauthn::authenticate(
+            &found.key,
+            &a.client_data_json,
+            &a.authenticator_data,
+            &a.signature,
+            &expect,
+        )?;
+        {
+            let mut stored = self.stored.lock().expect("passkeys lock");
+            if let Some(s) = stored.iter_mut().find(|s| s.id == a.id) {
+                s.key.sign_count = count;
+            }
+        }
+        self.save().await.map_err(|e| format!("storing it: {e}"))?;
+        let mut fresh = self.fresh.lock().expect("passkeys lock");
+        fresh.retain(|_, at| at.elapsed() < FRESH_FOR);
+        fresh.insert(digest(login), Instant::now());
+        Ok(())
+    }
+
+    /// Whether the login `login` showed its passkey in the last minutes.
+    pub fn is_fresh(&self, login: &str) -> bool {
+        let fresh = self.fresh.lock().expect("passkeys lock");
+        fresh
+            .get(&digest(login))
+            .is_some_and(|at| at.elapsed() < FRESH_FOR)
     }
 
     /// Writes the file (0600) on a blocking thread.

@@ -8,7 +8,7 @@ mod api;
 mod assets;
 mod listener;
 mod oidc;
-mod passkeys;
+pub(crate) mod passkeys;
 mod proxy;
 mod sizing;
 pub(crate) mod terminal;
@@ -375,6 +375,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/passkeys/login/start", post(passkeys::login_start))
         .route("/api/passkeys/login/finish", post(passkeys::login_finish))
+        .route("/api/passkeys/reauth/start", post(passkeys::reauth_start))
+        .route("/api/passkeys/reauth/finish", post(passkeys::reauth_finish))
         .route("/auth/oidc/login", get(oidc::login))
         .route(crate::config::OIDC_CALLBACK, get(oidc::callback))
         .route("/api/sessions", get(api::list).post(api::create))

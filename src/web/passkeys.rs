@@ -106,3 +106,61 @@ pub async fn login_finish(
     );
     Ok(r)
 }
+
+/// Options for showing one's passkey again (before a risky answer).
+pub async fn reauth_start(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cfg = config(&state)?;
+    Ok(Json(serde_json::json!({
+        "challenge": state.passkeys.challenge(Some(&identity.user)),
+        "rpId": cfg.rp_id,
+        "userVerification": "required",
+        "allowCredentials": state.passkeys.ids_of(&identity.user),
+    })))
+}
+
+pub async fn reauth_finish(
+    State(state): State<AppState>,
+    Auth(identity): Auth,
+    headers: HeaderMap,
+    Json(body): Json<Assertion>,
+) -> Result<StatusCode, ApiError> {
+    let cfg = config(&state)?;
+    let Some((login, super::AuthVia::Cookie)) = super::presented_token(&headers) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "showing a passkey again is for the page's logins",
+        ));
+    };
+    state
+        .passkeys
+        .reauthenticate(&cfg, &identity.user, &login, &body)
+        .await
+        .map_err(|why| {
+            tracing::warn!(user = %identity.user, why, "passkey re-authentication refused");
+            ApiError::new(StatusCode::FORBIDDEN, format!("not confirmed: {why}"))
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// When `[web.passkeys] reauth_risky` asks for it: a 403 the page answers
+/// by showing the passkey again (`"reauth": true`), unless this login did
+/// within the last five minutes. Only for risky actions on the page.
+pub fn needs_reauth(state: &AppState, headers: &HeaderMap, risky: bool) -> Option<Response> {
+    let cfg = state.config().web.passkeys.clone()?;
+    if !cfg.reauth_risky || !risky {
+        return None;
+    }
+    if let Some((login, super::AuthVia::Cookie)) = super::presented_token(headers) {
+        if state.passkeys.is_fresh(&login) {
+            return None;
+        }
+    }
+    let body = serde_json::json!({
+        "error": "this is risky: confirm it is you with your passkey first",
+        "reauth": true,
+    });
+    Some((StatusCode::FORBIDDEN, Json(body)).into_response())
+}

@@ -1,4 +1,5 @@
 // The email view: pending confirmations and the audit log.
+import { withReauth } from "./passkeys";
 import { api, app, errorText, h, who, type Me } from "./ui";
 
 // ---- email bridge ----------------------------------------------------------
@@ -72,7 +73,7 @@ export function mailView(me: Me, focus?: string): (() => void) | null {
   // A button that confirms or cancels pending command `id`.
   function decide(id: string, action: "confirm" | "cancel", cls: string, label: string): HTMLElement {
     const onclick = async () => {
-      const r = await api("POST", `/api/mail/pending/${id}/${action}`);
+      const r = await withReauth(() => api("POST", `/api/mail/pending/${id}/${action}`));
       if (!r.ok) err.textContent = await errorText(r);
       refresh();
     };

@@ -69,3 +69,40 @@ export async function signInWithPasskey(): Promise<string> {
   });
   return done.ok ? "" : errorText(done);
 }
+
+/// Shows the user's passkey again (the daemon asks before a risky answer
+/// or confirmation); "" or why it failed.
+export async function reauthenticate(): Promise<string> {
+  const r = await api("POST", "/api/passkeys/reauth/start");
+  if (!r.ok) return errorText(r);
+  const o: { challenge: string; rpId: string; userVerification: UserVerificationRequirement; allowCredentials: string[] } =
+    await r.json();
+  const cred = (await navigator.credentials.get({
+    publicKey: {
+      challenge: b64.decode(o.challenge),
+      rpId: o.rpId,
+      userVerification: o.userVerification,
+      allowCredentials: o.allowCredentials.map((id) => ({ type: "public-key", id: b64.decode(id) })),
+    },
+  })) as PublicKeyCredential | null;
+  if (!cred) return "no passkey was shown";
+  const res = cred.response as AuthenticatorAssertionResponse;
+  const done = await api("POST", "/api/passkeys/reauth/finish", {
+    id: cred.id,
+    clientDataJson: b64.encode(res.clientDataJSON),
+    authenticatorData: b64.encode(res.authenticatorData),
+    signature: b64.encode(res.signature),
+  });
+  return done.ok ? "" : errorText(done);
+}
+
+/// `call`, and once more after the passkey is shown when the daemon asks
+/// for it (a risky answer or confirmation).
+export async function withReauth(call: () => Promise<Response>): Promise<Response> {
+  const r = await call();
+  if (r.status !== 403) return r;
+  const body = await r.clone().json().catch(() => ({}));
+  if (!body.reauth) return r;
+  const why = await reauthenticate().catch((e: Error) => e.message);
+  return why ? new Response(JSON.stringify({ error: `Not confirmed: ${why}` }), { status: 403 }) : call();
+}

@@ -1,5 +1,6 @@
 // Shared by the page's views: the API, element building, and the pieces
 // more than one view shows (question cards, times, the brand).
+import { withReauth } from "./passkeys";
 export type Me = { user: string; role: "user" | "admin" | "read-only"; mail: boolean; passkeys: boolean };
 export type Question = {
   id: string;
@@ -77,7 +78,7 @@ export function questionCard(sessionId: string, q: Question, canAnswer: boolean,
         onclick: async () => {
           for (const b of buttons) b.disabled = true;
           status.textContent = `Answering ${o.key}…`;
-          const r = await api("POST", `/api/sessions/${sessionId}/answer`, { question: q.id, option: o.key });
+          const r = await withReauth(() => api("POST", `/api/sessions/${sessionId}/answer`, { question: q.id, option: o.key }));
           if (r.ok) {
             status.textContent = `Answered ${o.key}. ${o.label}`;
             onAnswered();

@@ -268,6 +268,11 @@ impl Bridge {
     }
 
     /// `user`'s pending command `id`.
+    /// Whether `user`'s pending command `id` raised risk flags.
+    pub fn pending_is_risky(&self, user: &Name, id: &str) -> bool {
+        self.pending_of(user, id).is_ok_and(|p| !p.flags.is_empty())
+    }
+
     fn pending_of(&self, user: &Name, id: &str) -> Result<Pending, String> {
         self.0
             .store

@@ -4,6 +4,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
@@ -27,7 +28,7 @@ pub async fn answer(
     headers: HeaderMap,
     Path((user, session)): Path<(String, String)>,
     body: Result<Json<AnswerBody>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&user, &session)?;
     authorize(&identity, &id, true)?;
     let body = json_body(body)?;
@@ -36,6 +37,16 @@ pub async fn answer(
         true => Channel::Page,
         false => Channel::Api,
     };
+    if channel == Channel::Page {
+        let risky = state
+            .supervisor
+            .recorder()
+            .and_then(|rec| rec.question(&id))
+            .is_some_and(|q| !crate::risk::flags(&q.question.detail.join("\n")).is_empty());
+        if let Some(ask) = crate::web::passkeys::needs_reauth(&state, &headers, risky) {
+            return Ok(ask);
+        }
+    }
     let answered = crate::answer::answer(
         &state.supervisor,
         &id,
@@ -45,7 +56,7 @@ pub async fn answer(
         identity.user.as_str(),
     );
     match answered.await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(AnswerFailed::Refused(e)) => {
             let status = match e {
                 AnswerError::NoSuchOption(..) => StatusCode::BAD_REQUEST,

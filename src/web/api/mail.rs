@@ -2,6 +2,7 @@
 //! confirmation.
 
 use super::*;
+use axum::response::IntoResponse;
 
 pub(super) fn bridge(state: &AppState) -> Result<&crate::mail::Bridge, ApiError> {
     state
@@ -79,10 +80,15 @@ pub async fn mail_pending(
 pub async fn mail_confirm(
     State(state): State<AppState>,
     Auth(identity): Auth,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    let risky = bridge(&state)?.pending_is_risky(&identity.user, &id);
+    if let Some(ask) = crate::web::passkeys::needs_reauth(&state, &headers, risky) {
+        return Ok(ask);
+    }
     decide(&state, &identity, &id, true)?;
-    Ok(Json(serde_json::json!({ "confirmed": id })))
+    Ok(Json(serde_json::json!({ "confirmed": id })).into_response())
 }
 
 /// Cancels one of the caller's pending commands: nothing is typed.

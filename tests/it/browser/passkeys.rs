@@ -115,3 +115,55 @@ fn a_passkey_added_in_the_page_signs_its_user_in_again() {
         r.body_mut().read_to_string().unwrap()
     );
 }
+
+#[test]
+fn a_risky_answer_on_the_page_asks_for_the_passkey_again() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    // The question's dialog shows a destructive command: a risky answer.
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = [\"sh\", \"-c\", \"echo 'rm -rf build'; printf 'Run shell command? (Y)es/(N)o [Yes]: '; read a; echo \\\"answered-$a\\\"; exec cat\"]\n\
+         profile = \"aider\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n\
+         [web.passkeys]\nrp_id = \"localhost\"\norigin = \"{base}\"\nreauth_risky = true\n\
+         [[users]]\nname = \"alice\"\n"
+    ));
+    let token = env.token("alice", "user");
+    let _d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser();
+    b.virtual_authenticator();
+    b.go(&format!("{base}/"));
+    b.type_into("#token", &token);
+    b.click("#login-submit");
+    b.click("#passkey-add");
+    wait_for(20, "the passkey added", || {
+        b.text(".dash .error")
+            .contains("Passkey added")
+            .then_some(())
+    });
+
+    wait_for(20, "the question's buttons", || {
+        b.visible("button.option[data-key=\"y\"]").then_some(())
+    });
+    // Without showing the passkey again, the page's answer is held back.
+    let held = b.script_async(
+        "const done = arguments[arguments.length - 1]; fetch('/api/sessions').then(r => r.json()).then(list => \
+         fetch('/api/sessions/alice/main/answer', {method: 'POST', headers: {'Content-Type': 'application/json'}, \
+         body: JSON.stringify({question: list.find(s => s.id === 'alice/main').question.id, option: 'y'})})) \
+         .then(r => r.json().then(j => done([r.status, j])))",
+        json!([]),
+    );
+    assert_eq!(held[0], 403, "{held}");
+    assert_eq!(held[1]["reauth"], true, "{held}");
+    assert!(!env.pane_text("alice", "main").contains("answered-y"));
+
+    // The question card's button: the page shows the passkey, then answers.
+    b.click("button.option[data-key=\"y\"]");
+    env.wait_pane("alice", "main", "answered-y");
+    let pane = env.pane_text("alice", "main");
+    assert_eq!(pane.matches("answered-y").count(), 1, "{pane}");
+}

@@ -110,7 +110,8 @@ pub fn revoke(path: &std::path::Path, id: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
-fn digest(cookie: &str) -> String {
+/// The hex SHA-256 a login is kept under (never the cookie itself).
+pub(crate) fn digest(cookie: &str) -> String {
     crate::auth::hex(&sha2::Sha256::digest(cookie.as_bytes()))
 }
 

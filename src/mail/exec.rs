@@ -332,17 +332,9 @@ pub async fn notify_waiting(bridge: Bridge, cancel: CancellationToken) {
     let Some(rec) = bridge.supervisor().recorder().cloned() else {
         return;
     };
-    let mut states = rec.subscribe();
+    let mut changes = rec.changes();
     let mut last: HashMap<SessionId, (tokio::time::Instant, Option<String>)> = HashMap::new();
-    loop {
-        let change = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = states.recv() => match r {
-                Ok(c) => c,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            },
-        };
+    while let Some((change, _)) = changes.next(&cancel).await {
         if change.state != AgentState::Waiting {
             continue;
         }

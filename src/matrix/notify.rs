@@ -1,9 +1,6 @@
 //! What the bot posts on its own: each new question (with its options)
 //! and each finished turn, in the user's room, once.
 
-use std::collections::HashMap;
-
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Bot;
@@ -14,18 +11,8 @@ impl Bot {
     /// Posts each new question (with its options) and each finished turn
     /// in the user's room.
     pub(super) async fn notify(self, rec: crate::recorder::Recorder, cancel: CancellationToken) {
-        let mut states = rec.subscribe();
-        let mut seen: HashMap<SessionId, AgentState> = HashMap::new();
-        loop {
-            let change = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = states.recv() => match r {
-                    Ok(c) => c,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                },
-            };
-            let before = seen.insert(change.id.clone(), change.state.clone());
+        let mut changes = rec.changes();
+        while let Some((change, before)) = changes.next(&cancel).await {
             let room = self
                 .state
                 .lock()

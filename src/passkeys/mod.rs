@@ -69,11 +69,6 @@ pub struct Passkeys {
     write: Arc<Mutex<()>>,
 }
 
-fn digest(login: &str) -> String {
-    use sha2::Digest;
-    crate::auth::hex(&sha2::Sha256::digest(login.as_bytes()))
-}
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -185,32 +180,8 @@ impl Passkeys {
 
     /// Checks a sign-in; whose passkey it is.
     pub async fn sign_in(&self, config: &PasskeyConfig, a: &Assertion) -> Result<Name, String> {
-        let challenge = self.take(&a.client_data_json, None)?;
-        let expect = webauthn::Expect {
-            rp_id: &config.rp_id,
-            origin: &config.origin,
-            challenge: &challenge,
-        };
-        let found = {
-            let stored = self.stored.lock().expect("passkeys lock");
-            stored.iter().find(|s| s.id == a.id).cloned()
-        };
-        let found = found.ok_or("an unknown passkey")?;
-        let count = webauthn::authenticate(
-            &found.key,
-            &a.client_data_json,
-            &a.authenticator_data,
-            &a.signature,
-            &expect,
-        )?;
-        {
-            let mut stored = self.stored.lock().expect("passkeys lock");
-            if let Some(s) = stored.iter_mut().find(|s| s.id == a.id) {
-                s.key.sign_count = count;
-            }
-        }
-        self.save().await.map_err(|e| format!("storing it: {e}"))?;
-        Name::new(&found.user).map_err(|e| e.to_string())
+        let user = self.assert(config, None, a).await?;
+        Name::new(&user).map_err(|e| e.to_string())
     }
 
     /// Checks that `user` shows one of their own passkeys again (for the
@@ -222,15 +193,34 @@ impl Passkeys {
         login: &str,
         a: &Assertion,
     ) -> Result<(), String> {
-        let challenge = self.take(&a.client_data_json, Some(user))?;
+        self.assert(config, Some(user), a).await?;
+        let mut fresh = self.fresh.lock().expect("passkeys lock");
+        fresh.retain(|_, at| at.elapsed() < FRESH_FOR);
+        fresh.insert(crate::logins::digest(login), Instant::now());
+        Ok(())
+    }
+
+    /// Checks an assertion against an open challenge (for `user`, or a
+    /// sign-in) and the stored passkey it names (one of `user`'s, when
+    /// given); keeps its new counter. Whose passkey it is.
+    async fn assert(
+        &self,
+        config: &PasskeyConfig,
+        user: Option<&Name>,
+        a: &Assertion,
+    ) -> Result<String, String> {
+        let challenge = self.take(&a.client_data_json, user)?;
         let found = {
             let stored = self.stored.lock().expect("passkeys lock");
             stored
                 .iter()
-                .find(|s| s.id == a.id && s.user == user.as_str())
+                .find(|s| s.id == a.id && user.is_none_or(|u| s.user == u.as_str()))
                 .cloned()
         };
-        let found = found.ok_or("not one of your passkeys")?;
+        let found = found.ok_or(match user {
+            Some(_) => "not one of your passkeys",
+            None => "an unknown passkey",
+        })?;
         let expect = webauthn::Expect {
             rp_id: &config.rp_id,
             origin: &config.origin,
@@ -250,17 +240,14 @@ impl Passkeys {
             }
         }
         self.save().await.map_err(|e| format!("storing it: {e}"))?;
-        let mut fresh = self.fresh.lock().expect("passkeys lock");
-        fresh.retain(|_, at| at.elapsed() < FRESH_FOR);
-        fresh.insert(digest(login), Instant::now());
-        Ok(())
+        Ok(found.user)
     }
 
     /// Whether the login `login` showed its passkey in the last minutes.
     pub fn is_fresh(&self, login: &str) -> bool {
         let fresh = self.fresh.lock().expect("passkeys lock");
         fresh
-            .get(&digest(login))
+            .get(&crate::logins::digest(login))
             .is_some_and(|at| at.elapsed() < FRESH_FOR)
     }
 

@@ -87,6 +87,16 @@ impl Recorder {
         self.0.states.subscribe()
     }
 
+    /// A listener for agents' state changes that also says each
+    /// session's state before (what a notifier needs: "done" is idle
+    /// after running).
+    pub fn changes(&self) -> Changes {
+        Changes {
+            rx: self.subscribe(),
+            seen: HashMap::new(),
+        }
+    }
+
     pub(super) fn set_state(&self, id: &SessionId, state: AgentState, idle_at: Option<Instant>) {
         let changed = {
             let mut sessions = self.0.sessions.lock().expect("sessions lock");
@@ -199,6 +209,35 @@ impl Recorder {
                     state: AgentState::Waiting,
                 });
             }
+        }
+    }
+}
+
+/// See [`Recorder::changes`].
+pub struct Changes {
+    rx: broadcast::Receiver<StateChange>,
+    seen: HashMap<SessionId, AgentState>,
+}
+
+impl Changes {
+    /// The next change and the session's state before it (`None` the
+    /// first time); `None` at `cancel` or when the recorder is gone. Changes
+    /// a slow listener missed are skipped.
+    pub async fn next(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<(StateChange, Option<AgentState>)> {
+        loop {
+            let change = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                r = self.rx.recv() => match r {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            };
+            let before = self.seen.insert(change.id.clone(), change.state.clone());
+            return Some((change, before));
         }
     }
 }

@@ -55,7 +55,7 @@ mod typing;
 mod upkeep;
 
 use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
-pub use activity::{source_web, ActivityConfig, AgentState, StateChange};
+pub use activity::{source_web, ActivityConfig, AgentState, Changes, StateChange};
 use ingest::{IngestJob, Ingested};
 use questions::Asked;
 pub use questions::{AgentView, AnswerError, PendingQuestion, QUESTION_SETTLE, QUESTION_TTL};

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -35,19 +34,9 @@ const QUEUE: usize = 256;
 pub async fn run(config: Live, recorder: Recorder, visible: Visible, cancel: CancellationToken) {
     let (tx, rx) = mpsc::channel::<(WebhookConfig, Note)>(QUEUE);
     let sender = tokio::spawn(deliver(rx, cancel.clone()));
-    let mut states = recorder.subscribe();
-    let mut seen: HashMap<SessionId, AgentState> = HashMap::new();
+    let mut changes = recorder.changes();
     let mut sent: HashMap<SessionId, (&'static str, Option<String>)> = HashMap::new();
-    loop {
-        let change = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = states.recv() => match r {
-                Ok(c) => c,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => break,
-            },
-        };
-        let before = seen.insert(change.id.clone(), change.state.clone());
+    while let Some((change, before)) = changes.next(&cancel).await {
         let event = match change.state {
             AgentState::Waiting => "waiting",
             AgentState::Idle if before == Some(AgentState::Running) => "done",

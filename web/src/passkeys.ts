@@ -51,17 +51,25 @@ export async function addPasskey(): Promise<string> {
   return done.ok ? "" : errorText(done);
 }
 
-/// Signs in with a passkey of this server's; "" or why it failed.
-export async function signInWithPasskey(): Promise<string> {
-  const r = await api("POST", "/api/passkeys/login/start");
+/// Asks the daemon for a challenge at `/api/passkeys/WHAT/start`, has the
+/// browser sign it with a passkey, and sends it to `.../WHAT/finish`; ""
+/// or why it failed.
+async function assertPasskey(what: "login" | "reauth"): Promise<string> {
+  const r = await api("POST", `/api/passkeys/${what}/start`);
   if (!r.ok) return errorText(r);
-  const o: { challenge: string; rpId: string; userVerification: UserVerificationRequirement } = await r.json();
+  const o: { challenge: string; rpId: string; userVerification: UserVerificationRequirement; allowCredentials?: string[] } =
+    await r.json();
   const cred = (await navigator.credentials.get({
-    publicKey: { challenge: b64.decode(o.challenge), rpId: o.rpId, userVerification: o.userVerification },
+    publicKey: {
+      challenge: b64.decode(o.challenge),
+      rpId: o.rpId,
+      userVerification: o.userVerification,
+      allowCredentials: (o.allowCredentials ?? []).map((id) => ({ type: "public-key", id: b64.decode(id) })),
+    },
   })) as PublicKeyCredential | null;
   if (!cred) return "no passkey was chosen";
   const res = cred.response as AuthenticatorAssertionResponse;
-  const done = await api("POST", "/api/passkeys/login/finish", {
+  const done = await api("POST", `/api/passkeys/${what}/finish`, {
     id: cred.id,
     clientDataJson: b64.encode(res.clientDataJSON),
     authenticatorData: b64.encode(res.authenticatorData),
@@ -70,31 +78,12 @@ export async function signInWithPasskey(): Promise<string> {
   return done.ok ? "" : errorText(done);
 }
 
+/// Signs in with a passkey of this server's; "" or why it failed.
+export const signInWithPasskey = (): Promise<string> => assertPasskey("login");
+
 /// Shows the user's passkey again (the daemon asks before a risky answer
 /// or confirmation); "" or why it failed.
-export async function reauthenticate(): Promise<string> {
-  const r = await api("POST", "/api/passkeys/reauth/start");
-  if (!r.ok) return errorText(r);
-  const o: { challenge: string; rpId: string; userVerification: UserVerificationRequirement; allowCredentials: string[] } =
-    await r.json();
-  const cred = (await navigator.credentials.get({
-    publicKey: {
-      challenge: b64.decode(o.challenge),
-      rpId: o.rpId,
-      userVerification: o.userVerification,
-      allowCredentials: o.allowCredentials.map((id) => ({ type: "public-key", id: b64.decode(id) })),
-    },
-  })) as PublicKeyCredential | null;
-  if (!cred) return "no passkey was shown";
-  const res = cred.response as AuthenticatorAssertionResponse;
-  const done = await api("POST", "/api/passkeys/reauth/finish", {
-    id: cred.id,
-    clientDataJson: b64.encode(res.clientDataJSON),
-    authenticatorData: b64.encode(res.authenticatorData),
-    signature: b64.encode(res.signature),
-  });
-  return done.ok ? "" : errorText(done);
-}
+export const reauthenticate = (): Promise<string> => assertPasskey("reauth");
 
 /// `call`, and once more after the passkey is shown when the daemon asks
 /// for it (a risky answer or confirmation).

@@ -23,40 +23,26 @@ impl Browser {
 
 #[test]
 fn a_passkey_added_in_the_page_signs_its_user_in_again() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Passkeys need a host name: the page is opened as localhost.
-    let base = format!("http://localhost:{port}");
-    let mut env = Env::new(&format!(
-        "[agent]\ncommand = [\"sh\"]\n[web]\nlisten = \"127.0.0.1:{port}\"\n\
-         [web.passkeys]\nrp_id = \"localhost\"\norigin = \"{base}\"\n\
-         [[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n"
-    ));
-    let token = env.token("alice", "user");
-    let _d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser();
-    b.virtual_authenticator();
-
-    // Signed in with the token, alice adds a passkey.
-    b.go(&format!("{base}/"));
-    b.type_into("#token", &token);
-    b.click("#login-submit");
-    b.click("#passkey-add");
-    wait_for(20, "the passkey added", || {
-        let said = b.text(".dash .error");
-        said.contains("Passkey").then_some(said)
-    });
+    let Added {
+        b,
+        _driver,
+        _d,
+        env,
+        base,
+        token,
+    } = &mut added(
+        "[agent]\ncommand = [\"sh\"]\n",
+        "",
+        "[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n",
+    );
+    let (b, env, base, token) = (&*b, &*env, base.as_str(), token.as_str());
     assert_eq!(
         b.text(".dash .error"),
         "Passkey added: you can sign in with it."
     );
     let stored = std::fs::read_to_string(env.path().join("state/passkeys.json")).unwrap();
     assert!(
-        stored.contains("\"user\":\"alice\"") && !stored.contains(&token),
+        stored.contains("\"user\":\"alice\"") && !stored.contains(token),
         "{stored}"
     );
 
@@ -100,7 +86,7 @@ fn a_passkey_added_in_the_page_signs_its_user_in_again() {
     // An answer to a challenge this server never issued: refused.
     let mut r = http()
         .post(&format!("{base}/api/passkeys/login/finish"))
-        .header("Origin", &base)
+        .header("Origin", base)
         .send_json(json!({
             "id": "AAAA",
             "clientDataJson": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0IiwiY2hhbGxlbmdlIjoiQUFBQSJ9",
@@ -118,33 +104,13 @@ fn a_passkey_added_in_the_page_signs_its_user_in_again() {
 
 #[test]
 fn a_risky_answer_on_the_page_asks_for_the_passkey_again() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://localhost:{port}");
     // The question's dialog shows a destructive command: a risky answer.
-    let mut env = Env::new(&format!(
-        "[agent]\ncommand = [\"sh\", \"-c\", \"echo 'rm -rf build'; printf 'Run shell command? (Y)es/(N)o [Yes]: '; read a; echo \\\"answered-$a\\\"; exec cat\"]\n\
-         profile = \"aider\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n\
-         [web.passkeys]\nrp_id = \"localhost\"\norigin = \"{base}\"\nreauth_risky = true\n\
-         [[users]]\nname = \"alice\"\n"
-    ));
-    let token = env.token("alice", "user");
-    let _d = env.serve();
-    let driver = Driver::start();
-    let b = driver.browser();
-    b.virtual_authenticator();
-    b.go(&format!("{base}/"));
-    b.type_into("#token", &token);
-    b.click("#login-submit");
-    b.click("#passkey-add");
-    wait_for(20, "the passkey added", || {
-        b.text(".dash .error")
-            .contains("Passkey added")
-            .then_some(())
-    });
+    let Added { b, env, .. } = &mut added(
+        "[agent]\ncommand = [\"sh\", \"-c\", \"echo 'rm -rf build'; printf 'Run shell command? (Y)es/(N)o [Yes]: '; read a; echo \\\"answered-$a\\\"; exec cat\"]\nprofile = \"aider\"\n",
+        "reauth_risky = true\n",
+        "[[users]]\nname = \"alice\"\n",
+    );
+    let (b, env) = (&*b, &*env);
 
     wait_for(20, "the question's buttons", || {
         b.visible("button.option[data-key=\"y\"]").then_some(())
@@ -166,4 +132,52 @@ fn a_risky_answer_on_the_page_asks_for_the_passkey_again() {
     env.wait_pane("alice", "main", "answered-y");
     let pane = env.pane_text("alice", "main");
     assert_eq!(pane.matches("answered-y").count(), 1, "{pane}");
+}
+
+/// A daemon with passkeys on (`agent`, `passkeys` keys, `users`), a
+/// browser with a virtual authenticator where alice signed in with a token
+/// and added a passkey; dropped browser first.
+struct Added {
+    b: Browser,
+    _driver: Driver,
+    _d: crate::common::Daemon,
+    env: Env,
+    base: String,
+    token: String,
+}
+
+fn added(agent: &str, passkeys: &str, users: &str) -> Added {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Passkeys need a host name: the page is opened as localhost.
+    let base = format!("http://localhost:{port}");
+    let mut env = Env::new(&format!(
+        "{agent}[web]\nlisten = \"127.0.0.1:{port}\"\n\
+         [web.passkeys]\nrp_id = \"localhost\"\norigin = \"{base}\"\n{passkeys}{users}"
+    ));
+    let token = env.token("alice", "user");
+    let d = env.serve();
+    let driver = Driver::start();
+    let b = driver.browser();
+    b.virtual_authenticator();
+    // Signed in with the token, alice adds a passkey.
+    b.go(&format!("{base}/"));
+    b.type_into("#token", &token);
+    b.click("#login-submit");
+    b.click("#passkey-add");
+    wait_for(20, "the passkey added", || {
+        let said = b.text(".dash .error");
+        said.contains("Passkey").then_some(said)
+    });
+    Added {
+        b,
+        _driver: driver,
+        _d: d,
+        env,
+        base,
+        token,
+    }
 }

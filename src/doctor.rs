@@ -63,10 +63,19 @@ pub async fn check(config: Result<Inspected, ConfigError>) -> Vec<Finding> {
     };
     let config = inspected.config.clone();
     match inspected.checked() {
-        Ok(_) => out.push(ok(format!(
-            "config {}: every key, workdir, agent program, Unix account and shared directory checks out",
-            config.origin
-        ))),
+        Ok(_) => {
+            out.push(ok(format!(
+                "config {}: every key, workdir, agent program, Unix account and shared directory checks out",
+                config.origin
+            )));
+            let sandboxed = config.users.iter().filter(|u| u.any_sandbox()).count();
+            if let (Some(bwrap), 1..) = (&config.sandbox_tool, sandboxed) {
+                out.push(ok(format!(
+                    "{} makes sandboxes as the account of each of the {sandboxed} sandboxed user(s)",
+                    bwrap.display()
+                )));
+            }
+        }
         Err(e) => config_problems(&mut out, &e),
     }
     if let Some(note) = config.root_agents_note() {

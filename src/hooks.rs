@@ -12,12 +12,11 @@
 //! same question objects as everywhere else. Screen detection stays the
 //! fallback (agents without hooks, `hooks = false`, a daemon that is down).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -145,67 +144,17 @@ pub async fn serve_user(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let listener = match bind(&path, owner) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(user = %user, path = %path.display(), error = %e, "cannot open the hook socket; agent hooks are off for this user (the screen still tells its state)");
-            return;
-        }
-    };
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(user = %user, error = %e, "hook socket accept failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                        _ = cancel.cancelled() => break,
-                    }
-                }
-            },
-            _ = cancel.cancelled() => break,
-        };
-        let peer = stream.peer_cred().map(|c| c.uid()).ok();
-        if peer != Some(owner.0) {
-            tracing::warn!(user = %user, peer = ?peer, "hook connection from another uid refused");
-            continue;
-        }
-        let (rec, user, cancel) = (recorder.clone(), user.clone(), cancel.clone());
-        tracker.spawn(async move {
-            tokio::select! {
-                r = tokio::time::timeout(HOOK_TIMEOUT, serve_one(stream, &user, &rec)) => {
-                    if !matches!(r, Ok(Ok(()))) {
-                        tracing::debug!(user = %user, "hook connection ended early");
-                    }
-                }
-                _ = cancel.cancelled() => {}
+    let u = user.clone();
+    crate::usersock::serve("hook", path, user, owner, cancel, tracker, move |stream| {
+        let (rec, user) = (recorder.clone(), u.clone());
+        async move {
+            let r = tokio::time::timeout(HOOK_TIMEOUT, serve_one(stream, &user, &rec)).await;
+            if !matches!(r, Ok(Ok(()))) {
+                tracing::debug!(user = %user, "hook connection ended early");
             }
-        });
-    }
-    let _ = std::fs::remove_file(&path);
-}
-
-/// Binds `path` (replacing a stale socket), owned by `owner`, mode 0600.
-fn bind(path: &Path, owner: (u32, u32)) -> std::io::Result<UnixListener> {
-    let dir = path.parent().expect("socket in a directory");
-    // The daemon's own directory: users pass through it, never write it.
-    crate::roots::ensure(dir, 0o711).map_err(std::io::Error::other)?;
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        Some(nix::unistd::Uid::from_raw(owner.0)),
-        Some(nix::unistd::Gid::from_raw(owner.1)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    Ok(listener)
+        }
+    })
+    .await;
 }
 
 async fn serve_one(stream: UnixStream, user: &Name, rec: &Recorder) -> std::io::Result<()> {

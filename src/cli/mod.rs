@@ -125,6 +125,27 @@ pub enum Verb {
     /// session's Unix user (see `workspace::helper`); not for people.
     #[command(hide = true)]
     WorkspaceHelper { request: String },
+    /// Runs an agent in its sandbox (see `sandbox::run`): run by the
+    /// pane's launcher, as the user; not for people.
+    #[command(hide = true)]
+    SandboxRun {
+        plan: String,
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
+    /// The agent's first process inside its sandbox (see
+    /// `sandbox::bridge`); not for people.
+    #[command(hide = true)]
+    SandboxExec {
+        #[arg(long)]
+        net_socket: Option<PathBuf>,
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        forward: Vec<String>,
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
     /// Answer the question an agent shows (`tmuxd sessions` lists them):
     /// types OPTION only while that question is still on its screen.
     /// Needs the daemon.
@@ -364,6 +385,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         // Runs as the session's user, who may not read the config.
         std::process::exit(crate::workspace::helper::main(request));
     }
+    if let Verb::SandboxRun { plan, argv } = &cli.verb {
+        // As the agent's user, who may not read the config.
+        std::process::exit(crate::sandbox::run::main(plan, argv));
+    }
+    if let Verb::SandboxExec {
+        net_socket,
+        session,
+        forward,
+        argv,
+    } = cli.verb
+    {
+        std::process::exit(crate::sandbox::bridge::main(crate::sandbox::bridge::Exec {
+            net_socket,
+            session,
+            forward,
+            argv,
+        }));
+    }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
@@ -395,7 +434,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     };
     match cli.verb {
         Verb::Doctor => unreachable!("handled above"),
-        Verb::DefaultConfig | Verb::Hook | Verb::WorkspaceHelper { .. } | Verb::Init { .. } => {
+        Verb::DefaultConfig
+        | Verb::Hook
+        | Verb::WorkspaceHelper { .. }
+        | Verb::SandboxRun { .. }
+        | Verb::SandboxExec { .. }
+        | Verb::Init { .. } => {
             unreachable!("handled above")
         }
         Verb::CheckConfig => {

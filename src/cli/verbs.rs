@@ -162,6 +162,8 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::Token { .. }
         | Verb::Hook
         | Verb::WorkspaceHelper { .. }
+        | Verb::SandboxRun { .. }
+        | Verb::SandboxExec { .. }
         | Verb::Put { .. }
         | Verb::Get { .. }
         | Verb::Snapshot { .. }

@@ -127,6 +127,7 @@ impl Config {
     /// still the printed example, says so once there is any problem).
     pub(super) fn host_problems(&self, p: &mut Problems) {
         let me = nix::unistd::geteuid();
+        self.sandbox_problems(p);
         let mut agent_checked = false;
         for u in &self.users {
             let key = |k: &str| format!("users[{}].{k}", u.index);

@@ -22,6 +22,7 @@ mod mail;
 mod parse;
 mod problems;
 mod raw;
+mod sandbox;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -109,6 +110,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// The Matrix bot, if configured.
     pub matrix: Option<MatrixConfig>,
+    /// bubblewrap, found on PATH when some agent is sandboxed.
+    pub sandbox_tool: Option<PathBuf>,
     pub users: Vec<UserConfig>,
 }
 
@@ -312,6 +315,10 @@ pub struct UserConfig {
     /// A session's own, where `[users.sessions.NAME]` gives them (laid
     /// over `env`).
     pub session_env: std::collections::BTreeMap<Name, AgentEnv>,
+    /// The agent's sandbox (`[sandbox]`, then the user's).
+    pub sandbox: crate::sandbox::Policy,
+    /// A session's own, where `[users.sessions.NAME.sandbox]` gives one.
+    pub session_sandbox: std::collections::BTreeMap<Name, crate::sandbox::Policy>,
     pub workdir: PathBuf,
     pub unix_user: Option<String>,
     pub emails: Vec<String>,

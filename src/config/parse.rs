@@ -39,6 +39,8 @@ impl Config {
                 command: host.agent.clone(),
                 env: AgentEnv::default(),
                 session_env: Default::default(),
+                sandbox: Default::default(),
+                session_sandbox: Default::default(),
                 workdir: host.home.clone(),
                 unix_user: None,
                 emails: Vec::new(),
@@ -63,6 +65,7 @@ impl Config {
             mail: None,
             webhooks: Vec::new(),
             matrix: None,
+            sandbox_tool: None,
         }
     }
 
@@ -154,6 +157,7 @@ impl Config {
         );
         // No users: the embedded default's one, who runs as the daemon's
         // own account (as root too: see README, Security model).
+        let sandbox = super::sandbox::layer(&mut p, &Default::default(), "sandbox", raw.sandbox);
         let default_user = raw.users.is_empty();
         let (users, allow_root_agents) = if default_user {
             let mut user = Config::embedded(host).users.remove(0);
@@ -165,9 +169,10 @@ impl Config {
             user.env = agent.env.clone();
             user.hooks = agent.hooks.unwrap_or(true);
             user.waiting_pattern = agent.waiting_pattern.clone();
+            user.sandbox = sandbox;
             (vec![user], true)
         } else {
-            let users = users::parse_users(&mut p, raw.users, &agent, host);
+            let users = users::parse_users(&mut p, raw.users, &agent, &sandbox, host);
             (users, raw.daemon.allow_root_agents)
         };
         let mail = match raw.mail {
@@ -202,6 +207,11 @@ impl Config {
             mail,
             webhooks,
             matrix,
+            sandbox_tool: users
+                .iter()
+                .any(|u| u.any_sandbox())
+                .then(|| find_in_path("bwrap"))
+                .flatten(),
             users,
         };
         if let Some(sock) = config

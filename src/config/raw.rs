@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) webhooks: Vec<super::webhooks::RawWebhook>,
     pub(super) matrix: Option<RawMatrix>,
+    pub(super) sandbox: Option<super::sandbox::RawSandbox>,
 }
 
 /// `[matrix]`: the daemon as a bot on a Matrix homeserver.
@@ -186,6 +187,7 @@ pub(super) struct RawUser {
     pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
     #[serde(default)]
     pub(super) matrix_ids: Vec<String>,
+    pub(super) sandbox: Option<super::sandbox::RawSandbox>,
     /// Per-session settings, by session name.
     pub(super) sessions: Option<std::collections::BTreeMap<String, RawSessionSettings>>,
 }
@@ -197,4 +199,5 @@ pub(super) struct RawUser {
 pub(super) struct RawSessionSettings {
     pub(super) env: Option<std::collections::BTreeMap<String, String>>,
     pub(super) secrets: Option<std::collections::BTreeMap<String, PathBuf>>,
+    pub(super) sandbox: Option<super::sandbox::RawSandbox>,
 }

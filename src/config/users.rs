@@ -8,6 +8,7 @@ pub(super) fn parse_users(
     p: &mut Problems,
     raw: Vec<RawUser>,
     agent: &AgentDefaults,
+    sandbox: &crate::sandbox::Policy,
     host: &HostDefaults,
 ) -> Vec<UserConfig> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -100,13 +101,22 @@ pub(super) fn parse_users(
             None => ANSWER_CHANNELS.map(String::from).to_vec(),
         };
         let env = agent_env::layer(p, &agent.env, &format!("users[{i}]"), u.env, u.secrets);
+        let user_sandbox = super::sandbox::layer(p, sandbox, &key("sandbox"), u.sandbox);
         let mut session_env = std::collections::BTreeMap::new();
+        let mut session_sandbox = std::collections::BTreeMap::new();
         for (session, s) in u.sessions.unwrap_or_default() {
             let at = format!("users[{i}].sessions.{session}");
             let Some(session) = p.check(&at, Name::new(&session).map_err(|e| e.to_string())) else {
                 continue;
             };
-            session_env.insert(session, agent_env::layer(p, &env, &at, s.env, s.secrets));
+            if s.sandbox.is_some() {
+                let policy =
+                    super::sandbox::layer(p, &user_sandbox, &format!("{at}.sandbox"), s.sandbox);
+                session_sandbox.insert(session.clone(), policy);
+            }
+            if s.env.is_some() || s.secrets.is_some() {
+                session_env.insert(session, agent_env::layer(p, &env, &at, s.env, s.secrets));
+            }
         }
         let Some(name) = name else { continue };
         users.push(UserConfig {
@@ -115,6 +125,8 @@ pub(super) fn parse_users(
             command,
             env,
             session_env,
+            sandbox: user_sandbox,
+            session_sandbox,
             workdir,
             unix_user: u.unix_user,
             emails,

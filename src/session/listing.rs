@@ -8,7 +8,7 @@ impl UserServer {
     /// Every managed session on the user's server. `main` is always listed,
     /// as `stopped` when it does not exist.
     pub async fn list(&self) -> Result<Vec<SessionInfo>, SessionError> {
-        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}\t#{session_activity}\t#{@tmuxd_workdir}";
+        const SESSION_FMT: &str = "S\t#{session_name}\t#{session_created}\t#{session_attached}\t#{@tmuxd_pane}\t#{@tmuxd_gate}\t#{@tmuxd_started}\t#{@tmuxd_last_exit}\t#{@tmuxd_restarts}\t#{session_activity}\t#{@tmuxd_workdir}\t#{@tmuxd_sandbox}";
         const PANE_FMT: &str =
             "P\t#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_dead_time}\t#{pane_pipe}";
         let out = match self
@@ -47,6 +47,7 @@ impl UserServer {
             gate: None,
             piped: false,
             workdir: None,
+            sandbox: None,
         }
     }
 
@@ -168,7 +169,7 @@ pub(super) fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<Sessio
     let mut list = Vec::new();
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 11 || f[0] != "S" {
+        if f.len() != 12 || f[0] != "S" {
             continue;
         }
         // Only sessions tmuxd made (they carry the pane option) with valid
@@ -216,6 +217,7 @@ pub(super) fn parse_listing(out: &str, user: &Name, socket: &Path) -> Vec<Sessio
             pane: Some(pane_id),
             gate,
             workdir: Some(PathBuf::from(f[10])).filter(|w| !w.as_os_str().is_empty()),
+            sandbox: serde_json::from_str(f[11]).ok(),
         });
     }
     list.sort_by(|a, b| (!a.id.is_main(), &a.id).cmp(&(!b.id.is_main(), &b.id)));

@@ -32,6 +32,7 @@ use crate::names::{Name, SessionId};
 use crate::tmux::{Account, Command, Identity, PaneId, SpecialKey, Target, Tmux, TmuxError};
 
 mod account;
+mod launch;
 mod listing;
 mod options;
 
@@ -40,37 +41,7 @@ pub use options::window_name;
 mod tests;
 
 use account::{account_for, ensure_private_dir};
-
-/// The pane's launcher. `$0` is the gate channel, `$1` the tmux binary,
-/// the rest the agent argv. Secrets (`TMUXD_SECRET_FILES`: lines of NAME
-/// FILE) are read here, as the user, and exported to the agent alone: their
-/// values are in no argv and no tmux environment. A status above 128 is
-/// how sh reports a signal.
-const LAUNCHER: &str = r#"gate=$0; tmux=$1; shift
-"$tmux" wait-for "$gate" 2>/dev/null
-if [ -n "${TMUXD_SECRET_FILES:-}" ]; then
-  while read -r name file; do
-    [ -n "$name" ] || continue
-    if value=$(cat -- "$file" 2>/dev/null); then export "$name=$value"
-    else printf '\ntmuxd: cannot read the secret %s from %s (it must be readable by this account)\n' "$name" "$file"; fi
-  done <<TMUXD_END
-$TMUXD_SECRET_FILES
-TMUXD_END
-  unset TMUXD_SECRET_FILES value
-fi
-if command -v "$1" >/dev/null 2>&1; then
-  trap : INT QUIT TSTP
-  "$@"
-  st=$?
-  trap - INT QUIT TSTP
-else
-  printf '\ntmuxd: cannot start the agent: %s: command not found\n' "$1"
-  st=127
-fi
-if [ "$st" -gt 128 ] && [ "$st" -le 192 ]; then what="signal $((st - 128))"; else what="status $st"; fi
-"$tmux" set-option -t "$TMUX_PANE" @tmuxd_last_exit "$what at $(date +%s)" 2>/dev/null
-printf '\n[tmuxd] the agent exited (%s)\n' "$what"
-exit "$st""#;
+use launch::sandbox_option;
 
 /// Text longer than this is typed through a paste buffer: `send-keys`
 /// fails with "command too long" near 16 KiB of arguments.
@@ -87,6 +58,8 @@ const OPT_LAST_EXIT: &str = "@tmuxd_last_exit";
 const OPT_RESTARTS: &str = "@tmuxd_restarts";
 /// A session's own workdir, when it is not its user's (a worktree).
 const OPT_WORKDIR: &str = "@tmuxd_workdir";
+/// How the session's agent is sandboxed ([`crate::sandbox::Summary`]).
+const OPT_SANDBOX: &str = "@tmuxd_sandbox";
 
 /// The tmux hook run when a session's window changes size.
 const RESIZED_HOOK: &str = "window-resized";
@@ -186,6 +159,8 @@ pub struct SessionInfo {
     /// The session's own workdir (a git worktree made for it); `None`:
     /// its user's `workdir`.
     pub workdir: Option<PathBuf>,
+    /// The agent's sandbox as it was started; `None`: not sandboxed.
+    pub sandbox: Option<crate::sandbox::Summary>,
 }
 
 /// A user's tmux server and the sessions tmuxd manages on it.
@@ -207,6 +182,12 @@ pub struct UserServer {
     hook_socket: Option<PathBuf>,
     /// Where the user's copies of systemd credentials go.
     credentials_dir: PathBuf,
+    /// bubblewrap, for sandboxed agents.
+    sandbox_tool: Option<PathBuf>,
+    /// What sandboxed agents must not see: tmuxd's own directories.
+    sandbox_hide: Vec<PathBuf>,
+    /// The daemon's relay for sandboxes with an allow-list.
+    net_socket: PathBuf,
 }
 
 impl UserServer {
@@ -234,7 +215,17 @@ impl UserServer {
                 && config.transcript.enabled)
                 .then(|| crate::hooks::socket(config, &user.name)),
             credentials_dir: config.credentials_dir(),
+            sandbox_tool: config.sandbox_tool.clone(),
+            sandbox_hide: std::iter::once(config.runtime_dir.clone())
+                .chain([config.state_dir.clone(), config.spool_root()])
+                .collect(),
+            net_socket: crate::sandbox::net::socket(&config.runtime_dir, &user.name),
         }
+    }
+
+    /// The daemon's relay socket for this user's sandboxes.
+    pub fn net_socket(&self) -> &Path {
+        &self.net_socket
     }
 
     /// The hook socket, if this user's agent reports through hooks.
@@ -245,43 +236,6 @@ impl UserServer {
     /// Who owns the user's files (uid, gid).
     pub fn owner(&self) -> (u32, u32) {
         self.owner
-    }
-
-    /// The agent's argv and environment for session `name`: with hooks,
-    /// the agent is told where to report (on its command line, its own
-    /// settings files untouched).
-    fn agent(&self, name: &Name) -> (Vec<String>, Vec<String>) {
-        let mut argv = self.user.command.clone();
-        // Every viewer's terminal (xterm.js) shows 24-bit colour, and tmux
-        // passes it on (terminal-features RGB, set on the server).
-        let mut env = vec!["COLORTERM=truecolor".to_owned()];
-        let user_env = self.user.env_of(name);
-        env.extend(user_env.vars.iter().map(|(k, v)| format!("{k}={v}")));
-        if !user_env.secrets.is_empty() {
-            let files: Vec<String> = user_env
-                .secrets
-                .iter()
-                .map(|(k, f)| match crate::credentials::name_of(f) {
-                    Some(c) => {
-                        let copy = crate::credentials::copy_path(
-                            &self.credentials_dir,
-                            &self.user.name,
-                            c,
-                        );
-                        format!("{k} {}", copy.display())
-                    }
-                    None => format!("{k} {}", f.display()),
-                })
-                .collect();
-            env.push(format!("TMUXD_SECRET_FILES={}", files.join("\n")));
-        }
-        let Some(socket) = &self.hook_socket else {
-            return (argv, env);
-        };
-        argv.extend(crate::hooks::agent_args(&self.user.profile));
-        env.push(format!("{}={}", crate::hooks::ENV_SOCKET, socket.display()));
-        env.push(format!("{}={}", crate::hooks::ENV_SESSION, self.id(name)));
-        (argv, env)
     }
 
     pub fn id(&self, session: &Name) -> SessionId {
@@ -311,18 +265,6 @@ impl UserServer {
         if let Err(e) = crate::credentials::copy_for(dir, user, self.owner, &names) {
             tracing::error!(user = %user, error = %e, "cannot give the agent its credentials");
         }
-    }
-
-    fn launcher_argv(&self, gate: &str, agent: &[String]) -> Vec<String> {
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            LAUNCHER.to_owned(),
-            gate.to_owned(),
-            self.tmux_bin.to_string_lossy().into_owned(),
-        ];
-        argv.extend(agent.iter().cloned());
-        argv
     }
 
     /// The `pipe-pane` command for session `name`, creating the spool
@@ -412,7 +354,7 @@ impl UserServer {
             }
         }
         let gate = new_gate();
-        let (agent, env) = self.agent(name);
+        let (agent, env, sandbox) = self.agent(name, workdir.unwrap_or(&self.user.workdir));
         let argv = self.launcher_argv(&gate, &agent);
         let now = unix_now().to_string();
         let mut commands = options::server();
@@ -440,6 +382,7 @@ impl UserServer {
             ));
         }
         commands.extend(options::session(name));
+        commands.push(sandbox_option(name, sandbox.as_ref()));
         if let Some(cmd) = &pipe {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }
@@ -531,9 +474,10 @@ impl UserServer {
             .as_ref()
             .ok_or_else(|| SessionError::NoSuchSession(self.id(&name)))?;
         let gate = new_gate();
-        let (agent, env) = self.agent(&name);
+        let (agent, env, sandbox) = self.agent(&name, self.workdir_of(info));
         let argv = self.launcher_argv(&gate, &agent);
         let mut commands = vec![
+            sandbox_option(&name, sandbox.as_ref()),
             Command::set_session_option(&name, OPT_GATE, &gate),
             Command::set_session_option(&name, OPT_STARTED, &unix_now().to_string()),
             Command::set_session_option(&name, OPT_RESTARTS, &(info.restarts + 1).to_string()),

@@ -15,10 +15,10 @@ fn typed_text_refuses_control_characters() {
 #[test]
 fn listing_parses_states() {
     let user = Name::new("alice").unwrap();
-    let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\t150\t\n\
-               S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\t/w/docs\n\
-               S\tdead\t300\t0\t%2\t\t301\t\t\t350\t\n\
-               S\tmine\t400\t0\t\t\t\t\t\t450\t\n\
+    let out = "S\tmain\t100\t1\t%0\t\t101\tstatus 1 at 90\t2\t150\t\t\n\
+               S\tdocs\t200\t0\t%1\tgo-1\t201\t\t\t250\t/w/docs\t{\"network\":\"none\",\"writable\":[\"/w/docs\"]}\n\
+               S\tdead\t300\t0\t%2\t\t301\t\t\t350\t\t\n\
+               S\tmine\t400\t0\t\t\t\t\t\t450\t\t\n\
                P\t%0\t42\t0\t\t\t\t1\n\
                P\t%1\t43\t0\t\t\t\t0\n\
                P\t%2\t44\t1\t127\t\t305\t0\n";
@@ -35,6 +35,8 @@ fn listing_parses_states() {
     assert_eq!((l[1].state, l[1].launcher_pid), (State::Exited, None));
     assert_eq!(l[1].last_exit.unwrap().status, Some(127));
     assert_eq!(l[2].state, State::Starting);
+    assert_eq!(l[0].sandbox, None);
+    assert_eq!(l[2].sandbox.as_ref().unwrap().network, "none");
 }
 
 #[test]
@@ -74,9 +76,9 @@ proptest::proptest! {
         let user = Name::new("alice").unwrap();
         let mut out = String::new();
         for (i, (name, (created, clients, dead, pid, restarts))) in sessions.iter().enumerate() {
-            out += &format!("S\t{name}\t{created}\t{clients}\t%{i}\t\t\t\t{restarts}\t{created}\t\n");
+            out += &format!("S\t{name}\t{created}\t{clients}\t%{i}\t\t\t\t{restarts}\t{created}\t\t\n");
             out += &format!("P\t%{i}\t{pid}\t{}\t\t\t\t1\n", u8::from(*dead));
-            out += &format!("S\tBad Name\t1\t0\t%{i}\t\t\t\t0\t1\t\n");
+            out += &format!("S\tBad Name\t1\t0\t%{i}\t\t\t\t0\t1\t\t\n");
         }
         for j in &junk {
             // Never a valid `S` or `P` line by chance.

@@ -208,6 +208,7 @@ impl Supervisor {
         *self.0.restart.write().expect("restart lock") = config.restart;
         *self.0.workspace.write().expect("workspace lock") = config.workspace.clone();
         let mut added = Vec::new();
+        let mut relays = Vec::new();
         {
             let mut users = self.0.users.write().expect("users lock");
             let keep: HashSet<&Name> = config.users.iter().map(|u| &u.name).collect();
@@ -223,6 +224,9 @@ impl Supervisor {
                 let server = UserServer::new(config, u);
                 match users.get_mut(&u.name) {
                     Some(entry) if entry.server.user != *u => {
+                        if u.any_sandbox() && !entry.server.user.any_sandbox() {
+                            relays.push(server.clone());
+                        }
                         entry.server = server;
                         report.changed.push(u.name.clone());
                     }
@@ -241,8 +245,12 @@ impl Supervisor {
                 }
             }
         }
+        for server in &relays {
+            self.serve_sandbox_net(server);
+        }
         for server in added {
             self.serve_hooks(&server);
+            self.serve_sandbox_net(&server);
             let _ = self.start_user(&server).await;
         }
         report
@@ -308,6 +316,32 @@ impl Supervisor {
         ));
     }
 
+    /// Serves `server`'s sandbox relay (for sandboxes with an allow-list,
+    /// by the user's policies as the config has them now) until the user
+    /// is removed or the daemon stops; before its agents start.
+    fn serve_sandbox_net(&self, server: &UserServer) {
+        if !server.user.any_sandbox() {
+            return;
+        }
+        let user = server.user.name.clone();
+        let Some(cancel) = self.user_cancel(&user) else {
+            return;
+        };
+        let this = self.clone();
+        let u = user.clone();
+        let policy: crate::sandbox::net::Lookup = std::sync::Arc::new(move |session| {
+            Some(this.server(&u).ok()?.user.sandbox_of(session).clone())
+        });
+        self.0.tracker.spawn(crate::sandbox::net::serve_user(
+            server.net_socket().to_owned(),
+            user,
+            server.owner(),
+            policy,
+            cancel,
+            self.0.tracker.clone(),
+        ));
+    }
+
     /// Adopts every user's existing sessions and creates missing `main`s,
     /// all users at once. A user that fails is logged and retried by its
     /// watcher; the others are served regardless.
@@ -317,6 +351,7 @@ impl Supervisor {
         let mut set = tokio::task::JoinSet::new();
         for server in self.servers() {
             self.serve_hooks(&server);
+            self.serve_sandbox_net(&server);
             let this = self.clone();
             set.spawn(async move { this.start_user(&server).await });
         }

@@ -12,6 +12,7 @@ mod mail;
 mod mail_testbed;
 mod matrix;
 mod ops;
+mod sandbox;
 mod security;
 mod sessions;
 mod snapshots;

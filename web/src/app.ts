@@ -301,6 +301,16 @@ async function dashboardView(me: Me, live: () => boolean): Promise<void> {
           s.agent_state && s.state === "running"
             ? h("span", { class: `state agent ${s.agent_state}`, title: "what the agent is doing" }, `agent ${s.agent_state}`)
             : null,
+          s.sandbox
+            ? h(
+                "span",
+                {
+                  class: "sandbox",
+                  title: `sandboxed: writes only to ${s.sandbox.writable.join(", ")} and its own config; network: ${s.sandbox.network}`,
+                },
+                `sandbox · network ${s.sandbox.network}`,
+              )
+            : null,
         ),
         h(
           "div",

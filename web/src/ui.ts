@@ -29,6 +29,7 @@ export type Session = {
   agent_name: string;
   preview: string[];
   restart_due: number | null;
+  sandbox: { network: string; writable: string[] } | null;
 };
 
 export const app = document.getElementById("app")!;

@@ -56,6 +56,8 @@ pub struct SessionView {
     /// While an exited agent waits out its restart backoff: when (Unix ms)
     /// it restarts (`POST .../restart` does it now).
     restart_due: Option<u64>,
+    /// How the agent is sandboxed (`null`: not).
+    sandbox: Option<crate::sandbox::Summary>,
 }
 
 /// Lines of the screen a dashboard card previews, and their length.
@@ -90,6 +92,7 @@ fn view(state: &AppState, info: SessionInfo) -> SessionView {
         agent_name,
         preview: screen.as_deref().map(preview).unwrap_or_default(),
         restart_due: state.supervisor.restart_due(&info.id),
+        sandbox: info.sandbox.clone(),
         user: info.id.user.to_string(),
         session: info.id.session.to_string(),
         state: info.state,

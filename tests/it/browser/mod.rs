@@ -15,6 +15,7 @@ mod oidc;
 mod page;
 mod passkeys;
 mod quickstart;
+mod sandbox;
 
 /// A chromedriver process, killed on drop.
 struct Driver {

@@ -11,6 +11,12 @@ static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl UnixUsers {
     pub fn create(count: usize) -> UnixUsers {
+        UnixUsers::create_in(count, "/tmp")
+    }
+
+    /// Users whose homes are `BASE/NAME` (`/home` for homes where other
+    /// users' homes usually are; `/tmp` for throwaway ones).
+    pub fn create_in(count: usize, base: &str) -> UnixUsers {
         assert!(
             nix::unistd::geteuid().is_root(),
             "this test creates Unix users: run it as root (CI does)"
@@ -24,7 +30,11 @@ impl UnixUsers {
             .collect();
         let _lock = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         for name in &names {
-            let home = format!("/tmp/{name}-home");
+            let home = if base == "/tmp" {
+                format!("/tmp/{name}-home")
+            } else {
+                format!("{base}/{name}")
+            };
             let st = Command::new("useradd")
                 .args(["-m", "-d", &home, "-s", "/bin/sh", name])
                 .status()
@@ -32,6 +42,13 @@ impl UnixUsers {
             assert!(st.success(), "useradd {name}");
         }
         UnixUsers(names)
+    }
+
+    pub fn home(&self, i: usize) -> std::path::PathBuf {
+        nix::unistd::User::from_name(&self.0[i])
+            .unwrap()
+            .unwrap()
+            .dir
     }
 
     pub fn uid(&self, i: usize) -> u32 {

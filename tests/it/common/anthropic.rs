@@ -50,6 +50,11 @@ pub fn claude(hooks: bool) -> (RunLog, AgentApi, Env) {
     (ran, api, env)
 }
 
+/// A stand-in of the Messages API whose tool calls append to `ran`.
+pub fn messages_api(ran: &RunLog) -> AgentApi {
+    AgentApi::start(&ran.command(), route)
+}
+
 /// The Messages API's routes.
 fn route(
     path: &str,

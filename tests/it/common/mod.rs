@@ -19,15 +19,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tmuxd");
 
 /// Fails (never skips) when a tool the tests need is missing.
 pub fn require(tool: &str) {
-    let found = Command::new("sh")
+    which(tool);
+}
+
+/// Where `tool` is on PATH; fails (never skips) when it is missing.
+pub fn which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+        .expect("sh");
     assert!(
-        found,
+        out.status.success(),
         "{tool} is required for this test but is not on PATH (.ci/run installs it)"
     );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// Waits until `f` returns Some, checking every 20 ms, at most `secs`.

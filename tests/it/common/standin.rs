@@ -139,10 +139,19 @@ pub struct RunLog {
 
 impl RunLog {
     pub fn new() -> RunLog {
+        RunLog::in_dir(std::path::Path::new("/tmp"))
+    }
+
+    /// A log in a new directory under `parent`, writable by everyone (an
+    /// agent running as another account, or in a sandbox that sees only
+    /// `parent`).
+    pub fn in_dir(parent: &std::path::Path) -> RunLog {
         let dir = tempfile::Builder::new()
             .prefix("tmuxd-agent")
-            .tempdir_in("/tmp")
+            .tempdir_in(parent)
             .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let path = dir.path().join("ran.log");
         RunLog { _dir: dir, path }
     }

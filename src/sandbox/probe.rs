@@ -1,0 +1,88 @@
+//! Whether bubblewrap works for an account: `check-config`, `serve` and
+//! `doctor` run a sandbox like the agent's (new user, PID and network
+//! namespaces, the system read-only) as the account the agents run as,
+//! since kernels and security modules can forbid that for unprivileged
+//! accounts (`kernel.unprivileged_userns_clone`, AppArmor's
+//! `apparmor_restrict_unprivileged_userns`).
+
+use std::path::Path;
+use std::time::Duration;
+
+/// How long the probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `bwrap` as `account` (uid, gid; `None`: this process's); the
+/// reason it failed, with what to do.
+pub fn check(bwrap: &Path, account: Option<(u32, u32)>) -> Result<(), String> {
+    let mut cmd = std::process::Command::new(bwrap);
+    cmd.args([
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--",
+        "true",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .current_dir("/");
+    if let Some((uid, gid)) = account {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: async-signal-safe calls only.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = cmd.spawn().map_err(|e| {
+        format!(
+            "cannot run {}: {e}; install bubblewrap (apt install bubblewrap)",
+            bwrap.display()
+        )
+    })?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(PROBE_TIMEOUT) {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("{} failed: {e}", bwrap.display())),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(format!(
+                "{} did not finish within {PROBE_TIMEOUT:?}",
+                bwrap.display()
+            ));
+        }
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(format!(
+        "{} cannot make a sandbox for this account ({}); allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu an AppArmor profile for bwrap)",
+        bwrap.display(),
+        err.trim()
+    ))
+}

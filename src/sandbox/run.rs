@@ -40,6 +40,9 @@ pub struct Seen {
     pub files: Vec<String>,
     /// The working directory the agent starts in.
     pub cwd: PathBuf,
+    /// When the workdir is a git worktree: its repository's `.git`, where
+    /// git keeps the worktree's objects, refs and index.
+    pub git_common: Option<PathBuf>,
 }
 
 /// At most this many entries of a home are shown (one mount each).
@@ -140,7 +143,9 @@ pub fn bwrap_args(plan: &Plan, seen: &Seen, exe: &Path, agent: &[String]) -> Vec
             a.push(Arg::Text(s(&home.join(file))));
         }
     }
-    let writable = std::iter::once(&plan.workdir).chain(&plan.writable);
+    let writable = std::iter::once(&plan.workdir)
+        .chain(&plan.writable)
+        .chain(&seen.git_common);
     for dir in writable {
         let dir = expand(dir, seen.home.as_deref());
         text(&mut a, &["--bind-try", &s(&dir), &s(&dir)]);
@@ -230,7 +235,19 @@ pub fn look(plan: &Plan) -> Seen {
             .collect();
     }
     seen.home = home;
+    seen.git_common = worktree_common_dir(&plan.workdir);
     seen
+}
+
+/// The repository's `.git` of a worktree at `workdir` (whose `.git` is a
+/// file `gitdir: REPO/.git/worktrees/NAME`).
+fn worktree_common_dir(workdir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(workdir.join(".git")).ok()?;
+    let gitdir = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+    let worktrees = gitdir.parent()?;
+    (gitdir.is_absolute() && worktrees.file_name()? == "worktrees")
+        .then(|| worktrees.parent().map(Path::to_owned))
+        .flatten()
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -364,6 +381,7 @@ mod tests {
             hide: vec!["/home".into(), "/run/tmuxd".into()],
             files: vec![".claude.json".into()],
             cwd: "/home/alice/w".into(),
+            git_common: Some("/home/alice/repo/.git".into()),
         }
     }
 
@@ -395,6 +413,7 @@ mod tests {
         at(&args, "--symlink", "/etc/skel");
         at(&args, "--bind-try", "/home/alice/.claude");
         at(&args, "--bind-try", "/home/alice/data");
+        at(&args, "--bind-try", "/home/alice/repo/.git");
         at(&args, "--file", "<file /home/alice/.claude.json>");
         at(&args, "--bind-try", "/run/tmuxd/hooks/alice.sock");
         // The config paths are not also bound read-only.

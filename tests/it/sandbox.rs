@@ -389,3 +389,73 @@ fn check_config_and_doctor_check_the_sandbox_tool() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sandboxed_agent_works_with_snapshots_rollback_and_worktrees() {
+    crate::common::require("bwrap");
+    crate::common::require("git");
+    let users = UnixUsers::create_in(1, "/home");
+    let a = &users.0[0];
+    let repo = users.home(0).join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    crate::common::git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    crate::common::git(&repo, &["add", "-A"]);
+    crate::common::git(&repo, &["commit", "-q", "-m", "first"]);
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{a}:{a}"), &repo.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let mut env = Env::new(&format!(
+        "[agent]\ncommand = [\"bash\", \"--noprofile\", \"--norc\"]\n\
+         [[users]]\nname = \"alice\"\nunix_user = \"{a}\"\nworkdir = \"{}\"\n[users.sandbox]\n",
+        repo.display()
+    ));
+    std::fs::set_permissions(env.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let _d = env.serve();
+    env.wait_pane("alice", "main", "$");
+    assert_eq!(
+        env.session("alice/main").unwrap()["sandbox"]["network"],
+        "none"
+    );
+
+    // What the sandboxed agent writes is what a snapshot and a rollback see.
+    let out = env.ok(&["snapshot", "alice/main"]);
+    let id = out
+        .split_whitespace()
+        .find(|w| w.len() >= 8 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    assert!(check(&env, "alice/main", "echo changed > README", 1));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README")).unwrap(),
+        "changed\n"
+    );
+    env.ok(&["rollback", "alice/main", &id]);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README")).unwrap(),
+        "hello\n"
+    );
+    assert!(check(&env, "alice/main", "grep -q hello README", 2));
+
+    // A session in a worktree commits there: git's objects and refs live in
+    // the repository's .git, writable for it too.
+    env.ok(&["new", "alice/wt", "--worktree"]);
+    env.wait_pane("alice", "wt", "$");
+    assert!(check(
+        &env,
+        "alice/wt",
+        "echo x > w.txt && git add w.txt && git -c user.email=a@example.test -c user.name=a commit -qm sandboxed",
+        3
+    ));
+    let log = crate::common::git(&repo, &["log", "-1", "--format=%s", "tmuxd/wt"]);
+    assert_eq!(log.trim(), "sandboxed");
+    // The main repository's files are still out of its reach.
+    assert!(!check(
+        &env,
+        "alice/wt",
+        &format!("touch {}/escaped", repo.display()),
+        4
+    ));
+}

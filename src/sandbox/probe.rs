@@ -1,5 +1,5 @@
 //! Whether bubblewrap works for an account: `check-config`, `serve` and
-//! `doctor` run a sandbox like the agent's (new user, PID and network
+//! `doctor` run the agent's sandbox (with `true` for the agent) (new user, PID and network
 //! namespaces, the system read-only) as the account the agents run as,
 //! since kernels and security modules can forbid that for unprivileged
 //! accounts (`kernel.unprivileged_userns_clone`, AppArmor's
@@ -14,24 +14,31 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `bwrap` as `account` (uid, gid; `None`: this process's); the
 /// reason it failed, with what to do.
 pub fn check(bwrap: &Path, account: Option<(u32, u32)>) -> Result<(), String> {
+    // The agent's own sandbox (network none, nothing of a home), running
+    // `tmuxd sandbox-exec -- true`.
+    let plan = super::Plan {
+        bwrap: bwrap.to_owned(),
+        session: String::new(),
+        // Nothing to write: bound only if it exists, and it does not.
+        workdir: "/nonexistent".into(),
+        network: super::Network::None,
+        writable: Vec::new(),
+        agent_dirs: Vec::new(),
+        agent_files: Vec::new(),
+        hide: Vec::new(),
+        expose: Vec::new(),
+        net_socket: None,
+    };
+    let seen = super::run::Seen {
+        cwd: "/".into(),
+        ..Default::default()
+    };
+    let args = super::run::bwrap_args(&plan, &seen, &super::exe(), &["true".to_owned()]);
     let mut cmd = std::process::Command::new(bwrap);
-    cmd.args([
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-ipc",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-        "--",
-        "true",
-    ])
+    cmd.args(args.into_iter().filter_map(|a| match a {
+        super::run::Arg::Text(t) => Some(t),
+        _ => None,
+    }))
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped())

@@ -201,14 +201,15 @@ pub fn look(plan: &Plan) -> Seen {
         .collect();
     hide.sort();
     hide.dedup();
-    // A directory inside one already hidden needs no mount of its own.
-    let mut kept: Vec<PathBuf> = Vec::new();
+    // A directory inside one already hidden, or in the private /tmp,
+    // needs no mount of its own.
+    let mut kept: Vec<PathBuf> = vec!["/tmp".into(), "/var/tmp".into()];
     for d in hide {
         if !kept.iter().any(|k| d.starts_with(k)) {
             kept.push(d);
         }
     }
-    seen.hide = kept;
+    seen.hide = kept.split_off(2);
     if let Some(home) = &home {
         for dir in &plan.agent_dirs {
             let _ = std::fs::DirBuilder::new()

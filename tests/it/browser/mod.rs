@@ -246,10 +246,14 @@ impl Browser {
         });
     }
 
-    fn login_and_open(&self, base: &str, token: &str, session: &str) {
+    fn login(&self, base: &str, token: &str) {
         self.go(&format!("{base}/"));
         self.type_into("#token", token);
         self.click("#login-submit");
+    }
+
+    fn login_and_open(&self, base: &str, token: &str, session: &str) {
+        self.login(base, token);
         self.click(&format!("[data-session={session:?}] button.primary"));
         self.wait_connected();
     }

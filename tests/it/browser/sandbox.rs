@@ -14,25 +14,20 @@ fn the_page_shows_the_sandbox_and_its_terminal_works_inside_it() {
     let token = env.token("alice", "user");
     let d = env.serve();
     let driver = Driver::start();
+    let card = |b: &Browser, id: &str| {
+        wait_for(10, &format!("{id}'s card"), || {
+            let c = b.text(&format!("[data-session={id:?}]"));
+            (!c.is_empty()).then_some(c)
+        })
+    };
     let b = driver.browser_sized(1280, 800);
-    b.go(&format!("{}/", d.url()));
-    b.type_into("#token", &token);
-    b.click("#login-submit");
-    let card = wait_for(10, "alice's card", || {
-        let c = b.text("[data-session=\"alice/main\"]");
-        (!c.is_empty()).then_some(c)
-    });
-    assert!(card.contains("sandbox · network none"), "{card}");
-    let bob = env.token("bob", "user");
+    b.login(&d.url(), &token);
+    let alice = card(&b, "alice/main");
+    assert!(alice.contains("sandbox · network none"), "{alice}");
     let b2 = driver.browser_sized(1280, 800);
-    b2.go(&format!("{}/", d.url()));
-    b2.type_into("#token", &bob);
-    b2.click("#login-submit");
-    let card = wait_for(10, "bob's card", || {
-        let c = b2.text("[data-session=\"bob/main\"]");
-        (!c.is_empty()).then_some(c)
-    });
-    assert!(!card.contains("sandbox"), "bob is not sandboxed: {card}");
+    b2.login(&d.url(), &env.token("bob", "user"));
+    let bob = card(&b2, "bob/main");
+    assert!(!bob.contains("sandbox"), "bob is not sandboxed: {bob}");
 
     // Typed on the page, run in the sandbox: the system is read-only
     // there, even for an agent that runs as root.

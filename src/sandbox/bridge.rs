@@ -65,15 +65,13 @@ pub fn main(exec: Exec) -> i32 {
         });
     }
     let forwards = match (&exec.net_socket, &exec.session) {
-        (Some(socket), Some(session)) if !exec.forward.is_empty() => {
-            match listen_all(&exec.forward) {
-                Ok(l) => Some((socket.clone(), session.clone(), l)),
-                Err(e) => {
-                    eprintln!("tmuxd: cannot set up the sandbox's network: {e}");
-                    return 1;
-                }
+        (Some(socket), Some(session)) => match network(&exec.forward) {
+            Ok(l) => Some((socket.clone(), session.clone(), l)),
+            Err(e) => {
+                eprintln!("tmuxd: cannot set up the sandbox's network: {e}");
+                return 1;
             }
-        }
+        },
         _ => None,
     };
     let Some((socket, session, listeners)) = forwards else {
@@ -105,6 +103,15 @@ fn not_started(program: &str, e: &std::io::Error) -> i32 {
         eprintln!("\ntmuxd: cannot start the agent: {program}: {e}");
         126
     }
+}
+
+/// The sandbox's own network namespace with a listener on every
+/// `ADDR=TARGET`, and no capability left.
+fn network(forward: &[String]) -> Result<Vec<(TcpListener, String)>, String> {
+    super::netns::isolate().map_err(|e| format!("a network namespace of its own: {e}"))?;
+    let listeners = listen_all(forward);
+    super::netns::drop_capabilities().map_err(|e| format!("dropping capabilities: {e}"))?;
+    listeners
 }
 
 /// Binds every `ADDR=TARGET` before the agent starts.

@@ -15,6 +15,7 @@
 
 pub mod bridge;
 pub mod net;
+pub mod netns;
 pub mod probe;
 pub mod run;
 

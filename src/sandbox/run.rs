@@ -98,8 +98,15 @@ pub fn bwrap_args(plan: &Plan, seen: &Seen, exe: &Path, agent: &[String]) -> Vec
             "--unshare-cgroup-try",
         ],
     );
-    if plan.network != Network::All {
-        text(&mut a, &["--unshare-net"]);
+    match (&plan.network, &plan.net_socket) {
+        (Network::All, _) => {}
+        // `sandbox-exec` makes its own (see `netns`).
+        (Network::Allow(_), Some(_)) => {
+            for cap in super::netns::CAPS {
+                text(&mut a, &["--cap-add", cap]);
+            }
+        }
+        _ => text(&mut a, &["--unshare-net"]),
     }
     text(
         &mut a,
@@ -458,6 +465,9 @@ mod tests {
         ));
         at(&args, "--ro-bind-data", "<data 4>");
         at(&args, "--forward", "127.0.0.2:443=api.example.com:443");
+        // Its own network namespace, made inside, not bubblewrap's.
+        assert!(!args.contains(&"--unshare-net".to_owned()));
+        at(&args, "--cap-add", "CAP_NET_BIND_SERVICE");
         at(&args, "--net-socket", "/run/tmuxd/sandbox/alice.sock");
         let all = texts(&bwrap_args(
             &plan(Network::All),

@@ -16,9 +16,17 @@ use crate::common::client::call;
 use crate::common::standin::RunLog;
 use crate::common::{marker, wait_for, Env};
 
-/// A listener on 127.0.0.1 that greets each connection; its port.
-fn greeter(greeting: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// A listener on 127.0.0.1 that greets each connection; its port, below
+/// 1024 if `privileged` (like HTTPS's 443: inside a sandbox, only root in
+/// its own namespaces may listen there).
+fn greeter(greeting: &'static str, privileged: bool) -> u16 {
+    let l = if privileged {
+        (600..1000)
+            .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .expect("a free port below 1024")
+    } else {
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    };
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         // Ends with the test process; each connection is answered once.
@@ -81,7 +89,10 @@ fn a_sandboxed_agent_sees_its_workspace_and_what_is_allowed_and_no_more() {
         .status()
         .unwrap();
     assert!(chown.success());
-    let (open, other) = (greeter("HELLO-ALLOWED\n"), greeter("HELLO-OTHER\n"));
+    let (open, other) = (
+        greeter("HELLO-ALLOWED\n", true),
+        greeter("HELLO-OTHER\n", false),
+    );
 
     let mut env = Env::new(&format!(
         "[agent]\ncommand = [\"bash\", \"--noprofile\", \"--norc\"]\n\
@@ -206,6 +217,13 @@ fn a_sandboxed_agent_sees_its_workspace_and_what_is_allowed_and_no_more() {
         "alice/net",
         &connect(other, "HELLO-OTHER"),
         19
+    ));
+    // The capabilities that made its network are gone before it starts.
+    assert!(check(
+        &env,
+        "alice/net",
+        "awk '/^Cap(Eff|Prm|Inh|Bnd|Amb)/ && $2 != \"0000000000000000\" {bad=1} END {exit bad}' /proc/self/status",
+        26
     ));
     // An agent that talks to the relay itself gets only what its policy
     // lists, for its own user.

@@ -71,6 +71,7 @@ pub mod attach;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod credentials;

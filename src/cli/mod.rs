@@ -31,7 +31,7 @@ mod verbs;
 
 use mail::{mail_address, mail_ingest, mail_log};
 use transcript::{record_input_directly, transcript};
-use verbs::{attach, client_verb, logins, server_for, token};
+use verbs::{attach, client_verb, logins, router_config, server_for, token};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -169,6 +169,19 @@ pub enum Verb {
         /// Revoke the token with this id.
         #[arg(long, value_name = "ID", conflicts_with = "user")]
         revoke: Option<String>,
+    },
+    /// Print a front router's config for a cluster (see README, Scaling
+    /// out): each request reaches its user's node.
+    RouterConfig {
+        /// nginx's http {} part (the only router so far).
+        #[arg(long, required = true)]
+        nginx: bool,
+        /// The cluster file (default: the config's [cluster] file).
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
+        /// Where the router listens.
+        #[arg(long, value_name = "ADDR", default_value = "80")]
+        listen: String,
     },
     /// List the page's logins (who, how: token, OIDC or passkey; when
     /// they expire), or end one: the running daemon refuses it at once.
@@ -469,6 +482,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => token(&config, user, role, list, revoke),
         Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
         Verb::Logins { revoke } => logins(&config, revoke),
+        Verb::RouterConfig {
+            nginx: _,
+            cluster,
+            listen,
+        } => router_config(&config, cluster.as_deref(), &listen),
         Verb::MailAddress { user } => mail_address(&config, &user),
         Verb::Put { id, file, name } => {
             runtime(false)?.block_on(files::put(&config, &id, &file, name))

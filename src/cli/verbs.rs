@@ -156,6 +156,7 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::DefaultConfig
         | Verb::Init { .. }
         | Verb::Logins { .. }
+        | Verb::RouterConfig { .. }
         | Verb::Attach { .. }
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }
@@ -398,5 +399,33 @@ pub(super) fn logins(config: &Config, revoke: Option<String>) -> Result<(), CliE
             iso8601(l.expires)
         );
     }
+    Ok(())
+}
+
+/// `tmuxd router-config --nginx`: from `--cluster FILE`, else the
+/// config's `[cluster] file`.
+pub(super) fn router_config(
+    config: &Config,
+    file: Option<&std::path::Path>,
+    listen: &str,
+) -> Result<(), CliError> {
+    let (cluster, source) = match (file, &config.cluster) {
+        (Some(f), _) => (
+            crate::cluster::Cluster::load(f)
+                .map_err(|p| CliError::BadInput(format!("{}: {}", f.display(), p.join("; "))))?,
+            f.to_owned(),
+        ),
+        (None, Some(c)) => (c.cluster.clone(), c.file.clone()),
+        (None, None) => {
+            return Err(CliError::BadInput(format!(
+                "no cluster: give --cluster FILE, or set [cluster] file and node in {}",
+                config.origin
+            )))
+        }
+    };
+    print!(
+        "{}",
+        crate::cluster::nginx::config(&cluster, listen, &source.display().to_string())
+    );
     Ok(())
 }

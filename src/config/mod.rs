@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::names::Name;
 
 mod agent_env;
+mod cluster;
 mod host;
 mod mail;
 mod parse;
@@ -31,6 +32,7 @@ mod webhooks;
 mod workspace;
 
 pub use agent_env::{credential_name, valid_credential_name, AgentEnv};
+pub use cluster::ClusterConfig;
 pub use host::{check_program, find_in_path, io_reason, on_tmpfs, tmpfs_spool, HostDefaults};
 use mail::{is_plausible_email, parse_mail};
 use parse::is_origin;
@@ -110,6 +112,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// The Matrix bot, if configured.
     pub matrix: Option<MatrixConfig>,
+    /// This node's place in a cluster (`[cluster]`): its users are the
+    /// ones the cluster file gives it.
+    pub cluster: Option<ClusterConfig>,
     /// bubblewrap, found on PATH when some agent is sandboxed.
     pub sandbox_tool: Option<PathBuf>,
     pub users: Vec<UserConfig>,

@@ -65,6 +65,7 @@ impl Config {
             mail: None,
             webhooks: Vec::new(),
             matrix: None,
+            cluster: None,
             sandbox_tool: None,
         }
     }
@@ -175,6 +176,10 @@ impl Config {
             let users = users::parse_users(&mut p, raw.users, &agent, &sandbox, host);
             (users, raw.daemon.allow_root_agents)
         };
+        let mut users = users;
+        let cluster = raw
+            .cluster
+            .and_then(|c| super::cluster::parse_cluster(&mut p, c, &mut users));
         let mail = match raw.mail {
             Some(m) if m.enabled.unwrap_or(true) => {
                 if !transcript.enabled {
@@ -207,6 +212,7 @@ impl Config {
             mail,
             webhooks,
             matrix,
+            cluster,
             sandbox_tool: users
                 .iter()
                 .any(|u| u.any_sandbox())

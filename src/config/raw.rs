@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) webhooks: Vec<super::webhooks::RawWebhook>,
     pub(super) matrix: Option<RawMatrix>,
     pub(super) sandbox: Option<super::sandbox::RawSandbox>,
+    pub(super) cluster: Option<super::cluster::RawClusterSection>,
 }
 
 /// `[matrix]`: the daemon as a bot on a Matrix homeserver.

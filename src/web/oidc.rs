@@ -141,10 +141,8 @@ pub async fn callback(
         "/",
     );
     let h = r.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        super::api::login_cookie(&state, &cookie_value, crate::logins::LOGIN_TTL_S),
-    );
+    let name = user.name.to_string();
+    super::api::set_login(h, &state, &cookie_value, &name, crate::logins::LOGIN_TTL_S);
     h.append(
         header::SET_COOKIE,
         HeaderValue::from_static("tmuxd_oidc=; HttpOnly; SameSite=Lax; Path=/auth/oidc; Max-Age=0"),

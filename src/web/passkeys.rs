@@ -4,7 +4,7 @@
 //! login like a token's. A refused sign-in counts as a failed login.
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::net::SocketAddr;
@@ -100,9 +100,13 @@ pub async fn login_finish(
         .map_err(|e| ApiError::internal(format_args!("cannot store the login: {e}")))?;
     tracing::info!(user = %user, %addr, "signed in with a passkey");
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        super::api::login_cookie(&state, &cookie, crate::logins::LOGIN_TTL_S),
+    let name = user.to_string();
+    super::api::set_login(
+        r.headers_mut(),
+        &state,
+        &cookie,
+        &name,
+        crate::logins::LOGIN_TTL_S,
     );
     Ok(r)
 }

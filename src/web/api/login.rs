@@ -8,7 +8,7 @@ pub struct LoginBody {
     token: String,
 }
 
-pub fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.config().web.tls_proxy {
         "; Secure"
     } else {
@@ -18,6 +18,28 @@ pub fn login_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue 
         "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
     ))
     .expect("cookie is ASCII")
+}
+
+/// Sets the login cookie (`value`, empty to clear it) on `headers`; in a
+/// cluster also the routing cookie naming `user`, which the front router
+/// sends the browser's requests to the user's node by.
+pub fn set_login(
+    headers: &mut axum::http::HeaderMap,
+    state: &AppState,
+    value: &str,
+    user: &str,
+    max_age: u64,
+) {
+    headers.append(header::SET_COOKIE, login_cookie(state, value, max_age));
+    if state.config().cluster.is_some() {
+        let routing = format!(
+            "{}={user}; SameSite=Lax; Path=/; Max-Age={max_age}",
+            crate::cluster::USER_COOKIE
+        );
+        if let Ok(v) = HeaderValue::from_str(&routing) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
 }
 
 /// Turns a token into the login cookie.
@@ -46,9 +68,13 @@ pub async fn login(
         .map_err(|e| ApiError::internal(format_args!("cannot store the login: {e}")))?;
     tracing::info!(user = %identity.user, role = ?identity.role, %addr, "logged in");
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        login_cookie(&state, &cookie, crate::logins::LOGIN_TTL_S),
+    let user = identity.user.to_string();
+    set_login(
+        r.headers_mut(),
+        &state,
+        &cookie,
+        &user,
+        crate::logins::LOGIN_TTL_S,
     );
     Ok(r)
 }
@@ -62,8 +88,7 @@ pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMa
         }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut()
-        .insert(header::SET_COOKIE, login_cookie(&state, "", 0));
+    set_login(r.headers_mut(), &state, "", "", 0);
     r
 }
 

@@ -29,7 +29,7 @@ pub use events::{events, mail_events};
 pub use files::{files, upload};
 pub use health::{healthz, metrics};
 pub use history::history;
-pub use login::{auth_ways, login, login_cookie, logout, me};
+pub use login::{auth_ways, login, logout, me, set_login};
 pub use mail::{mail_cancel, mail_confirm, mail_log, mail_pending};
 
 /// A session as the API shows it.

@@ -9,6 +9,7 @@ use crate::common::anthropic::claude;
 use crate::common::{marker, wait_for, wait_for_or, Env};
 use serde_json::{json, Value};
 
+mod cluster;
 mod dashboard;
 mod files;
 mod oidc;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod anthropic;
 pub mod client;
+pub mod nginx;
 pub mod openai;
 pub mod standin;
 

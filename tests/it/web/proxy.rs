@@ -4,83 +4,38 @@
 //! header sent straight to tmuxd (without the secret, or a wrong one) is
 //! refused; a person nginx knows but tmuxd does not is refused, not made.
 
-use std::process::{Child, Command, Stdio};
-
 use super::*;
+use crate::common::nginx::{free_port, Nginx};
 
 const SECRET: &str = "proxy-shared-secret-7f3a9c";
-
-/// nginx in the foreground on `port`, killed on drop.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    /// SIGTERM: the master stops its workers too (SIGKILL would orphan
-    /// them).
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// nginx basic auth (alice, mallory) in front of `upstream`, as the
 /// README's snippet sets it up.
 fn nginx(dir: &std::path::Path, port: u16, upstream: &str) -> Nginx {
-    crate::common::require("nginx");
-    let d = dir.display();
     std::fs::write(
         dir.join("htpasswd"),
         "alice:{PLAIN}alice-pw\nmallory:{PLAIN}mallory-pw\n",
     )
     .unwrap();
-    for sub in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        std::fs::create_dir_all(dir.join("tmp").join(sub)).unwrap();
-    }
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "daemon off;\nworker_processes 1;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n\
-               client_body_temp_path {d}/tmp/client_body;\n  proxy_temp_path {d}/tmp/proxy;\n\
-               fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-               server {{\n    listen 127.0.0.1:{port};\n\
-                 location / {{\n\
-                   auth_basic \"tmuxd\";\n      auth_basic_user_file {d}/htpasswd;\n\
-                   proxy_pass {upstream};\n\
-                   proxy_http_version 1.1;\n\
-                   proxy_set_header Host $host:$server_port;\n\
-                   proxy_set_header Upgrade $http_upgrade;\n\
-                   proxy_set_header Connection $http_connection;\n\
-                   proxy_set_header X-Remote-User $remote_user;\n\
-                   proxy_set_header X-Tmuxd-Proxy-Secret \"{SECRET}\";\n\
-                   proxy_set_header Authorization \"\";\n\
-                 }}\n  }}\n}}\n"
+    let d = dir.display();
+    Nginx::start(
+        dir,
+        port,
+        &format!(
+            "server {{\n    listen 127.0.0.1:{port};\n\
+               location / {{\n\
+                 auth_basic \"tmuxd\";\n      auth_basic_user_file {d}/htpasswd;\n\
+                 proxy_pass {upstream};\n\
+                 proxy_http_version 1.1;\n\
+                 proxy_set_header Host $host:$server_port;\n\
+                 proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection $http_connection;\n\
+                 proxy_set_header X-Remote-User $remote_user;\n\
+                 proxy_set_header X-Tmuxd-Proxy-Secret \"{SECRET}\";\n\
+                 proxy_set_header Authorization \"\";\n\
+               }}\n  }}\n"
         ),
     )
-    .unwrap();
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-p")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let n = Nginx(child);
-    wait_for(20, "nginx listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    n
 }
 
 fn basic(user: &str, password: &str) -> String {

@@ -1,0 +1,86 @@
+//! `[cluster]`: this node's name and the cluster file every node reads
+//! (see [`crate::cluster`]). A node keeps the `[[users]]` the file gives
+//! it and ignores the others; a user the file gives no node, or this
+//! node's user missing from `[[users]]`, is a problem.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::problems::Problems;
+use super::UserConfig;
+use crate::cluster::Cluster;
+use crate::names::Name;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClusterSection {
+    file: PathBuf,
+    node: String,
+}
+
+/// This node's place in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub file: PathBuf,
+    pub node: Name,
+    pub cluster: Cluster,
+}
+
+/// Reads the cluster file and keeps this node's users of `users`.
+pub(super) fn parse_cluster(
+    p: &mut Problems,
+    raw: RawClusterSection,
+    users: &mut Vec<UserConfig>,
+) -> Option<ClusterConfig> {
+    super::parse::absolute(p, "cluster.file", &raw.file);
+    let node = p.check(
+        "cluster.node",
+        Name::new(&raw.node).map_err(|e| e.to_string()),
+    )?;
+    let cluster = match Cluster::load(&raw.file) {
+        Ok(c) => c,
+        Err(problems) => {
+            for problem in problems {
+                p.add("cluster.file", format!("{}: {problem}", raw.file.display()));
+            }
+            return None;
+        }
+    };
+    let Some(mine) = cluster.node(&node) else {
+        p.add(
+            "cluster.node",
+            format!("{node} is not a node in {}", raw.file.display()),
+        );
+        return None;
+    };
+    for u in users.iter() {
+        if cluster.node_of(&u.name).is_none() {
+            p.add(
+                format!("users[{}]", u.index),
+                format!(
+                    "{} is on no node in {}; add it to a node's users",
+                    u.name,
+                    raw.file.display()
+                ),
+            );
+        }
+    }
+    for user in &mine.users {
+        if !users.iter().any(|u| &u.name == user) {
+            p.add(
+                "cluster.file",
+                format!(
+                    "{} gives {user} to this node ({node}), but [[users]] has no {user}",
+                    raw.file.display()
+                ),
+            );
+        }
+    }
+    users.retain(|u| mine.users.contains(&u.name));
+    Some(ClusterConfig {
+        file: raw.file,
+        node,
+        cluster,
+    })
+}

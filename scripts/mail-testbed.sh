@@ -11,7 +11,10 @@
 # every mailbox logs in to IMAP as its address with the password below.
 # bounce@example.test always bounces (a real DSN with `Return-Path: <>`).
 # MAIL_TESTBED_PIPE_TO/_USER/_ARGV (all three) add a pipe(8) transport for
-# one address, as the README's MTA delivery sets it up.
+# one address, as the README's MTA delivery sets it up. MAIL_TESTBED_TRANSPORT,
+# _MASTER and _MAIN name files whose lines are added to Postfix's transport
+# table, master.cf and main.cf (a cluster's transports, made by `tmuxd
+# router-config --postfix`).
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 
@@ -168,6 +171,10 @@ if [ -n "${MAIL_TESTBED_PIPE_TO:-}" ]; then
   printf 'tmuxd     unix - n n - - pipe\n  flags=DR user=%s argv=%s\n' \
     "$MAIL_TESTBED_PIPE_USER" "$MAIL_TESTBED_PIPE_ARGV" >> "$etc/master.cf"
 fi
+for part in TRANSPORT:transport MASTER:master.cf MAIN:main.cf; do
+  var="MAIL_TESTBED_${part%%:*}"
+  if [ -n "${!var:-}" ]; then cat "${!var}" >> "$etc/${part#*:}"; fi
+done
 # Postfix prints fatal start-up errors only to a tty.
 if ! out=$(script -qec "postfix -c $etc start" /dev/null 2>&1); then
   echo "mail-testbed: postfix did not start: $out" >&2

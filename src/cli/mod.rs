@@ -173,9 +173,12 @@ pub enum Verb {
     /// Print a front router's config for a cluster (see README, Scaling
     /// out): each request reaches its user's node.
     RouterConfig {
-        /// nginx's http {} part (the only router so far).
-        #[arg(long, required = true)]
+        /// nginx's http {} part: requests to their user's node.
+        #[arg(long, required_unless_present = "postfix", conflicts_with = "postfix")]
         nginx: bool,
+        /// A Postfix transport table: mail to each node's mail-ingest.
+        #[arg(long)]
+        postfix: bool,
         /// The cluster file (default: the config's [cluster] file).
         #[arg(long, value_name = "FILE")]
         cluster: Option<PathBuf>,
@@ -416,6 +419,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             argv,
         }));
     }
+    if let Verb::RouterConfig {
+        cluster: Some(file),
+        postfix,
+        listen,
+        ..
+    } = &cli.verb
+    {
+        // The cluster file alone: any machine can make a router's config.
+        return router_config(None, Some(file), *postfix, listen);
+    }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
@@ -484,9 +497,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Logins { revoke } => logins(&config, revoke),
         Verb::RouterConfig {
             nginx: _,
+            postfix,
             cluster,
             listen,
-        } => router_config(&config, cluster.as_deref(), &listen),
+        } => router_config(Some(&config), cluster.as_deref(), postfix, &listen),
         Verb::MailAddress { user } => mail_address(&config, &user),
         Verb::Put { id, file, name } => {
             runtime(false)?.block_on(files::put(&config, &id, &file, name))

@@ -402,14 +402,15 @@ pub(super) fn logins(config: &Config, revoke: Option<String>) -> Result<(), CliE
     Ok(())
 }
 
-/// `tmuxd router-config --nginx`: from `--cluster FILE`, else the
-/// config's `[cluster] file`.
+/// `tmuxd router-config --nginx` (or `--postfix`): from `--cluster
+/// FILE`, else the config's `[cluster] file`.
 pub(super) fn router_config(
-    config: &Config,
+    config: Option<&Config>,
     file: Option<&std::path::Path>,
+    postfix: bool,
     listen: &str,
 ) -> Result<(), CliError> {
-    let (cluster, source) = match (file, &config.cluster) {
+    let (cluster, source) = match (file, config.and_then(|c| c.cluster.as_ref())) {
         (Some(f), _) => (
             crate::cluster::Cluster::load(f)
                 .map_err(|p| CliError::BadInput(format!("{}: {}", f.display(), p.join("; "))))?,
@@ -419,13 +420,16 @@ pub(super) fn router_config(
         (None, None) => {
             return Err(CliError::BadInput(format!(
                 "no cluster: give --cluster FILE, or set [cluster] file and node in {}",
-                config.origin
+                config.map(|c| c.origin.as_str()).unwrap_or("the config")
             )))
         }
     };
-    print!(
-        "{}",
-        crate::cluster::nginx::config(&cluster, listen, &source.display().to_string())
-    );
+    let source = source.display().to_string();
+    let text = if postfix {
+        crate::cluster::postfix::transport(&cluster, &source).map_err(CliError::BadInput)?
+    } else {
+        crate::cluster::nginx::config(&cluster, listen, &source)
+    };
+    print!("{text}");
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! someone else.
 
 pub mod nginx;
+pub mod postfix;
 
 use std::path::Path;
 
@@ -40,6 +41,10 @@ pub struct Node {
     /// `HOST:PORT` of `url`.
     pub address: String,
     pub users: Vec<Name>,
+    /// The node's `[mail] address` and the Postfix transport that reaches
+    /// its `mail-ingest` (`tmuxd-a:`, `smtp:[10.0.0.11]:25`), if it
+    /// takes mail.
+    pub mail: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +59,8 @@ struct RawNode {
     name: String,
     url: String,
     users: Vec<String>,
+    mail: Option<String>,
+    mail_transport: Option<String>,
 }
 
 impl Cluster {
@@ -108,11 +115,35 @@ impl Cluster {
                     Err(e) => problems.push(format!("nodes[{i}].users[{j}]: {e}")),
                 }
             }
+            let mail = match (n.mail, n.mail_transport) {
+                (None, None) => None,
+                (Some(m), Some(t)) => {
+                    let plausible = |s: &str| {
+                        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                    };
+                    if !(plausible(&m) && m.contains('@')) {
+                        problems.push(format!("nodes[{i}].mail: {m:?} is not an email address"));
+                    }
+                    if !(plausible(&t) && t.contains(':')) {
+                        problems.push(format!(
+                            "nodes[{i}].mail_transport: {t:?} is not a Postfix transport (e.g. \"tmuxd-a:\" or \"smtp:[10.0.0.11]:25\")"
+                        ));
+                    }
+                    Some((m.to_ascii_lowercase(), t))
+                }
+                _ => {
+                    problems.push(format!(
+                        "nodes[{i}]: mail and mail_transport go together (the node's [mail] address, and how the MTA reaches its mail-ingest)"
+                    ));
+                    None
+                }
+            };
             nodes.push(Node {
                 name,
                 url: n.url.trim_end_matches('/').to_owned(),
                 address,
                 users,
+                mail,
             });
         }
         if problems.is_empty() {

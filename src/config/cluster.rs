@@ -27,11 +27,14 @@ pub struct ClusterConfig {
     pub cluster: Cluster,
 }
 
-/// Reads the cluster file and keeps this node's users of `users`.
+/// Reads the cluster file and keeps this node's users of `users`; `mail`
+/// is this node's `[mail] address`, which the file must give it when it
+/// routes mail to it.
 pub(super) fn parse_cluster(
     p: &mut Problems,
     raw: RawClusterSection,
     users: &mut Vec<UserConfig>,
+    mail: Option<&str>,
 ) -> Option<ClusterConfig> {
     super::parse::absolute(p, "cluster.file", &raw.file);
     let node = p.check(
@@ -74,6 +77,14 @@ pub(super) fn parse_cluster(
                     "{} gives {user} to this node ({node}), but [[users]] has no {user}",
                     raw.file.display()
                 ),
+            );
+        }
+    }
+    if let (Some((routed, _)), Some(ours)) = (&mine.mail, mail) {
+        if !routed.eq_ignore_ascii_case(ours) {
+            p.add(
+                "mail.address",
+                format!("{} routes {routed} to this node ({node}), but [mail] address is {ours}; make them the same", raw.file.display()),
             );
         }
     }

@@ -176,10 +176,6 @@ impl Config {
             let users = users::parse_users(&mut p, raw.users, &agent, &sandbox, host);
             (users, raw.daemon.allow_root_agents)
         };
-        let mut users = users;
-        let cluster = raw
-            .cluster
-            .and_then(|c| super::cluster::parse_cluster(&mut p, c, &mut users));
         let mail = match raw.mail {
             Some(m) if m.enabled.unwrap_or(true) => {
                 if !transcript.enabled {
@@ -192,6 +188,11 @@ impl Config {
             }
             _ => None,
         };
+        let mut users = users;
+        let cluster = raw.cluster.and_then(|c| {
+            let address = mail.as_ref().map(|m| m.address.as_str());
+            super::cluster::parse_cluster(&mut p, c, &mut users, address)
+        });
         let workspace = parse_workspace(&mut p, raw.workspace);
         let webhooks = webhooks::parse_webhooks(&mut p, raw.webhooks);
         let matrix = raw.matrix.map(|m| webhooks::parse_matrix(&mut p, m));

@@ -2,6 +2,7 @@
 //! loop over IMAP IDLE and SMTP, every bad input, and crash safety.
 
 mod claude;
+mod cluster;
 mod confirm;
 mod mta;
 mod recovery;

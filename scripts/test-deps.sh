@@ -9,7 +9,8 @@
 # PyPI (an export is played), and from npm, pinned, each in its own prefix
 # under /opt/tmuxd-test: the Claude Code and Codex CLIs (the agent tests)
 # and oidc-provider (an OpenID Connect provider for the sign-in tests);
-# Synapse from PyPI (a Matrix homeserver), in a virtual environment there.
+# Synapse from PyPI (a Matrix homeserver), in a virtual environment there,
+# and kubernetes-validate from PyPI (the Kubernetes schemas, offline).
 # Idempotent.
 set -euo pipefail
 case "${1:-}" in
@@ -83,4 +84,12 @@ if [ ! -x "$synapse/bin/register_new_matrix_user" ]; then
   echo "scripts/test-deps.sh: installing matrix-synapse==1.163.2 from PyPI" >&2
   "${sudo[@]}" python3 -m venv "$synapse"
   "${sudo[@]}" "$synapse/bin/pip" install -q matrix-synapse==1.163.2
+fi
+# The Kubernetes manifests are checked against the Kubernetes schemas
+# offline: kubernetes-validate carries them; pinned, in its own venv.
+kv=/opt/tmuxd-test/kubernetes-validate-1.37.0
+if [ ! -x "$kv/bin/kubernetes-validate" ]; then
+  echo "scripts/test-deps.sh: installing kubernetes-validate==1.37.0 from PyPI" >&2
+  "${sudo[@]}" python3 -m venv "$kv"
+  "${sudo[@]}" "$kv/bin/pip" install -q kubernetes-validate==1.37.0
 fi

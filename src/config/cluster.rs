@@ -16,7 +16,9 @@ use crate::names::Name;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClusterSection {
     file: PathBuf,
-    node: String,
+    /// Default: this machine's host name (a StatefulSet pod's is its
+    /// name, `tmuxd-0`).
+    node: Option<String>,
 }
 
 /// This node's place in a cluster.
@@ -37,9 +39,14 @@ pub(super) fn parse_cluster(
     mail: Option<&str>,
 ) -> Option<ClusterConfig> {
     super::parse::absolute(p, "cluster.file", &raw.file);
+    let node = raw.node.unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let node = p.check(
         "cluster.node",
-        Name::new(&raw.node).map_err(|e| e.to_string()),
+        Name::new(&node).map_err(|e| format!("{e} (this node's name in the cluster file)")),
     )?;
     let cluster = match Cluster::load(&raw.file) {
         Ok(c) => c,

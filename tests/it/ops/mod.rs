@@ -2,6 +2,7 @@
 //! signals, restarts, health and metrics, and the systemd unit.
 
 mod first_run;
+mod kubernetes;
 mod messages;
 mod secrets;
 mod service;

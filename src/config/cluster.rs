@@ -19,6 +19,9 @@ pub(super) struct RawClusterSection {
     /// Default: this machine's host name (a StatefulSet pod's is its
     /// name, `tmuxd-0`).
     node: Option<String>,
+    /// The node credential (the same file on every node): admins' lists
+    /// take every node's sessions with it.
+    secret_file: Option<PathBuf>,
 }
 
 /// This node's place in a cluster.
@@ -27,6 +30,7 @@ pub struct ClusterConfig {
     pub file: PathBuf,
     pub node: Name,
     pub cluster: Cluster,
+    pub secret_file: Option<PathBuf>,
 }
 
 /// Reads the cluster file and keeps this node's users of `users`; `mail`
@@ -96,9 +100,13 @@ pub(super) fn parse_cluster(
         }
     }
     users.retain(|u| mine.users.contains(&u.name));
+    if let Some(f) = &raw.secret_file {
+        super::parse::absolute(p, "cluster.secret_file", f);
+    }
     Some(ClusterConfig {
         file: raw.file,
         node,
         cluster,
+        secret_file: raw.secret_file,
     })
 }

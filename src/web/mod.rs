@@ -409,6 +409,7 @@ pub fn router(state: AppState) -> Router {
             get(api::snapshots::diff),
         )
         .route("/api/events", get(api::events))
+        .route("/api/cluster/sessions", get(api::cluster::node_sessions))
         .route("/api/mail/log", get(api::mail_log))
         .route("/api/mail/events", get(api::mail_events))
         .route("/api/mail/pending", get(api::mail_pending))

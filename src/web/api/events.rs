@@ -13,7 +13,8 @@ use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use futures_util::Stream;
 
-use super::{session_views, ApiError, Auth, SessionView};
+use super::cluster::visible_sessions;
+use super::{ApiError, Auth};
 use crate::auth::Identity;
 use crate::web::AppState;
 
@@ -25,7 +26,7 @@ struct Feed {
     identity: Identity,
     changes: tokio::sync::watch::Receiver<u64>,
     /// The list read when the stream opened: its first event.
-    first: Option<Vec<SessionView>>,
+    first: Option<Vec<super::cluster::Listed>>,
 }
 
 pub async fn events(
@@ -34,7 +35,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Read now, so a caller that may see nothing is refused before the
     // stream opens; it is also the first event.
-    let first = session_views(&state, &identity).await?;
+    let first = visible_sessions(&state, &identity).await?;
     let feed = Feed {
         changes: state.supervisor.changes(),
         state,
@@ -51,7 +52,7 @@ async fn next(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
         Some(views) => Ok(views),
         None => {
             wait_for_change(&mut feed.changes, &feed.state.cancel).await?;
-            session_views(&feed.state, &feed.identity).await
+            visible_sessions(&feed.state, &feed.identity).await
         }
     };
     let event = match views {

@@ -16,6 +16,7 @@ use crate::recorder::AgentView;
 use crate::session::{SessionError, SessionInfo, State as SessionState};
 
 mod answer;
+pub mod cluster;
 mod events;
 mod files;
 mod health;
@@ -246,8 +247,8 @@ pub async fn transcript(
 pub async fn list(
     State(state): State<AppState>,
     Auth(identity): Auth,
-) -> Result<Json<Vec<SessionView>>, ApiError> {
-    session_views(&state, &identity).await.map(Json)
+) -> Result<Json<Vec<cluster::Listed>>, ApiError> {
+    cluster::visible_sessions(&state, &identity).await.map(Json)
 }
 
 /// The sessions `identity` may see, as the API lists them.

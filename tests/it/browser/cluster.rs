@@ -14,9 +14,10 @@ fn node(cluster_file: &std::path::Path, name: &str, port: u16) -> Env {
     Env::new(&format!(
         "[agent]\ncommand = [\"bash\", \"--norc\", \"--noprofile\"]\n\
          [web]\nlisten = \"127.0.0.1:{port}\"\n\
-         [cluster]\nfile = \"{}\"\nnode = \"{name}\"\n\
+         [cluster]\nfile = \"{}\"\nnode = \"{name}\"\nsecret_file = \"{}\"\n\
          [[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\n[[users]]\nname = \"carol\"\n",
-        cluster_file.display()
+        cluster_file.display(),
+        cluster_file.with_file_name("node-secret").display()
     ))
 }
 
@@ -38,6 +39,11 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
         ),
     )
     .unwrap();
+    std::fs::write(
+        shared.path().join("node-secret"),
+        "node-credential-0f9e8d7c6b5a\n",
+    )
+    .unwrap();
     let mut envs: Vec<Env> = ["a", "b", "c"]
         .iter()
         .zip(ports)
@@ -50,6 +56,7 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
     let alice = envs[0].token("alice", "user");
     let bob = envs[1].token("bob", "user");
     let carol = envs[2].token("carol", "user");
+    let admin = envs[0].token("alice", "admin");
     let _daemons: Vec<_> = envs.iter_mut().map(|e| e.serve()).collect();
 
     let port = free_port();
@@ -77,6 +84,23 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
             "{user}: {body}"
         );
     }
+    // An admin sees every node's sessions: their node asks the others with
+    // the node credential, which nothing else has.
+    let listed = |token: &str| {
+        let (status, body) = call("GET", &format!("{front}/api/sessions"), Some(token), None);
+        assert_eq!(status, 200, "{body}");
+        let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        let mut ids: Vec<String> = all
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(listed(&admin), ["alice/main", "bob/main", "carol/main"]);
+    let node_list = format!("http://127.0.0.1:{}/api/cluster/sessions", ports[1]);
+    assert_eq!(call("GET", &node_list, Some(&admin), None).0, 401);
+
     // A token for alice never reaches bob's node's sessions: the path
     // routes to bob's node, which does not know it.
     let m = marker();
@@ -147,6 +171,11 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
         let (status, body) = call("GET", &format!("{front}/api/sessions"), Some(token), None);
         assert_eq!(status, 200, "{body}");
     }
+    assert_eq!(
+        listed(&admin),
+        ["alice/main", "bob/main"],
+        "the dead node left out"
+    );
     b.type_into(
         ".xterm-helper-textarea",
         &format!("echo after-$((6*7))-{m}{ENTER}"),

@@ -68,7 +68,7 @@ pub async fn node_sessions(
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 pub enum Listed {
-    Here(super::SessionView),
+    Here(Box<super::SessionView>),
     There(serde_json::Value),
 }
 
@@ -81,7 +81,7 @@ pub(super) async fn visible_sessions(
     let mut out: Vec<Listed> = session_views(state, identity)
         .await?
         .into_iter()
-        .map(Listed::Here)
+        .map(|v| Listed::Here(Box::new(v)))
         .collect();
     let config = state.config();
     let (Role::Admin, Some(cluster)) = (identity.role, &config.cluster) else {

@@ -4,7 +4,8 @@
 # attach` a terminal), Chromium and ChromeDriver (the browser tests),
 # systemd-analyze (the unit test), useradd (tests run agents as throwaway
 # accounts), Postfix and Dovecot (scripts/mail-testbed.sh), nginx (an
-# authenticating proxy in front of tmuxd), bubblewrap (sandboxed agents),
+# authenticating proxy in front of tmuxd, and a cluster's front with HAProxy),
+# bubblewrap (sandboxed agents),
 # asciinema from
 # PyPI (an export is played), and from npm, pinned, each in its own prefix
 # under /opt/tmuxd-test: the Claude Code and Codex CLIs (the agent tests)
@@ -37,6 +38,7 @@ command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd dovecot-lmtpd)
 command -v postfix >/dev/null 2>&1 || missing+=(postfix)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 

@@ -31,7 +31,7 @@ mod verbs;
 
 use mail::{mail_address, mail_ingest, mail_log};
 use transcript::{record_input_directly, transcript};
-use verbs::{attach, client_verb, logins, router_config, server_for, token};
+use verbs::{attach, client_verb, logins, router_config, server_for, token, Router};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -172,12 +172,16 @@ pub enum Verb {
     },
     /// Print a front router's config for a cluster (see README, Scaling
     /// out): each request reaches its user's node.
+    #[command(group(clap::ArgGroup::new("router").required(true).multiple(false)))]
     RouterConfig {
         /// nginx's http {} part: requests to their user's node.
-        #[arg(long, required_unless_present = "postfix", conflicts_with = "postfix")]
+        #[arg(long, group = "router")]
         nginx: bool,
+        /// HAProxy's frontend and backends, likewise.
+        #[arg(long, group = "router")]
+        haproxy: bool,
         /// A Postfix transport table: mail to each node's mail-ingest.
-        #[arg(long)]
+        #[arg(long, group = "router")]
         postfix: bool,
         /// The cluster file (default: the config's [cluster] file).
         #[arg(long, value_name = "FILE")]
@@ -421,13 +425,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     if let Verb::RouterConfig {
         cluster: Some(file),
-        postfix,
+        nginx,
+        haproxy,
         listen,
         ..
     } = &cli.verb
     {
         // The cluster file alone: any machine can make a router's config.
-        return router_config(None, Some(file), *postfix, listen);
+        return router_config(None, Some(file), Router::of(*nginx, *haproxy), listen);
     }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
@@ -496,11 +501,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Verb::MailLog { user, limit, json } => mail_log(&config, user, limit, json),
         Verb::Logins { revoke } => logins(&config, revoke),
         Verb::RouterConfig {
-            nginx: _,
-            postfix,
+            nginx,
+            haproxy,
+            postfix: _,
             cluster,
             listen,
-        } => router_config(Some(&config), cluster.as_deref(), postfix, &listen),
+        } => router_config(
+            Some(&config),
+            cluster.as_deref(),
+            Router::of(nginx, haproxy),
+            &listen,
+        ),
         Verb::MailAddress { user } => mail_address(&config, &user),
         Verb::Put { id, file, name } => {
             runtime(false)?.block_on(files::put(&config, &id, &file, name))

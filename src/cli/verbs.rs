@@ -402,12 +402,30 @@ pub(super) fn logins(config: &Config, revoke: Option<String>) -> Result<(), CliE
     Ok(())
 }
 
-/// `tmuxd router-config --nginx` (or `--postfix`): from `--cluster
+/// Which router `router-config` writes for.
+pub(super) enum Router {
+    Nginx,
+    Haproxy,
+    Postfix,
+}
+
+impl Router {
+    /// From the flags (exactly one is set: clap's group).
+    pub(super) fn of(nginx: bool, haproxy: bool) -> Router {
+        match (nginx, haproxy) {
+            (true, _) => Router::Nginx,
+            (_, true) => Router::Haproxy,
+            _ => Router::Postfix,
+        }
+    }
+}
+
+/// `tmuxd router-config --nginx|--haproxy|--postfix`: from `--cluster
 /// FILE`, else the config's `[cluster] file`.
 pub(super) fn router_config(
     config: Option<&Config>,
     file: Option<&std::path::Path>,
-    postfix: bool,
+    router: Router,
     listen: &str,
 ) -> Result<(), CliError> {
     let (cluster, source) = match (file, config.and_then(|c| c.cluster.as_ref())) {
@@ -425,10 +443,12 @@ pub(super) fn router_config(
         }
     };
     let source = source.display().to_string();
-    let text = if postfix {
-        crate::cluster::postfix::transport(&cluster, &source).map_err(CliError::BadInput)?
-    } else {
-        crate::cluster::nginx::config(&cluster, listen, &source)
+    let text = match router {
+        Router::Postfix => {
+            crate::cluster::postfix::transport(&cluster, &source).map_err(CliError::BadInput)?
+        }
+        Router::Nginx => crate::cluster::nginx::config(&cluster, listen, &source),
+        Router::Haproxy => crate::cluster::haproxy::config(&cluster, listen, &source),
     };
     print!("{text}");
     Ok(())

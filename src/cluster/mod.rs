@@ -1,6 +1,7 @@
 //! Users spread over nodes: the cluster file every node reads (which
 //! node serves which users, and where each node's web listener is), and
-//! the routers' configs made from it (`tmuxd router-config`, [`nginx`]).
+//! the routers' configs made from it (`tmuxd router-config`: [`nginx`],
+//! [`haproxy`], [`postfix`]).
 //!
 //! Each node is an ordinary tmuxd that serves only the users the file
 //! gives it; users are independent (own tmux server, socket, transcript
@@ -12,6 +13,7 @@
 //! not know its token or login: it is refused there, never served as
 //! someone else.
 
+pub mod haproxy;
 pub mod nginx;
 pub mod postfix;
 

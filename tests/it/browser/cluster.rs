@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::common::client::{call, close_of, connect, hello, read_until, type_line};
-use crate::common::nginx::{free_port, Nginx};
+use crate::common::nginx::{free_port, Haproxy, Nginx};
 
 /// Node `name` of the cluster in `cluster_file`, on `port`, with every
 /// user in its config (the shared `[[users]]`).
@@ -143,6 +143,70 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
         assert_eq!(close_of(&mut ws).await.0, 4401);
     });
     assert!(!envs[1].pane_text("bob", "main").contains("alice-was-here"));
+
+    // The same through HAProxy configured by `router-config --haproxy`.
+    let hport = free_port();
+    let hfront = format!("http://127.0.0.1:{hport}");
+    let generated = envs[0].ok(&[
+        "router-config",
+        "--haproxy",
+        "--listen",
+        &format!("127.0.0.1:{hport}"),
+    ]);
+    let _haproxy = Haproxy::start(shared.path(), hport, &generated);
+    // A login as the page makes it (the token in the header too): routed to
+    // alice's node, whose cookies then route the rest.
+    let resp = crate::common::client::http()
+        .post(&format!("{hfront}/api/login"))
+        .header("Authorization", &format!("Bearer {alice}"))
+        .header("Origin", &hfront)
+        .send_json(json!({"token": alice}))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c == "tmuxd_user=alice"),
+        "{cookies:?}"
+    );
+    let mut resp = crate::common::client::http()
+        .get(&format!("{hfront}/api/sessions"))
+        .header("Cookie", &cookies.join("; "))
+        .call()
+        .unwrap();
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("\"alice/main\"") && !body.contains("bob/main"),
+        "{body}"
+    );
+    for (token, user, other) in [(&alice, "alice", "bob"), (&bob, "bob", "alice")] {
+        let (status, body) = call("GET", &format!("{hfront}/api/sessions"), Some(token), None);
+        assert_eq!(status, 200, "{user}: {body}");
+        assert!(
+            body.contains(&format!("\"{user}/main\""))
+                && !body.contains(&format!("\"{other}/main\"")),
+            "{body}"
+        );
+    }
+    let (status, _) = call(
+        "POST",
+        &format!("{hfront}/api/sessions/bob/main/input"),
+        Some(&alice),
+        Some(json!({"text": "echo no"})),
+    );
+    assert_eq!(status, 401);
+    rt.block_on(async {
+        let mut ws = connect(&hfront, "/ws/sessions/bob/main", Some(&bob), Some(&hfront))
+            .await
+            .unwrap_or_else(|s| panic!("bob's terminal via HAProxy: HTTP {s}"));
+        hello(&mut ws).await;
+        type_line(&mut ws, "echo bob-via-haproxy-$((6*7))").await;
+        read_until(&mut ws, "bob-via-haproxy-42", 10).await;
+    });
 
     // The page: alice signs in at the front, her dashboard and terminal
     // come from her node (routed by the cookie her node set, then by path).

@@ -1,5 +1,6 @@
-//! Real nginx in the foreground for tests: a config of its own in a test
-//! directory (temp paths there, no access log), stopped with SIGTERM.
+//! Real nginx and HAProxy in the foreground for tests: a config of their
+//! own in a test directory (nginx's temp paths there, no access log),
+//! stopped with SIGTERM.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -63,5 +64,41 @@ impl Nginx {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
         n
+    }
+}
+
+/// HAProxy with `config` (after a `global` section of its own), its
+/// frontend on `port`; stopped on drop.
+pub struct Haproxy(Nginx);
+
+impl Haproxy {
+    pub fn start(dir: &Path, port: u16, config: &str) -> Haproxy {
+        super::require("haproxy");
+        let file = dir.join("haproxy.cfg");
+        std::fs::write(&file, format!("global\n    maxconn 256\n\n{config}")).unwrap();
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        let h = Haproxy(Nginx(child));
+        wait_for(20, "haproxy listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        h
     }
 }

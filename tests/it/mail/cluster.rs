@@ -27,15 +27,7 @@ fn command_confirmed(bed: &Testbed, from: &str, to: &str, id: &str, text: &str) 
         to,
         &mail(Some(AR_PASS), from, to, "a command", id, "", text),
     );
-    let inbox = wait_for(30, &format!("the confirmation of {id}"), || {
-        let all = bed.list(from);
-        all.iter()
-            .any(|m| m.header("In-Reply-To") == format!("<{id}>"))
-            .then_some(all)
-    });
-    let confirmations = replies_to(&inbox, id);
-    assert_eq!(confirmations.len(), 1, "{inbox:?}");
-    confirmations[0].header("Reply-To").to_owned()
+    confirmation_in(bed, from, id)
 }
 
 #[test]

@@ -107,6 +107,19 @@ fn wait_decision(env: &Env, id: &str, decision: &str) {
     });
 }
 
+/// The one confirmation of Message-ID `id` in `mailbox`: its Reply-To.
+fn confirmation_in(bed: &Testbed, mailbox: &str, id: &str) -> String {
+    let inbox = wait_for(30, &format!("the confirmation of {id}"), || {
+        let all = bed.list(mailbox);
+        all.iter()
+            .any(|m| m.header("In-Reply-To") == format!("<{id}>"))
+            .then_some(all)
+    });
+    let confirmations = replies_to(&inbox, id);
+    assert_eq!(confirmations.len(), 1, "{inbox:?}");
+    confirmations[0].header("Reply-To").to_owned()
+}
+
 fn replies_to<'a>(mails: &'a [Mail], id: &str) -> Vec<&'a Mail> {
     mails
         .iter()

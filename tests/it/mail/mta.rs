@@ -15,15 +15,7 @@ use crate::common::accounts::UnixUsers;
 /// What the README's pipe delivery produces: a confirmation in alice's box
 /// for `id`, its reply-to address.
 fn confirmation_for(bed: &Testbed, id: &str) -> String {
-    let inbox = wait_for(30, &format!("the confirmation of {id}"), || {
-        let all = bed.list("alice@example.test");
-        all.iter()
-            .any(|m| m.header("In-Reply-To") == format!("<{id}>"))
-            .then_some(all)
-    });
-    let confirmations = replies_to(&inbox, id);
-    assert_eq!(confirmations.len(), 1, "{inbox:?}");
-    confirmations[0].header("Reply-To").to_owned()
+    confirmation_in(bed, "alice@example.test", id)
 }
 
 fn command(bed: &Testbed, to: &str, id: &str, text: &str) {

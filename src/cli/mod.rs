@@ -24,6 +24,7 @@ use crate::tmux::Command as TmuxCommand;
 use crate::transcript::{ExportOptions, Format, Store};
 
 mod files;
+mod helpers;
 mod init;
 mod mail;
 mod transcript;
@@ -396,54 +397,12 @@ fn inspect_config(explicit: Option<&PathBuf>) -> Result<crate::config::Inspected
 
 /// Runs one verb.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if let Verb::Hook = cli.verb {
-        // Runs as the agent's user, who may not read the config.
-        crate::hooks::run_hook_command();
-        return Ok(());
-    }
-    if let Verb::WorkspaceHelper { request } = &cli.verb {
-        // Runs as the session's user, who may not read the config.
-        std::process::exit(crate::workspace::helper::main(request));
-    }
-    if let Verb::SandboxRun { plan, argv } = &cli.verb {
-        // As the agent's user, who may not read the config.
-        std::process::exit(crate::sandbox::run::main(plan, argv));
-    }
-    if let Verb::SandboxExec {
-        net_socket,
-        session,
-        forward,
-        argv,
-    } = cli.verb
-    {
-        std::process::exit(crate::sandbox::bridge::main(crate::sandbox::bridge::Exec {
-            net_socket,
-            session,
-            forward,
-            argv,
-        }));
-    }
-    if let Verb::RouterConfig {
-        cluster: Some(file),
-        nginx,
-        haproxy,
-        listen,
-        ..
-    } = &cli.verb
-    {
-        // The cluster file alone: any machine can make a router's config.
-        return router_config(None, Some(file), Router::of(*nginx, *haproxy), listen);
+    if let Some(result) = helpers::without_config(&cli) {
+        return result;
     }
     if let Verb::DefaultConfig = cli.verb {
         print!("{}", crate::config::EXAMPLE);
         return Ok(());
-    }
-    if let Verb::MailIngest {
-        socket: Some(socket),
-    } = &cli.verb
-    {
-        // An MTA's pipe account, which need not read the config.
-        return runtime(false)?.block_on(mail::ingest_to(socket, mail::MAX_MESSAGE, false));
     }
     if let Verb::Init { users, force } = &cli.verb {
         return init::init(cli.config.as_ref(), users, *force);

@@ -13,6 +13,7 @@
 //! again; for an allow-list, an /etc/hosts naming each allowed host.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::{Network, Plan, Target};
@@ -257,8 +258,6 @@ fn worktree_common_dir(workdir: &Path) -> Option<PathBuf> {
         .then(|| worktrees.parent().map(Path::to_owned))
         .flatten()
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 /// The homes of the other accounts in /etc/passwd (uid 1000 and up).
 fn other_homes(mine: Option<&Path>) -> Vec<PathBuf> {

@@ -40,7 +40,9 @@ export async function changesView(id: string, into: HTMLElement, status: HTMLEle
 }
 
 export async function snapshotsView(id: string, canWrite: boolean, into: HTMLElement, status: HTMLElement): Promise<void> {
-  const reload = () => void snapshotsView(id, canWrite, into, status);
+  // Redrawn after an action, whose outcome is said after the redraw (the
+  // redraw clears the status).
+  const reload = () => snapshotsView(id, canWrite, into, status);
   const r = await api("GET", `/api/sessions/${id}/snapshots`);
   if (!r.ok) {
     status.textContent = await errorText(r);
@@ -53,8 +55,9 @@ export async function snapshotsView(id: string, canWrite: boolean, into: HTMLEle
       id: "snapshot-take",
       onclick: async () => {
         const t = await api("POST", `/api/sessions/${id}/snapshots`);
-        status.textContent = t.ok ? `Snapshot ${(await t.json()).id} taken.` : await errorText(t);
-        reload();
+        const said = t.ok ? `Snapshot ${(await t.json()).id} taken.` : await errorText(t);
+        await reload();
+        status.textContent = said;
       },
     },
     "Take a snapshot now",
@@ -80,8 +83,11 @@ export async function snapshotsView(id: string, canWrite: boolean, into: HTMLEle
                   onclick: async () => {
                     if (!confirm(`Put the workspace back to snapshot ${s.id}? Its present state is kept as a snapshot first.`)) return;
                     const b = await api("POST", `/api/sessions/${id}/snapshots/${s.id}/rollback`);
-                    status.textContent = b.ok ? `Back at ${s.id}; the state before is snapshot ${(await b.json()).before.id}.` : await errorText(b);
-                    reload();
+                    const said = b.ok
+                      ? `Back at ${s.id}; the state before is snapshot ${(await b.json()).before.id}.`
+                      : await errorText(b);
+                    await reload();
+                    status.textContent = said;
                   },
                 },
                 "Roll back to this",

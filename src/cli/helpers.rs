@@ -1,6 +1,7 @@
 //! Verbs that run without reading the config: the helpers tmuxd's own
 //! processes run as other accounts (the agent's hook, the workspace
-//! helper, the sandbox's two steps, an MTA's `mail-ingest --socket`), and
+//! helper, the sandbox's two steps, an MTA's `mail-ingest --socket`), the
+//! tmux host, and
 //! `router-config --cluster FILE`, which any machine can run.
 
 use super::verbs::{router_config, Router};
@@ -34,6 +35,13 @@ pub(super) fn without_config(cli: &Cli) -> Option<Result<(), CliError>> {
             forward: forward.clone(),
             argv: argv.clone(),
         }));
+    }
+    if let Verb::TmuxHost { socket } = &cli.verb {
+        // Reads no config: a daemon elsewhere names its socket.
+        return Some(
+            crate::tmux::host::serve(socket)
+                .map_err(|e| CliError::Failed(anyhow::anyhow!("{}: {e}", socket.display()))),
+        );
     }
     if let Verb::RouterConfig {
         cluster: Some(file),

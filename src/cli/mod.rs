@@ -171,6 +171,13 @@ pub enum Verb {
         #[arg(long, value_name = "ID", conflicts_with = "user")]
         revoke: Option<String>,
     },
+    /// Start users' tmux servers for a daemon in another container (its
+    /// `[daemon] tmux_host`), so they outlive that container's restarts.
+    TmuxHost {
+        /// The socket to serve (the daemon's tmux_host).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+    },
     /// Print a front router's config for a cluster (see README, Scaling
     /// out): each request reaches its user's node.
     #[command(group(clap::ArgGroup::new("router").required(true).multiple(false)))]

@@ -157,6 +157,7 @@ pub(super) async fn client_verb(config: &Config, verb: Verb) -> Result<(), CliEr
         | Verb::Init { .. }
         | Verb::Logins { .. }
         | Verb::RouterConfig { .. }
+        | Verb::TmuxHost { .. }
         | Verb::Attach { .. }
         | Verb::MailLog { .. }
         | Verb::MailAddress { .. }

@@ -91,6 +91,9 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// A root daemon may run agents of users without `unix_user` as root.
     pub allow_root_agents: bool,
+    /// The tmux host that starts users' tmux servers (`tmuxd tmux-host`,
+    /// in a container of its own); `None`: tmuxd starts them.
+    pub tmux_host: Option<PathBuf>,
     /// The users are the embedded default's one (no `[[users]]`): it runs
     /// as the daemon's own account.
     pub default_user: bool,

@@ -18,6 +18,7 @@ impl Config {
             state_dir,
             // Whoever runs the embedded default runs their own agent.
             allow_root_agents: true,
+            tmux_host: None,
             default_user: true,
             agent_command: host.agent.clone(),
             example: false,
@@ -158,6 +159,9 @@ impl Config {
         );
         // No users: the embedded default's one, who runs as the daemon's
         // own account (as root too: see README, Security model).
+        if let Some(h) = &raw.daemon.tmux_host {
+            absolute(&mut p, "daemon.tmux_host", h);
+        }
         let sandbox = super::sandbox::layer(&mut p, &Default::default(), "sandbox", raw.sandbox);
         let default_user = raw.users.is_empty();
         let (users, allow_root_agents) = if default_user {
@@ -201,6 +205,7 @@ impl Config {
             state_dir,
             runtime_dir,
             allow_root_agents,
+            tmux_host: raw.daemon.tmux_host.clone(),
             default_user,
             agent_command: agent.command.clone(),
             example: text.contains(EXAMPLE_MARK),
@@ -221,6 +226,22 @@ impl Config {
                 .flatten(),
             users,
         };
+        if config.tmux_host.is_some() && nix::unistd::geteuid().is_root() {
+            let switching = config
+                .users
+                .iter()
+                .find(|u| u.unix_user.as_deref().is_some_and(|n| n != "root"));
+            if let Some(u) = switching {
+                p.add(
+                    "daemon.tmux_host",
+                    format!(
+                        "the tmux host starts servers as its own account, but users[{}] runs as {}: leave tmux_host out, or run every agent as the daemon's account",
+                        u.index,
+                        u.unix_user.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+        }
         if let Some(sock) = config
             .users
             .iter()

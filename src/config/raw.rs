@@ -90,6 +90,7 @@ pub(super) struct RawDaemon {
     #[serde(default)]
     pub(super) allow_root_agents: bool,
     pub(super) max_sessions_per_user: Option<usize>,
+    pub(super) tmux_host: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

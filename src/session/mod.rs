@@ -188,6 +188,8 @@ pub struct UserServer {
     sandbox_hide: Vec<PathBuf>,
     /// The daemon's relay for sandboxes with an allow-list.
     net_socket: PathBuf,
+    /// Where servers start when tmuxd runs in a container of its own.
+    tmux_host: Option<PathBuf>,
 }
 
 impl UserServer {
@@ -220,6 +222,7 @@ impl UserServer {
                 .chain([config.state_dir.clone(), config.spool_root()])
                 .collect(),
             net_socket: crate::sandbox::net::socket(&config.runtime_dir, &user.name),
+            tmux_host: config.tmux_host.clone(),
         }
     }
 
@@ -387,7 +390,10 @@ impl UserServer {
             commands.push(Command::pipe_pane_to(Target::Window(name), cmd));
         }
         commands.extend(self.hooks(name, |o, v| Command::set_session_window_option(name, o, v)));
-        let result = if self.scope && !self.server_running().await {
+        let result = if let (Some(host), false) = (&self.tmux_host, self.server_running().await) {
+            // In a container: the server starts in the tmux host's.
+            self.tmux.run_via_host(host, &commands).await
+        } else if self.scope && !self.server_running().await {
             // Under systemd the server gets a scope of its own, outside the
             // daemon's cgroup (and under the user's MemoryMax/CPUQuota).
             let unit = format!("tmuxd-{}-{}", self.user.name, unix_now());

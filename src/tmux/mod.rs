@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use crate::names::Name;
 
 mod argv;
+pub mod host;
 mod identity;
 mod version;
 
@@ -191,6 +192,45 @@ impl Tmux {
         }
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         Err(self.classify(commands, stderr))
+    }
+
+    /// Runs `commands` (which start the tmux server) through the tmux host
+    /// at `host` (see [`host`]), so the server lives in the host's
+    /// container, not the daemon's. Only for the daemon's own account:
+    /// the host runs tmux as itself.
+    pub async fn run_via_host(
+        &self,
+        host: &Path,
+        commands: &[Command],
+    ) -> Result<String, TmuxError> {
+        use tokio::io::AsyncReadExt;
+        let argv: Vec<String> = self
+            .argv(commands)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut line = serde_json::to_vec(&host::HostRequest { argv })
+            .map_err(|e| TmuxError::Parse(e.to_string()))?;
+        line.push(b'\n');
+        let exchange = async {
+            let mut stream = tokio::net::UnixStream::connect(host).await?;
+            stream.write_all(&line).await?;
+            let mut answer = Vec::new();
+            stream
+                .take(16 * 1024 * 1024)
+                .read_to_end(&mut answer)
+                .await?;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(SCOPE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| TmuxError::Timeout(self.socket.clone(), SCOPE_TIMEOUT))??;
+        let answer: host::HostAnswer = serde_json::from_slice(&answer)
+            .map_err(|e| TmuxError::Parse(format!("the tmux host's answer: {e}")))?;
+        if answer.status == 0 {
+            return Ok(answer.stdout);
+        }
+        Err(self.classify(commands, answer.stderr.trim().to_owned()))
     }
 
     /// Like [`Tmux::run`], feeding `input` on stdin (for `load-buffer -`).

@@ -68,6 +68,9 @@ pub struct Env {
     daemons: Vec<Child>,
     /// Extra directories prepended to PATH for the binary.
     pub path_prefix: Option<PathBuf>,
+    /// A cgroup's `cgroup.procs` that daemons start in (a container of
+    /// their own, for tests that restart it).
+    pub cgroup_procs: Option<std::ffi::CString>,
 }
 
 impl Env {
@@ -109,6 +112,7 @@ impl Env {
             config,
             daemons: Vec::new(),
             path_prefix: None,
+            cgroup_procs: None,
         }
     }
 
@@ -175,6 +179,21 @@ impl Env {
         let mut cmd = self.cmd(&["serve"]);
         cmd.env("NOTIFY_SOCKET", &notify);
         cmd.envs(vars.iter().copied());
+        if let Some(procs) = self.cgroup_procs.clone() {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: open, write and close only, on data made before the
+            // fork: the daemon moves itself into the cgroup ("0").
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

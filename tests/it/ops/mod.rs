@@ -1,6 +1,7 @@
 //! Operations: per-user Unix isolation (as root, with real Unix users),
 //! signals, restarts, health and metrics, and the systemd unit.
 
+mod container;
 mod first_run;
 mod kubernetes;
 mod messages;

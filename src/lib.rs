@@ -76,6 +76,7 @@ pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod daemon;
+pub mod deadline;
 pub mod doctor;
 pub mod exit;
 pub mod fuzz;

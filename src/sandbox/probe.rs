@@ -64,25 +64,8 @@ pub fn check(bwrap: &Path, account: Option<(u32, u32)>) -> Result<(), String> {
             bwrap.display()
         )
     })?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(PROBE_TIMEOUT) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("{} failed: {e}", bwrap.display())),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            return Err(format!(
-                "{} did not finish within {PROBE_TIMEOUT:?}",
-                bwrap.display()
-            ));
-        }
-    };
+    let out = crate::deadline::output_within(child, PROBE_TIMEOUT)
+        .map_err(|e| format!("{}: {e}", bwrap.display()))?;
     if out.status.success() {
         return Ok(());
     }

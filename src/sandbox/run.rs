@@ -138,7 +138,8 @@ pub fn bwrap_args(plan: &Plan, seen: &Seen, exe: &Path, agent: &[String]) -> Vec
             }
             match link {
                 Some(target) => text(&mut a, &["--symlink", &s(target), &path]),
-                None => text(&mut a, &["--ro-bind", &path, &path]),
+                // -try: an entry removed since it was listed is no error.
+                None => text(&mut a, &["--ro-bind-try", &path, &path]),
             }
         }
         for dir in &plan.agent_dirs {
@@ -226,7 +227,10 @@ pub fn look(plan: &Plan) -> Seen {
         }
         if let Ok(rd) = std::fs::read_dir(home) {
             for e in rd.flatten().take(MAX_ENTRIES) {
-                let name = e.file_name().to_string_lossy().into_owned();
+                // A name that is not UTF-8 is left out (not shown).
+                let Ok(name) = e.file_name().into_string() else {
+                    continue;
+                };
                 let link = e
                     .file_type()
                     .is_ok_and(|t| t.is_symlink())
@@ -411,8 +415,8 @@ mod tests {
         let root = at(&args, "--ro-bind", "/");
         let home_hidden = at(&args, "--tmpfs", "/home");
         let home = at(&args, "--tmpfs", "/home/alice");
-        let rc = at(&args, "--ro-bind", "/home/alice/.bashrc");
-        let work_ro = at(&args, "--ro-bind", "/home/alice/w");
+        let rc = at(&args, "--ro-bind-try", "/home/alice/.bashrc");
+        let work_ro = at(&args, "--ro-bind-try", "/home/alice/w");
         let work = at(&args, "--bind-try", "/home/alice/w");
         assert!(
             root < home_hidden && home_hidden < home && home < rc && rc < work_ro && work_ro < work
@@ -426,7 +430,7 @@ mod tests {
         // The config paths are not also bound read-only.
         assert!(!args
             .windows(2)
-            .any(|w| w[0] == "--ro-bind" && w[1] == "/home/alice/.claude"));
+            .any(|w| w[0] == "--ro-bind-try" && w[1] == "/home/alice/.claude"));
         let sep = args.iter().position(|a| a == "--").unwrap();
         assert_eq!(&args[sep + 1..sep + 3], ["/usr/bin/tmuxd", "sandbox-exec"]);
         assert_eq!(args.last().unwrap(), "claude");

@@ -109,24 +109,12 @@ fn run(args: &[String]) -> HostAnswer {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot run tmux: {e}")),
     };
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(RUN_TIMEOUT) {
-        Ok(Ok(out)) => HostAnswer {
+    match crate::deadline::output_within(child, RUN_TIMEOUT) {
+        Ok(out) => HostAnswer {
             status: out.status.code().unwrap_or(1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         },
-        Ok(Err(e)) => failed(format!("tmux: {e}")),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            failed(format!("tmux did not finish within {RUN_TIMEOUT:?}"))
-        }
+        Err(e) => failed(format!("tmux: {e}")),
     }
 }

@@ -22,6 +22,7 @@ use crate::recorder::Recorder;
 use crate::session::{SessionError, SessionInfo, State, UserServer};
 use crate::tmux::PaneId;
 
+mod sockets;
 mod watch;
 mod workspace;
 
@@ -294,52 +295,6 @@ impl Supervisor {
                 }
             }
         });
-    }
-
-    /// Serves `server`'s agent hook socket (when hooks are on) until the
-    /// user is removed or the daemon stops; before its agents start, so no
-    /// report is missed.
-    fn serve_hooks(&self, server: &UserServer) {
-        let (Some(rec), Some(path)) = (self.recorder(), server.hook_socket()) else {
-            return;
-        };
-        let Some(cancel) = self.user_cancel(&server.user.name) else {
-            return;
-        };
-        self.0.tracker.spawn(crate::hooks::serve_user(
-            path.to_owned(),
-            server.user.name.clone(),
-            server.owner(),
-            rec.clone(),
-            cancel,
-            self.0.tracker.clone(),
-        ));
-    }
-
-    /// Serves `server`'s sandbox relay (for sandboxes with an allow-list,
-    /// by the user's policies as the config has them now) until the user
-    /// is removed or the daemon stops; before its agents start.
-    fn serve_sandbox_net(&self, server: &UserServer) {
-        if !server.user.any_sandbox() {
-            return;
-        }
-        let user = server.user.name.clone();
-        let Some(cancel) = self.user_cancel(&user) else {
-            return;
-        };
-        let this = self.clone();
-        let u = user.clone();
-        let policy: crate::sandbox::net::Lookup = std::sync::Arc::new(move |session| {
-            Some(this.server(&u).ok()?.user.sandbox_of(session).clone())
-        });
-        self.0.tracker.spawn(crate::sandbox::net::serve_user(
-            server.net_socket().to_owned(),
-            user,
-            server.owner(),
-            policy,
-            cancel,
-            self.0.tracker.clone(),
-        ));
     }
 
     /// Adopts every user's existing sessions and creates missing `main`s,

@@ -69,6 +69,7 @@ pub mod agent;
 pub mod answer;
 pub mod attach;
 pub mod auth;
+pub mod bounded;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

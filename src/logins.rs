@@ -160,17 +160,11 @@ impl Logins {
         let now = crate::clock::unix_now();
         {
             let mut logins = self.0.logins.lock().expect("logins lock");
-            logins.retain(|_, l| l.expires > now);
-            if logins.len() >= MAX_LOGINS {
-                if let Some(oldest) = logins
-                    .iter()
-                    .min_by_key(|(_, l)| l.expires)
-                    .map(|(k, _)| k.clone())
-                {
-                    logins.remove(&oldest);
-                }
-            }
-            logins.insert(
+            crate::bounded::insert(
+                &mut logins,
+                MAX_LOGINS,
+                |l| l.expires > now,
+                |l| l.expires,
                 digest(&cookie),
                 Login {
                     token_id,

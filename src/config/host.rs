@@ -23,11 +23,7 @@ pub struct HostDefaults {
 
 impl HostDefaults {
     pub fn detect() -> HostDefaults {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| passwd_home(nix::unistd::getuid()))
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let home = home_dir();
         let state_dir = std::env::var_os("XDG_STATE_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
@@ -56,6 +52,15 @@ impl HostDefaults {
             spool_dir: tmpfs_spool(),
         }
     }
+}
+
+/// This account's home: `$HOME`, else its passwd entry's, else `/`.
+pub(super) fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| passwd_home(nix::unistd::getuid()))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// Whether `dir` is on a tmpfs.

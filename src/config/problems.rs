@@ -77,7 +77,7 @@ pub fn user_config_file() -> std::path::PathBuf {
     std::env::var_os("XDG_CONFIG_HOME")
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| super::HostDefaults::detect().home.join(".config"))
+        .unwrap_or_else(|| super::host::home_dir().join(".config"))
         .join("tmuxd/config.toml")
 }
 

@@ -13,7 +13,6 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -68,35 +67,17 @@ impl IngestServer {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) {
-        loop {
-            let stream = tokio::select! {
-                r = self.listener.accept() => match r {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::error!(error = %e, "mail socket accept failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                            _ = cancel.cancelled() => break,
-                        }
-                    }
-                },
-                _ = cancel.cancelled() => break,
-            };
+        let group = self.group;
+        let listener = self.listener;
+        crate::usersock::accept_loop("mail", listener, &self.path, cancel, tracker, |stream| {
             let bridge = bridge.clone();
-            let cancel = cancel.clone();
-            let group = self.group;
-            tracker.spawn(async move {
-                tokio::select! {
-                    r = serve_one(stream, &bridge, group) => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "mail socket connection ended");
-                        }
-                    }
-                    _ = cancel.cancelled() => {}
+            Some(async move {
+                if let Err(e) = serve_one(stream, &bridge, group).await {
+                    tracing::debug!(error = %e, "mail socket connection ended");
                 }
-            });
-        }
-        let _ = std::fs::remove_file(&self.path);
+            })
+        })
+        .await;
     }
 }
 

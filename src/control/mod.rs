@@ -178,41 +178,21 @@ impl ControlServer {
         tracker: TaskTracker,
     ) {
         let me = nix::unistd::geteuid().as_raw();
-        loop {
-            let stream = tokio::select! {
-                r = self.listener.accept() => match r {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::error!(error = %e, "control socket accept failed");
-                        // Back off so a persistent error (EMFILE) cannot spin.
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                            _ = cancel.cancelled() => break,
-                        }
-                    }
-                },
-                _ = cancel.cancelled() => break,
-            };
+        let listener = self.listener;
+        crate::usersock::accept_loop("control", listener, &self.path, cancel, tracker, |stream| {
             let uid = stream.peer_cred().map(|c| c.uid()).ok();
             let Some(uid) = uid.filter(|u| *u == me || *u == 0) else {
                 tracing::warn!("control connection from another uid refused");
-                continue;
+                return None;
             };
-            let supervisor = supervisor.clone();
-            let bridge = bridge.clone();
-            let cancel = cancel.clone();
-            tracker.spawn(async move {
-                tokio::select! {
-                    r = serve_one(stream, &supervisor, bridge.as_ref(), uid) => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "control connection ended");
-                        }
-                    }
-                    _ = cancel.cancelled() => {}
+            let (supervisor, bridge) = (supervisor.clone(), bridge.clone());
+            Some(async move {
+                if let Err(e) = serve_one(stream, &supervisor, bridge.as_ref(), uid).await {
+                    tracing::debug!(error = %e, "control connection ended");
                 }
-            });
-        }
-        let _ = std::fs::remove_file(&self.path);
+            })
+        })
+        .await;
     }
 }
 

@@ -77,17 +77,11 @@ impl Oidc {
             .encode(sha2::Sha256::digest(verifier.as_bytes()));
         {
             let mut pending = self.pending.lock().expect("oidc lock");
-            pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-            if pending.len() >= MAX_PENDING {
-                if let Some(oldest) = pending
-                    .iter()
-                    .min_by_key(|(_, p)| p.started)
-                    .map(|(k, _)| k.clone())
-                {
-                    pending.remove(&oldest);
-                }
-            }
-            pending.insert(
+            crate::bounded::insert(
+                &mut pending,
+                MAX_PENDING,
+                |p| p.started.elapsed() < PENDING_TTL,
+                |p| p.started,
                 state.clone(),
                 Pending {
                     verifier,

@@ -97,17 +97,14 @@ impl Passkeys {
         let mut c = vec![0u8; 32];
         getrandom::fill(&mut c).expect("the system's random source");
         let mut open = self.challenges.lock().expect("passkeys lock");
-        open.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
-        if open.len() >= MAX_CHALLENGES {
-            if let Some(oldest) = open
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            {
-                open.remove(&oldest);
-            }
-        }
-        open.insert(c.clone(), (user.cloned(), Instant::now()));
+        crate::bounded::insert(
+            &mut open,
+            MAX_CHALLENGES,
+            |(_, at)| at.elapsed() < CHALLENGE_TTL,
+            |(_, at)| *at,
+            c.clone(),
+            (user.cloned(), Instant::now()),
+        );
         b64(&c)
     }
 

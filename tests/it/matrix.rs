@@ -98,8 +98,8 @@ impl Synapse {
 
     /// A new account; its access token.
     fn register(&self, user: &str) -> String {
-        let out = Command::new(format!("{SYNAPSE}/bin/register_new_matrix_user"))
-            .args([
+        crate::common::stdout_of(
+            Command::new(format!("{SYNAPSE}/bin/register_new_matrix_user")).args([
                 "-u",
                 user,
                 "-p",
@@ -108,13 +108,7 @@ impl Synapse {
                 "-k",
                 SHARED,
                 &self.base,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ]),
         );
         let v = self.call(
             "POST",

@@ -60,17 +60,7 @@ fn download(url: &str, token: &str) -> (u16, Vec<u8>, String) {
 fn tar_list(bytes: &[u8], dir: &Path) -> String {
     let file = dir.join("a.tar.gz");
     std::fs::write(&file, bytes).unwrap();
-    let out = Command::new("tar")
-        .arg("-tzvf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::common::stdout_of(Command::new("tar").arg("-tzvf").arg(&file))
 }
 
 #[test]

@@ -632,27 +632,33 @@ impl Drop for Testbed {
     }
 }
 
-/// git in `repo` as root (`safe.directory`: the repository may be a
-/// test user's), with an author; stdout, asserting success.
-pub fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.test",
-            "-C",
-        ])
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
+/// `cmd`'s stdout; fails the test, naming the command and its stderr,
+/// when it fails.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "git {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// git in `repo` as root (`safe.directory`: the repository may be a
+/// test user's), with an author; stdout, asserting success.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    stdout_of(
+        Command::new("git")
+            .args([
+                "-c",
+                "safe.directory=*",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.test",
+                "-C",
+            ])
+            .arg(repo)
+            .args(args),
+    )
 }

@@ -34,16 +34,7 @@ fn config_map(name: &str, key: &str) -> String {
     let script = format!(
         "import sys, yaml\nfor d in yaml.safe_load_all(open(sys.argv[1])):\n    if d['kind'] == 'ConfigMap' and d['metadata']['name'] == '{name}':\n        sys.stdout.write(d['data']['{key}'])\n"
     );
-    let out = Command::new(python)
-        .args(["-c", &script, MANIFESTS])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::common::stdout_of(Command::new(python).args(["-c", &script, MANIFESTS]))
 }
 
 #[test]
@@ -82,22 +73,21 @@ fn the_kubernetes_manifests_are_valid_and_match_the_cluster() {
     // The ConfigMaps agree with the repository and the generator.
     let cluster = std::fs::read_to_string(CLUSTER).unwrap();
     assert_eq!(config_map("tmuxd-config", "cluster.toml"), cluster);
-    let generated = Command::new(BIN)
-        .args([
-            "router-config",
-            "--nginx",
-            "--cluster",
-            "deploy/kubernetes/cluster.toml",
-            "--listen",
-            "8080",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{generated:?}");
+    let generated = crate::common::stdout_of(
+        Command::new(BIN)
+            .args([
+                "router-config",
+                "--nginx",
+                "--cluster",
+                "deploy/kubernetes/cluster.toml",
+                "--listen",
+                "8080",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
     assert_eq!(
         config_map("tmuxd-router", "tmuxd.conf"),
-        String::from_utf8(generated.stdout).unwrap(),
+        generated,
         "regenerate the router ConfigMap from deploy/kubernetes/cluster.toml"
     );
     // Every key of the node config is one tmuxd knows (what is missing

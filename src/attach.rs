@@ -81,7 +81,7 @@ pub async fn relay(tmux: &Tmux, session: &Name, read_only: bool) -> std::io::Res
     let mut keys = vec![0u8; 4096];
     loop {
         tokio::select! {
-            n = pty.read(&mut out) => {
+            n = pty.read(&mut out, None) => {
                 let n = n?;
                 if n == 0 {
                     return Ok(());

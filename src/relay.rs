@@ -13,11 +13,20 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 
 use crate::names::Name;
 use crate::tmux::{Command as TmuxCommand, Tmux};
+
+/// Output read in one go of at least this much is a flood's (or a
+/// redraw's), worth gathering (see [`ViewerPty::read`]).
+const GATHER_FROM: usize = 1024;
+/// How long a flood's output is gathered into one frame.
+const GATHER_FOR: Duration = Duration::from_millis(1);
+/// Output read this soon after the last is streaming.
+const STREAMING: Duration = Duration::from_millis(2);
 
 /// Largest terminal accepted from a viewer.
 pub const MAX_COLS: u16 = 1000;
@@ -91,11 +100,55 @@ impl ViewerPty {
     }
 
     /// Reads what tmux drew; `Ok(0)` once the tmux client has exited.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// `previous` is when the last output was read, unless the viewer
+    /// typed since.
+    ///
+    /// tmux writes a flood to its clients in small pieces (a few lines and
+    /// cursor moves each, as it reads them from the pane; a hundred bytes
+    /// each with 50 viewers): a frame, a TCP send and a trip through the
+    /// relay per piece was most of what a viewer cost. Output that streams
+    /// (this read within [`STREAMING`] of the last one, with no keystroke
+    /// between) or comes in bulk (a first read of at least
+    /// [`GATHER_FROM`]) is gathered for [`GATHER_FOR`] more, into one
+    /// frame. The echo of a key, and output after a pause, go out at once.
+    pub async fn read(&self, buf: &mut [u8], previous: Option<Instant>) -> io::Result<usize> {
+        let mut filled = self.read_some(buf).await?;
+        let streaming = previous.is_some_and(|at| at.elapsed() < STREAMING);
+        if filled == 0 || (filled < GATHER_FROM && !streaming) {
+            return Ok(filled);
+        }
+        let until = tokio::time::sleep(GATHER_FOR);
+        tokio::pin!(until);
+        while filled < buf.len() {
+            tokio::select! {
+                biased;
+                read = self.read_some(&mut buf[filled..]) => match read {
+                    Ok(n) if n > 0 => filled += n,
+                    // The end or an error: the next read reports it.
+                    _ => break,
+                },
+                _ = &mut until => break,
+            }
+        }
+        Ok(filled)
+    }
+
+    /// One read once the PTY is readable.
+    ///
+    /// A read that leaves room in `buf` has emptied the PTY, and another
+    /// one now would only find it empty, which is not free on a PTY (the
+    /// kernel first waits for its worker to pass on what tmux wrote): the
+    /// reactor is asked to wait for the next wakeup instead.
+    async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.io.readable().await?;
             match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from)) {
-                Ok(Ok(n)) => return Ok(n),
+                Ok(Ok(n)) => {
+                    if n > 0 && n < buf.len() {
+                        guard.clear_ready();
+                    }
+                    return Ok(n);
+                }
                 // The slave side closed: Linux reports EIO, not EOF.
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
                 Ok(Err(e)) => return Err(e),

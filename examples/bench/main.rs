@@ -495,6 +495,23 @@ async fn main() {
         Some("scale") => return scale_bench().await,
         Some("browser") => return browser_bench().await,
         Some("workspace") => return workspace_bench().await,
+        Some("flood") => {
+            // `bench flood N`: one N-viewer flood of this build, for
+            // profiling (perf, strace) the relay.
+            let n = std::env::args()
+                .nth(2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10);
+            let d = start_daemon(std::env::var_os("BENCH_NO_TRANSCRIPTS").is_none());
+            eprintln!("daemon pid {}", d.child.id());
+            let (t, cpu) = ws_flood(&d, n, "p").await;
+            let per_mb = cpu as f64 / (n * FLOOD_BYTES) as f64 * 1e6;
+            println!(
+                "{n} viewers: {:.2} s, daemon CPU {cpu} ms, {per_mb:.2} ms per viewer-MB",
+                t.as_secs_f64()
+            );
+            return;
+        }
         Some("fanout") => {
             let baseline = std::env::args()
                 .nth(2)

@@ -25,8 +25,9 @@ use crate::session::State as SessionState;
 
 /// Largest frame or message accepted from a viewer.
 pub const MAX_FRAME: usize = 64 * 1024;
-/// Largest chunk of terminal output per frame.
-const READ_CHUNK: usize = 32 * 1024;
+/// Largest chunk of terminal output per frame (what piled up in the PTY
+/// while the viewer's last frame went out; see `ViewerPty::read`).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// How much tungstenite reads from a viewer's socket at a time.
 const VIEWER_READ_BUFFER: usize = 4096;
@@ -207,6 +208,9 @@ async fn relay(
     // decided once tmux has drawn for it (it is attached then).
     let mut sizes = viewer.read_only;
     let mut attached = false;
+    // When output was last read, unless this viewer typed since (see
+    // `ViewerPty::read`).
+    let mut last_output: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = sleep_until(refresh_at) => {
@@ -224,7 +228,7 @@ async fn relay(
                     }
                 }
             }
-            n = pty.read(&mut buf) => match n {
+            n = pty.read(&mut buf, last_output) => match n {
                 Ok(0) | Err(_) => {
                     let exit = serde_json::json!({"type": "exit", "reason": "the session ended or was detached"});
                     let _ = socket.send(Message::Text(exit.to_string().into())).await;
@@ -232,6 +236,7 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
+                    last_output = Some(std::time::Instant::now());
                     if !attached {
                         attached = true;
                         if !viewer.read_only {
@@ -267,6 +272,7 @@ async fn relay(
                     if pty.write_all(&bytes).await.is_err() {
                         return "write failed";
                     }
+                    last_output = None;
                     // Typing sizes the window; the terminal's own replies
                     // (a focus change, a colour query's answer) do not.
                     if !sizes && !crate::recorder::typed_part(&bytes).is_empty() {

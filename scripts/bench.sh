@@ -6,13 +6,15 @@
 #   scripts/bench.sh flood [N]      one N-viewer flood (default 10) of this
 #                                   build: its time and the daemon's CPU,
 #                                   with the daemon's pid on stderr for
-#                                   perf or strace (BENCH_NO_TRANSCRIPTS=1:
-#                                   recording off)
+#                                   perf or strace
 #   scripts/bench.sh fanout [REV]   this build's fan-out CPU against REV's
 #                                   (default 24b9233, the last commit
 #                                   before the performance issue's changes),
 #                                   REV built here from git
 #                                   (BENCH_ROUNDS=N rounds, default 5)
+#
+# BENCH_NO_TRANSCRIPTS=1: the daemon of the default run, echo and flood
+# records nothing (what recording adds, measured apart).
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."

@@ -522,7 +522,7 @@ async fn main() {
     }
     // `bench echo`: the keystroke echo figures alone.
     let echo_only = std::env::args().nth(1).as_deref() == Some("echo");
-    let d = start_daemon(true);
+    let d = start_daemon(std::env::var_os("BENCH_NO_TRANSCRIPTS").is_none());
     let daemon_pid = d.child.id();
     row(&["figure", "tmuxd (WebSocket)", "reference (PTY)", "ratio"]);
     row(&["---", "---", "---", "---"]);

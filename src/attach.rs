@@ -78,11 +78,13 @@ pub async fn relay(tmux: &Tmux, session: &Name, read_only: bool) -> std::io::Res
         .map_err(|e| e.into_parts().1)?;
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
     let mut out = vec![0u8; 64 * 1024];
+    let mut filled = 0;
     let mut keys = vec![0u8; 4096];
     loop {
         tokio::select! {
-            n = pty.read(&mut out, None) => {
+            n = pty.read(&mut out, &mut filled, None) => {
                 let n = n?;
+                filled = 0;
                 if n == 0 {
                     return Ok(());
                 }

@@ -83,25 +83,18 @@ impl ViewerPty {
         // Only the child keeps the slave open (the Command held our
         // copies and is dropped here): EOF when it exits.
         drop(cmd);
-        set_nonblocking(&pty.master)?;
-        // SAFETY: the master fd is owned by the AsyncFd until drop.
-        let io = unsafe {
-            AsyncFd::register_with_interest(
-                pty.master,
-                tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
-            )
-        }
-        .map_err(|e| e.into_parts().1)?;
         Ok(ViewerPty {
-            io,
+            io: watch(pty.master)?,
             child: Some(child),
             tty,
         })
     }
 
-    /// Reads what tmux drew; `Ok(0)` once the tmux client has exited.
-    /// `previous` is when the last output was read, unless the viewer
-    /// typed since.
+    /// Reads what tmux drew into `buf[*filled..]`, counting it in
+    /// `*filled`, and returns `*filled` once it is a frame to send (the
+    /// caller sends `buf[..n]` and sets `*filled` to 0); `Ok(0)` once the
+    /// tmux client has exited. `previous` is when the last output was
+    /// read, unless the viewer typed since.
     ///
     /// tmux writes a flood to its clients in small pieces (a few lines and
     /// cursor moves each, as it reads them from the pane; a hundred bytes
@@ -111,26 +104,37 @@ impl ViewerPty {
     /// between) or comes in bulk (a first read of at least
     /// [`GATHER_FROM`]) is gathered for [`GATHER_FOR`] more, into one
     /// frame. The echo of a key, and output after a pause, go out at once.
-    pub async fn read(&self, buf: &mut [u8], previous: Option<Instant>) -> io::Result<usize> {
-        let mut filled = self.read_some(buf).await?;
-        let streaming = previous.is_some_and(|at| at.elapsed() < STREAMING);
-        if filled == 0 || (filled < GATHER_FROM && !streaming) {
-            return Ok(filled);
+    ///
+    /// Cancel-safe: what was read stays counted in `*filled` when the
+    /// future is dropped (a relay's `select!` takes a keystroke meanwhile),
+    /// and the next call goes on gathering from there.
+    pub async fn read(
+        &self,
+        buf: &mut [u8],
+        filled: &mut usize,
+        previous: Option<Instant>,
+    ) -> io::Result<usize> {
+        if *filled == 0 {
+            *filled = self.read_some(buf).await?;
+            let streaming = previous.is_some_and(|at| at.elapsed() < STREAMING);
+            if *filled == 0 || (*filled < GATHER_FROM && !streaming) {
+                return Ok(*filled);
+            }
         }
         let until = tokio::time::sleep(GATHER_FOR);
         tokio::pin!(until);
-        while filled < buf.len() {
+        while *filled < buf.len() {
             tokio::select! {
                 biased;
-                read = self.read_some(&mut buf[filled..]) => match read {
-                    Ok(n) if n > 0 => filled += n,
+                read = self.read_some(&mut buf[*filled..]) => match read {
+                    Ok(n) if n > 0 => *filled += n,
                     // The end or an error: the next read reports it.
                     _ => break,
                 },
                 _ = &mut until => break,
             }
         }
-        Ok(filled)
+        Ok(*filled)
     }
 
     /// One read once the PTY is readable.
@@ -217,6 +221,19 @@ fn winsize(cols: u16, rows: u16) -> nix::pty::Winsize {
     }
 }
 
+/// The PTY master, non-blocking, in the tokio reactor.
+fn watch(master: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    set_nonblocking(&master)?;
+    // SAFETY: the master fd is owned by the AsyncFd until drop.
+    unsafe {
+        AsyncFd::register_with_interest(
+            master,
+            tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+        )
+    }
+    .map_err(|e| e.into_parts().1)
+}
+
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
@@ -233,6 +250,84 @@ pub fn valid_size(cols: u32, rows: u32) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PTY whose master is read as a viewer's is (no tmux), and its
+    /// slave, raw: what is written to it reaches the master unchanged.
+    fn pty_pair() -> (ViewerPty, OwnedFd) {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let pty = nix::pty::openpty(&winsize(80, 24), None).unwrap();
+        let mut raw = tcgetattr(&pty.slave).unwrap();
+        cfmakeraw(&mut raw);
+        tcsetattr(&pty.slave, SetArg::TCSANOW, &raw).unwrap();
+        let viewer = ViewerPty {
+            io: watch(pty.master).unwrap(),
+            child: None,
+            tty: std::path::PathBuf::new(),
+        };
+        (viewer, pty.slave)
+    }
+
+    #[tokio::test]
+    async fn output_read_before_a_dropped_gathering_is_sent_after_all() {
+        let (pty, slave) = pty_pair();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut filled = 0;
+        let mut dropped_with_output = 0;
+        for round in 0..20u8 {
+            // Bulk output: the read gathers after its first bytes.
+            let data = vec![b'a' + round; 3000];
+            nix::unistd::write(&slave, &data).unwrap();
+            let mut got = Vec::new();
+            // Dropped at its second poll, as a relay's `select!` drops it
+            // for a keystroke: after its first read, while it gathers
+            // (unless the machine was slow enough for the gathering to end).
+            tokio::select! {
+                biased;
+                n = pty.read(&mut buf, &mut filled, None) => {
+                    got.extend_from_slice(&buf[..n.unwrap()]);
+                    filled = 0;
+                }
+                _ = tokio::task::yield_now() => dropped_with_output += usize::from(filled > 0),
+            }
+            while got.len() < data.len() {
+                let read = pty.read(&mut buf, &mut filled, None);
+                let n = tokio::time::timeout(Duration::from_secs(5), read)
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: {} of 3000 bytes came", got.len()))
+                    .unwrap();
+                got.extend_from_slice(&buf[..n]);
+                filled = 0;
+            }
+            assert_eq!(got, data, "round {round}");
+        }
+        assert!(
+            dropped_with_output > 0,
+            "no read was dropped while gathering"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_small_read_is_a_frame_at_once_and_the_end_is_zero() {
+        let (pty, slave) = pty_pair();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut filled = 0;
+        nix::unistd::write(&slave, b"k").unwrap();
+        // An echo after a pause: no gathering (no timer to wait out).
+        let read = pty.read(&mut buf, &mut filled, None);
+        let n = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"k");
+        filled = 0;
+        drop(slave);
+        let read = pty.read(&mut buf, &mut filled, None);
+        let n = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0, "the slave's close reads as the end");
+    }
 
     #[test]
     fn sizes() {

@@ -25,8 +25,8 @@ use crate::session::State as SessionState;
 
 /// Largest frame or message accepted from a viewer.
 pub const MAX_FRAME: usize = 64 * 1024;
-/// Largest chunk of terminal output per frame (what piled up in the PTY
-/// while the viewer's last frame went out; see `ViewerPty::read`).
+/// Largest chunk of terminal output per frame (a flood's output is
+/// gathered into frames: see `ViewerPty::read`).
 const READ_CHUNK: usize = 64 * 1024;
 
 /// How much tungstenite reads from a viewer's socket at a time.
@@ -195,6 +195,8 @@ async fn relay(
 ) -> &'static str {
     let id = viewer.id;
     let mut buf = vec![0u8; READ_CHUNK];
+    // How much of `buf` holds output not sent yet (see `ViewerPty::read`).
+    let mut filled = 0;
     // Counted as on screen while the page says so (until the relay ends).
     let mut _shown: Option<super::viewers::Shown> = None;
     // Attached or resized: once the pane has been quiet for a moment (the
@@ -228,7 +230,7 @@ async fn relay(
                     }
                 }
             }
-            n = pty.read(&mut buf, last_output) => match n {
+            n = pty.read(&mut buf, &mut filled, last_output) => match n {
                 Ok(0) | Err(_) => {
                     let exit = serde_json::json!({"type": "exit", "reason": "the session ended or was detached"});
                     let _ = socket.send(Message::Text(exit.to_string().into())).await;
@@ -236,6 +238,7 @@ async fn relay(
                     return "tmux client exited";
                 }
                 Ok(n) => {
+                    filled = 0;
                     last_output = Some(std::time::Instant::now());
                     if !attached {
                         attached = true;

@@ -23,6 +23,7 @@ use crate::session::{SessionError, SessionInfo, UserServer};
 use crate::tmux::Command as TmuxCommand;
 use crate::transcript::{ExportOptions, Format, Store};
 
+mod error;
 mod files;
 mod helpers;
 mod init;
@@ -30,6 +31,8 @@ mod mail;
 mod transcript;
 mod verbs;
 
+pub use error::CliError;
+use error::{daemon_answer, unreachable};
 use mail::{mail_address, mail_ingest, mail_log};
 use transcript::{record_input_directly, transcript};
 use verbs::{attach, client_verb, logins, router_config, server_for, token, Router};
@@ -293,81 +296,6 @@ pub enum Verb {
         #[arg(long)]
         read_only: bool,
     },
-}
-
-/// A CLI failure: bad input (exit 2) or something failing (exit 1).
-#[derive(Debug)]
-pub enum CliError {
-    BadInput(String),
-    Failed(anyhow::Error),
-    /// Try again later (EX_TEMPFAIL, 75): an MTA keeps the message queued.
-    TempFail(String),
-    /// Not allowed (EX_NOPERM, 77): permanent, an MTA bounces.
-    NoPermission(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::BadInput(_) => 2,
-            CliError::Failed(_) => 1,
-            CliError::TempFail(_) => 75,
-            CliError::NoPermission(_) => 77,
-        }
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CliError::BadInput(m) | CliError::TempFail(m) | CliError::NoPermission(m) => {
-                f.write_str(m)
-            }
-            CliError::Failed(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
-impl From<ConfigError> for CliError {
-    /// Every problem; the fix too where the line alone does not say it (an
-    /// unreadable file, or no file at all).
-    fn from(e: ConfigError) -> Self {
-        match e.problems.as_slice() {
-            [p] if p.key == "(file)" || e.origin == crate::config::EMBEDDED => {
-                CliError::BadInput(format!("{e}; {}", e.fix(p)))
-            }
-            _ => CliError::BadInput(e.to_string()),
-        }
-    }
-}
-
-impl From<SessionError> for CliError {
-    fn from(e: SessionError) -> Self {
-        if e.is_bad_input() {
-            CliError::BadInput(e.to_string())
-        } else {
-            CliError::Failed(e.into())
-        }
-    }
-}
-
-/// The message of the daemon's answer, or its refusal as a CLI error.
-fn daemon_answer(r: control::Response) -> Result<String, CliError> {
-    match r {
-        r if r.bad_input => Err(CliError::BadInput(r.message)),
-        r if !r.ok => Err(CliError::Failed(anyhow::anyhow!("daemon: {}", r.message))),
-        r => Ok(r.message),
-    }
-}
-
-/// The daemon's control socket could not be used.
-fn unreachable(config: &Config) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| {
-        CliError::Failed(anyhow::anyhow!(
-            "cannot talk to the daemon at {}: {e}",
-            config.control_socket().display()
-        ))
-    }
 }
 
 /// The config file the CLI reads: `--config`, else the user's, else

@@ -21,6 +21,19 @@ fn node(cluster_file: &std::path::Path, name: &str, port: u16) -> Env {
     ))
 }
 
+/// `router-config FLAG` for a front on a free port: the port, the front's
+/// URL and the generated config.
+fn front_config(env: &Env, flag: &str) -> (u16, String, String) {
+    let port = free_port();
+    let generated = env.ok(&[
+        "router-config",
+        flag,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    (port, format!("http://127.0.0.1:{port}"), generated)
+}
+
 /// The ids of the sessions `token` lists through `front`, sorted.
 fn listed(front: &str, token: &str) -> Vec<String> {
     let (status, body) = call("GET", &format!("{front}/api/sessions"), Some(token), None);
@@ -72,14 +85,7 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
     let admin = envs[0].token("alice", "admin");
     let _daemons: Vec<_> = envs.iter_mut().map(|e| e.serve()).collect();
 
-    let port = free_port();
-    let front = format!("http://127.0.0.1:{port}");
-    let generated = envs[0].ok(&[
-        "router-config",
-        "--nginx",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let (port, front, generated) = front_config(&envs[0], "--nginx");
     let _nginx = Nginx::start(shared.path(), port, &generated);
 
     // The API through the front: each token lands on its user's node and
@@ -140,14 +146,7 @@ fn users_on_three_nodes_behind_nginx_each_reach_their_own() {
     assert!(!envs[1].pane_text("bob", "main").contains("alice-was-here"));
 
     // The same through HAProxy configured by `router-config --haproxy`.
-    let hport = free_port();
-    let hfront = format!("http://127.0.0.1:{hport}");
-    let generated = envs[0].ok(&[
-        "router-config",
-        "--haproxy",
-        "--listen",
-        &format!("127.0.0.1:{hport}"),
-    ]);
+    let (hport, hfront, generated) = front_config(&envs[0], "--haproxy");
     let _haproxy = Haproxy::start(shared.path(), hport, &generated);
     // A login as the page makes it (the token in the header too): routed to
     // alice's node, whose cookies then route the rest.

@@ -76,17 +76,8 @@ impl Haproxy {
         super::require("haproxy");
         let file = dir.join("haproxy.cfg");
         std::fs::write(&file, format!("global\n    maxconn 256\n\n{config}")).unwrap();
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy -c: {}",
-            String::from_utf8_lossy(&check.stdout)
-        );
+        // The file is valid first (haproxy -c names what is wrong).
+        super::stdout_of(Command::new("haproxy").arg("-c").arg("-f").arg(&file));
         let child = Command::new("haproxy")
             .arg("-db")
             .arg("-f")

@@ -162,14 +162,31 @@ impl ViewerPty {
     }
 
     /// Writes keystrokes to tmux.
+    ///
+    /// The master is in the reactor for reading only: a PTY wakes its
+    /// master's writers each time the tmux server reads input from the
+    /// slave, so a master watched for writing woke the relay once more per
+    /// keystroke, on the echo's way (`perf sched`: the daemon preempted the
+    /// tmux server for it). Writing is tried at once; only when the PTY is
+    /// full is a second descriptor of it watched for room, until it has
+    /// some.
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        let mut room: Option<AsyncFd<OwnedFd>> = None;
         while !data.is_empty() {
-            let mut guard = self.io.writable().await?;
-            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from))
-            {
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+            match nix::unistd::write(self.io.get_ref(), data) {
+                Ok(n) => data = &data[n..],
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let watch = match room.take() {
+                        Some(watch) => watch,
+                        None => register(
+                            self.io.get_ref().try_clone()?,
+                            tokio::io::Interest::WRITABLE,
+                        )?,
+                    };
+                    watch.writable().await?.clear_ready();
+                    room = Some(watch);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -224,14 +241,14 @@ fn winsize(cols: u16, rows: u16) -> nix::pty::Winsize {
 /// The PTY master, non-blocking, in the tokio reactor.
 fn watch(master: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     set_nonblocking(&master)?;
-    // SAFETY: the master fd is owned by the AsyncFd until drop.
-    unsafe {
-        AsyncFd::register_with_interest(
-            master,
-            tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
-        )
-    }
-    .map_err(|e| e.into_parts().1)
+    // Readable only: see `ViewerPty::write_all`.
+    register(master, tokio::io::Interest::READABLE)
+}
+
+/// `fd` in the tokio reactor for `interest`.
+fn register(fd: OwnedFd, interest: tokio::io::Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd owns the descriptor until it is dropped.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -327,6 +344,43 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(n, 0, "the slave's close reads as the end");
+    }
+
+    #[tokio::test]
+    async fn input_beyond_what_the_pty_holds_waits_for_room_and_arrives_whole() {
+        let (pty, slave) = pty_pair();
+        let data: Vec<u8> = (0..256 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        let want = data.len();
+        // tmux reads its input late: the PTY fills, the write must wait.
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            while got.len() < want {
+                match nix::unistd::read(&slave, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), pty.write_all(&data))
+            .await
+            .expect("the write never found room")
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "the write did not wait: the PTY held all of it"
+        );
+        let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            got == data,
+            "{} of {want} bytes arrived, or out of order",
+            got.len()
+        );
     }
 
     #[test]

@@ -129,7 +129,8 @@ struct Inner {
     /// again (the supervisor takes the receiver).
     screen_requests: mpsc::Sender<SessionId>,
     screen_requests_rx: Mutex<Option<mpsc::Receiver<SessionId>>>,
-    /// A session's idle deadline was set: the loop recomputes its timer.
+    /// A session's idle deadline was set, or an input record started:
+    /// the loop recomputes its timer.
     retimed: tokio::sync::Notify,
     states: broadcast::Sender<StateChange>,
     inotify: AsyncFd<InotifyFd>,

@@ -2,6 +2,7 @@
 //! agent states.
 
 use super::*;
+use crate::recorder::typing::TYPING_PAUSE;
 use crate::transcript::{export, ExportOptions, Format};
 use std::path::Path;
 
@@ -154,4 +155,52 @@ async fn states_running_idle_waiting_exited() {
         .map(|c| c.state.name())
         .collect();
     assert_eq!(seen, ["idle", "waiting", "exited"]);
+}
+
+/// What was typed into `id`, record by record.
+fn inputs(rec: &Recorder, id: &SessionId) -> Vec<String> {
+    rec.log(id)
+        .unwrap()
+        .records(None)
+        .filter_map(|r| match r.unwrap().body {
+            crate::transcript::Body::Input { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_running_loop_records_typing_once_it_pauses_and_keys_extend_the_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recorder(dir.path(), None, 60_000);
+    let id: SessionId = "alice/main".parse().unwrap();
+    rec.track(&id).unwrap();
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(rec.clone().run(cancel.clone()));
+    // The loop has caught up and waits (with no deadline) when typing starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let source = source_web("alice");
+    rec.keystrokes(&id, &source, b"l");
+    // A key before the first pause ends moves the end later: at the first
+    // one's end nothing is recorded yet.
+    tokio::time::sleep(TYPING_PAUSE * 6 / 10).await;
+    rec.keystrokes(&id, &source, b"s");
+    tokio::time::sleep(TYPING_PAUSE * 6 / 10).await;
+    assert!(inputs(&rec, &id).is_empty(), "recorded before the pause");
+    // The loop, which last heard of the first key, records both after the
+    // second one's pause, as one record.
+    let deadline = Instant::now() + TYPING_PAUSE * 5;
+    while inputs(&rec, &id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the pause never ended the record"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inputs(&rec, &id), ["ls"]);
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
 }

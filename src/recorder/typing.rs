@@ -35,7 +35,7 @@ impl Recorder {
             return;
         }
         let now = Instant::now();
-        let (done, pending) = {
+        let (done, started) = {
             let mut sessions = self.0.sessions.lock().expect("sessions lock");
             let Some(t) = sessions.get_mut(id) else {
                 drop(sessions);
@@ -45,6 +45,7 @@ impl Recorder {
             if t.typing.as_ref().is_some_and(|p| p.source != source) {
                 done.extend(t.typing.take());
             }
+            let new_record = t.typing.is_none();
             let p = t.typing.get_or_insert_with(|| Typing {
                 source: source.to_owned(),
                 bytes: Vec::new(),
@@ -55,14 +56,16 @@ impl Recorder {
             if ends_record(&typed) || p.bytes.len() >= TYPING_MAX {
                 done.extend(t.typing.take());
             }
-            (done, t.typing.is_some())
+            (done, new_record && t.typing.is_some())
         };
         for p in done {
             self.write_typing(id, &p.source, &p.bytes);
         }
-        if pending {
-            // The loop learns about the new pause deadline.
-            let _ = self.0.wake.try_send(id.clone());
+        if started {
+            // The loop times the new record's pause. Later keys only move
+            // its end later: the loop, waking at the earlier one, finds it
+            // not due and waits again (a wakeup per pause, not per key).
+            self.0.retimed.notify_one();
         }
     }
 

@@ -15,6 +15,8 @@
 #
 # BENCH_NO_TRANSCRIPTS=1: the daemon of the default run, echo and flood
 # records nothing (what recording adds, measured apart).
+# BENCH_TMUXD=PATH: measure that tmuxd binary instead of this build's (to
+# compare two builds in alternating runs).
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."

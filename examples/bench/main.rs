@@ -76,7 +76,11 @@ impl Drop for Daemon {
     }
 }
 
+/// The daemon measured: `BENCH_TMUXD`, or this build's.
 fn tmuxd_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BENCH_TMUXD") {
+        return bin.into();
+    }
     let exe = std::env::current_exe().unwrap();
     // target/release/examples/bench -> target/release/tmuxd
     exe.parent().unwrap().parent().unwrap().join("tmuxd")

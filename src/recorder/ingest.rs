@@ -1,11 +1,13 @@
-//! The ingest thread: reads each spool beyond its stored offset into the
-//! transcript (a fair share per session and round), then frees what is
-//! durable from the spool and applies retention.
+//! The ingest thread: the recorder's file work, off the async workers (the
+//! page's relays run there) and at low priority. It reads each spool beyond
+//! its stored offset into the transcript (a fair share per session and
+//! round), reads ahead for the screen mid-burst, then frees what is durable
+//! from the spool and applies retention.
 
 use super::*;
 
-/// Sessions to ingest, and where to report the new marks.
-pub(super) type IngestJob = (Vec<SessionId>, tokio::sync::oneshot::Sender<Ingested>);
+/// Work for the ingest thread; it sends its own answer back.
+pub(super) type Job = Box<dyn FnOnce(&Recorder) + Send>;
 
 /// What one ingest round did: new marks, and the sessions that have more
 /// than their share left.
@@ -20,13 +22,33 @@ pub(super) struct Ingested {
 const INGEST_NICE: i32 = 10;
 
 impl Recorder {
-    /// The low-priority thread that reads spools into the store.
-    pub(super) fn ingest_thread(&self) -> std::sync::mpsc::SyncSender<IngestJob> {
+    /// Runs `work` on the ingest thread and returns its result (`None`
+    /// if the thread is gone).
+    pub(super) async fn on_ingest_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Recorder) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |rec| {
+            let _ = reply.send(work(rec));
+        });
+        if self.ingest_thread().send(job).await.is_err() {
+            tracing::error!("the transcript ingest thread is gone");
+            return None;
+        }
+        done.await.ok()
+    }
+
+    /// The low-priority thread that does the recorder's file work.
+    fn ingest_thread(&self) -> mpsc::Sender<Job> {
         let mut jobs = self.0.ingest_jobs.lock().expect("ingest lock");
-        if let Some(tx) = jobs.as_ref() {
+        // A thread that ended (a job panicked) is started again.
+        if let Some(tx) = jobs.as_ref().filter(|tx| !tx.is_closed()) {
             return tx.clone();
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<IngestJob>(1);
+        // Senders wait (asynchronously) for room: the recorder's loop, and
+        // the mail and answer paths that ingest before they read.
+        let (tx, mut rx) = mpsc::channel::<Job>(4);
         // The thread holds only a weak handle, so it ends with the recorder.
         let weak = Arc::downgrade(&self.0);
         std::thread::Builder::new()
@@ -40,10 +62,9 @@ impl Recorder {
                         INGEST_NICE,
                     )
                 };
-                while let Ok((ids, reply)) = rx.recv() {
+                while let Some(job) = rx.blocking_recv() {
                     let Some(inner) = weak.upgrade() else { break };
-                    let rec = Recorder(inner);
-                    let _ = reply.send(rec.ingest_all(ids));
+                    job(&Recorder(inner));
                 }
             })
             .expect("spawn the ingest thread");

@@ -56,7 +56,7 @@ mod upkeep;
 
 use crate::spool::{make_private_dir, next_data, punch, read_full_at, spool_name, spool_path};
 pub use activity::{source_web, ActivityConfig, AgentState, Changes, StateChange};
-use ingest::{IngestJob, Ingested};
+use ingest::{Ingested, Job};
 use questions::Asked;
 pub use questions::{AgentView, AnswerError, PendingQuestion, QUESTION_SETTLE, QUESTION_TTL};
 
@@ -137,7 +137,7 @@ struct Inner {
     /// Watched spool directories by watch descriptor.
     watches: Mutex<HashMap<nix::sys::inotify::WatchDescriptor, String>>,
     /// Jobs for the ingest thread (started on first use).
-    ingest_jobs: Mutex<Option<std::sync::mpsc::SyncSender<IngestJob>>>,
+    ingest_jobs: Mutex<Option<mpsc::Sender<Job>>>,
 }
 
 impl Recorder {

@@ -29,25 +29,11 @@ impl Recorder {
                 while let Ok(id) = wake_rx.try_recv() {
                     dirty.insert(id);
                 }
-                // Each printing session's spool is looked at once per tick.
-                let mut extents = HashMap::new();
-                let (busy, ready): (HashSet<SessionId>, HashSet<SessionId>) =
-                    std::mem::take(&mut dirty)
-                        .into_iter()
-                        .chain(again.iter().cloned())
-                        .collect::<HashSet<_>>()
-                        .into_iter()
-                        .partition(|id| {
-                            if !again.contains(id) {
-                                return false;
-                            }
-                            let (size, ingested) = self.spool_extent(id);
-                            extents.insert(id.clone(), (size, ingested));
-                            size.saturating_sub(ingested) < MAX_BACKLOG
-                        });
-                for id in &busy {
-                    self.screen_ahead(id, extents[id]);
-                }
+                let sessions = std::mem::take(&mut dirty);
+                let (busy, ready) = self
+                    .on_ingest_thread(move |rec| rec.burst_tick(sessions, again))
+                    .await
+                    .unwrap_or_default();
                 dirty = busy;
                 self.resized_and_quiet(&ready);
                 if !ready.is_empty() {
@@ -144,6 +130,36 @@ impl Recorder {
         }
     }
 
+    /// A tick of a burst (on the ingest thread): of the `dirty` sessions,
+    /// those that printed `again` since the last tick, with a backlog
+    /// under [`MAX_BACKLOG`], are busy (their screens read ahead, their
+    /// ingest waits for a pause); the others are ready to ingest. Returns
+    /// (busy, ready).
+    fn burst_tick(
+        &self,
+        dirty: HashSet<SessionId>,
+        again: HashSet<SessionId>,
+    ) -> (HashSet<SessionId>, HashSet<SessionId>) {
+        let mut busy = HashSet::new();
+        let mut ready = HashSet::new();
+        // Each printing session's spool is looked at once per tick.
+        for id in dirty.into_iter().chain(again.iter().cloned()) {
+            if busy.contains(&id) || ready.contains(&id) {
+                continue;
+            }
+            if again.contains(&id) {
+                let extent = self.spool_extent(&id);
+                if extent.0.saturating_sub(extent.1) < MAX_BACKLOG {
+                    self.screen_ahead(&id, extent);
+                    busy.insert(id);
+                    continue;
+                }
+            }
+            ready.insert(id);
+        }
+        (busy, ready)
+    }
+
     /// Resized sessions that are quiet now (redrawn at their new size): the
     /// supervisor takes their screens from tmux.
     fn resized_and_quiet(&self, quiet: &HashSet<SessionId>) {
@@ -174,15 +190,11 @@ impl Recorder {
         ids: HashSet<SessionId>,
         unflushed: &mut HashMap<SessionId, SpoolMark>,
     ) -> HashSet<SessionId> {
-        let (reply, done) = tokio::sync::oneshot::channel();
-        let sent = self
-            .ingest_thread()
-            .send((ids.into_iter().collect(), reply));
-        if sent.is_err() {
-            tracing::error!("the transcript ingest thread is gone");
-            return HashSet::new();
-        }
-        let Ingested { marks, left } = done.await.unwrap_or_default();
+        let ids: Vec<SessionId> = ids.into_iter().collect();
+        let Ingested { marks, left } = self
+            .on_ingest_thread(move |rec| rec.ingest_all(ids))
+            .await
+            .unwrap_or_default();
         unflushed.extend(marks);
         let due = {
             let sessions = self.0.sessions.lock().expect("sessions lock");
@@ -205,9 +217,13 @@ impl Recorder {
             return;
         }
         // Only durable data may leave the spool.
-        for (id, mark) in unflushed.drain() {
-            self.reclaim(&id, mark);
-        }
+        let marks: Vec<(SessionId, SpoolMark)> = unflushed.drain().collect();
+        self.on_ingest_thread(move |rec| {
+            for (id, mark) in marks {
+                rec.reclaim(&id, mark);
+            }
+        })
+        .await;
     }
 
     /// Spool bytes not yet in any transcript (the ingest lag).

@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::io::unix::AsyncFd;
 
 use crate::names::Name;
@@ -102,8 +103,9 @@ impl ViewerPty {
     /// relay per piece was most of what a viewer cost. Output that streams
     /// (this read within [`STREAMING`] of the last one, with no keystroke
     /// between) or comes in bulk (a first read of at least
-    /// [`GATHER_FROM`]) is gathered for [`GATHER_FOR`] more, into one
-    /// frame. The echo of a key, and output after a pause, go out at once.
+    /// [`GATHER_FROM`]) is let gather in the PTY for [`GATHER_FOR`], then
+    /// taken in one read, into one frame. The echo of a key, and output
+    /// after a pause, go out at once.
     ///
     /// Cancel-safe: what was read stays counted in `*filled` when the
     /// future is dropped (a relay's `select!` takes a keystroke meanwhile),
@@ -121,17 +123,19 @@ impl ViewerPty {
                 return Ok(*filled);
             }
         }
-        let until = tokio::time::sleep(GATHER_FOR);
-        tokio::pin!(until);
-        while *filled < buf.len() {
-            tokio::select! {
-                biased;
-                read = self.read_some(&mut buf[*filled..]) => match read {
-                    Ok(n) if n > 0 => *filled += n,
-                    // The end or an error: the next read reports it.
-                    _ => break,
-                },
-                _ = &mut until => break,
+        // Not reading meanwhile: each piece tmux writes would be a wakeup
+        // and a read of its own.
+        tokio::time::sleep(GATHER_FOR).await;
+        if let Some(ready) = self.io.readable().now_or_never() {
+            let mut guard = ready?;
+            if let Ok(Ok(n)) = guard.try_io(|fd| {
+                nix::unistd::read(fd.get_ref(), &mut buf[*filled..]).map_err(io::Error::from)
+            }) {
+                // The end or an error are for the next read to report.
+                *filled += n;
+                if n > 0 && *filled < buf.len() {
+                    guard.clear_ready();
+                }
             }
         }
         Ok(*filled)

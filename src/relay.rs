@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
 use crate::names::Name;
 use crate::tmux::{Command as TmuxCommand, Tmux};
@@ -101,7 +101,7 @@ impl ViewerPty {
     /// cursor moves each, as it reads them from the pane; a hundred bytes
     /// each with 50 viewers): a frame, a TCP send and a trip through the
     /// relay per piece was most of what a viewer cost. Output that streams
-    /// (this read within [`STREAMING`] of the last one, with no keystroke
+    /// (readable within [`STREAMING`] of the last read, with no keystroke
     /// between) or comes in bulk (a first read of at least
     /// [`GATHER_FROM`]) is let gather in the PTY for [`GATHER_FOR`], then
     /// taken in one read, into one frame. The echo of a key, and output
@@ -116,52 +116,69 @@ impl ViewerPty {
         filled: &mut usize,
         previous: Option<Instant>,
     ) -> io::Result<usize> {
-        if *filled == 0 {
-            *filled = self.read_some(buf).await?;
-            let streaming = previous.is_some_and(|at| at.elapsed() < STREAMING);
-            if *filled == 0 || (*filled < GATHER_FROM && !streaming) {
-                return Ok(*filled);
-            }
-        }
-        // Not reading meanwhile: each piece tmux writes would be a wakeup
-        // and a read of its own.
-        tokio::time::sleep(GATHER_FOR).await;
-        if let Some(ready) = self.io.readable().now_or_never() {
-            let mut guard = ready?;
-            if let Ok(Ok(n)) = guard.try_io(|fd| {
-                nix::unistd::read(fd.get_ref(), &mut buf[*filled..]).map_err(io::Error::from)
-            }) {
-                // The end or an error are for the next read to report.
-                *filled += n;
-                if n > 0 && *filled < buf.len() {
-                    guard.clear_ready();
+        loop {
+            if *filled == 0 {
+                // Streaming output is not read at once (that would be a read
+                // of its own); a first read tells whether other output is bulk.
+                self.io.readable().await?.retain_ready();
+                let streaming = previous.is_some_and(|at| at.elapsed() < STREAMING);
+                if !streaming {
+                    *filled = self.read_some(buf).await?;
+                    if *filled < GATHER_FROM {
+                        return Ok(*filled);
+                    }
                 }
             }
+            // Not reading meanwhile: each piece tmux writes would be a
+            // wakeup and a read of its own.
+            tokio::time::sleep(GATHER_FOR).await;
+            let room = &mut buf[*filled..];
+            let taken = match self.io.readable().now_or_never() {
+                Some(ready) => Self::read_ready(&mut ready?, room),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            };
+            match taken {
+                Ok(n) => *filled += n,
+                // Nothing came after all (the readiness was left from a
+                // read that filled the buffer): wait for output again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && *filled == 0 => continue,
+                // Said by the next read, after what was gathered.
+                Err(_) if *filled > 0 => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(*filled);
         }
-        Ok(*filled)
     }
 
     /// One read once the PTY is readable.
+    async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match Self::read_ready(&mut self.io.readable().await?, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return read,
+            }
+        }
+    }
+
+    /// A read of a PTY said to be readable: `Ok(0)` once the tmux client
+    /// has exited; `WouldBlock` (the readiness cleared) if it was empty.
     ///
     /// A read that leaves room in `buf` has emptied the PTY, and another
     /// one now would only find it empty, which is not free on a PTY (the
     /// kernel first waits for its worker to pass on what tmux wrote): the
     /// reactor is asked to wait for the next wakeup instead.
-    async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.io.readable().await?;
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from)) {
-                Ok(Ok(n)) => {
-                    if n > 0 && n < buf.len() {
-                        guard.clear_ready();
-                    }
-                    return Ok(n);
+    fn read_ready(ready: &mut AsyncFdReadyGuard<'_, OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+        match ready.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(io::Error::from)) {
+            Ok(Ok(n)) => {
+                if n > 0 && n < buf.len() {
+                    ready.clear_ready();
                 }
-                // The slave side closed: Linux reports EIO, not EOF.
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+                Ok(n)
             }
+            // The slave side closed: Linux reports EIO, not EOF.
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            Ok(Err(e)) => Err(e),
+            Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -348,6 +365,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(n, 0, "the slave's close reads as the end");
+    }
+
+    #[tokio::test]
+    async fn streaming_output_written_in_pieces_is_one_frame() {
+        let (pty, slave) = pty_pair();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut frames = Vec::new();
+        // The kernel passes a piece on within the 1 ms window unless the
+        // machine is very busy: one of five tries is enough. Without the
+        // gathering none is one frame (the first piece is read alone).
+        for _ in 0..5 {
+            let mut filled = 0;
+            nix::unistd::write(&slave, b"first ").unwrap();
+            tokio::time::timeout(Duration::from_secs(5), pty.io.readable())
+                .await
+                .unwrap()
+                .unwrap()
+                .retain_ready();
+            // tmux's next piece comes once the read waits.
+            let next_piece = async {
+                nix::unistd::write(&slave, b"second").unwrap();
+                std::future::pending::<()>().await
+            };
+            let n = tokio::time::timeout(Duration::from_secs(5), async {
+                tokio::select! {
+                    biased;
+                    n = pty.read(&mut buf, &mut filled, Some(Instant::now())) => n.unwrap(),
+                    _ = next_piece => unreachable!(),
+                }
+            })
+            .await
+            .unwrap();
+            frames.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            if frames.last().is_some_and(|f| f == "first second") {
+                return;
+            }
+            // What was left for a next frame, if anything.
+            let mut rest = 0;
+            let read = pty.read(&mut buf, &mut rest, None);
+            let _ = tokio::time::timeout(Duration::from_millis(200), read).await;
+        }
+        panic!("the pieces were never one frame: {frames:?}");
     }
 
     #[tokio::test]

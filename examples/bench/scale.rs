@@ -193,12 +193,16 @@ pub async fn scale_bench() {
         v.close().await;
     }
     drop(dashboards);
-    // The daemon's drop kills only the `bench`-named server; end them all.
+    // The daemon's drop kills only the `bench`-named server; end them all,
+    // once the daemon is gone (it would start a server it sees end again).
+    let _ = d.child.kill();
+    let _ = d.child.wait();
     for u in 0..USERS {
         let _ = Command::new("tmux")
             .arg("-S")
             .arg(run_root.join(format!("r/u{u:02}/tmux")))
             .arg("kill-server")
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

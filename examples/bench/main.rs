@@ -86,6 +86,12 @@ fn tmuxd_bin() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().join("tmuxd")
 }
 
+/// Whether the daemon of the default run, echo and flood records
+/// (`BENCH_NO_TRANSCRIPTS=1`: not, to measure what recording adds apart).
+fn recording() -> bool {
+    std::env::var_os("BENCH_NO_TRANSCRIPTS").is_none()
+}
+
 fn start_daemon(transcripts: bool) -> Daemon {
     start_daemon_with(&tmuxd_bin(), transcripts)
 }
@@ -506,7 +512,7 @@ async fn main() {
                 .nth(2)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(10);
-            let d = start_daemon(std::env::var_os("BENCH_NO_TRANSCRIPTS").is_none());
+            let d = start_daemon(recording());
             eprintln!("daemon pid {}", d.child.id());
             let (t, cpu) = ws_flood(&d, n, "p").await;
             let per_mb = cpu as f64 / (n * FLOOD_BYTES) as f64 * 1e6;
@@ -526,7 +532,7 @@ async fn main() {
     }
     // `bench echo`: the keystroke echo figures alone.
     let echo_only = std::env::args().nth(1).as_deref() == Some("echo");
-    let d = start_daemon(std::env::var_os("BENCH_NO_TRANSCRIPTS").is_none());
+    let d = start_daemon(recording());
     let daemon_pid = d.child.id();
     row(&["figure", "tmuxd (WebSocket)", "reference (PTY)", "ratio"]);
     row(&["---", "---", "---", "---"]);
